@@ -1,0 +1,64 @@
+"""Shared fixtures: where ../shared lives, and the TensorRT stand-in.
+
+The stand-in (tests/trt_standin) is installed as `sys.modules["tensorrt"]` only for the duration of a
+test that asks for it, so no test can accidentally run against it without saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ULTRALYTICS_SHARED", REPO.parent / "shared")).resolve()
+FIXTURES = SHARED / "fixtures"
+MODELS = FIXTURES / "models"
+REFERENCE = FIXTURES / "reference"
+SHAPES = FIXTURES / "shapes"
+IMAGES = FIXTURES / "images"
+
+# Every TensorRT surface recorded in ../shared/trt_api, oldest first.
+TRT_VERSIONS = ["8.6.1", "10.0.1", "10.13.3.9", "10.16.1.11", "11.0.0.114", "11.4.0.106"]
+
+
+def pytest_configure(config):
+    if not FIXTURES.is_dir():
+        raise pytest.UsageError(f"shared fixtures not found at {FIXTURES}; set ULTRALYTICS_SHARED to the shared/ folder")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def shapes_pt() -> Path:
+    return MODELS / "shapes_yolov8n.pt"
+
+
+@pytest.fixture(scope="session")
+def shapes_yaml() -> Path:
+    return SHAPES / "shapes.yaml"
+
+
+@pytest.fixture
+def install_tensorrt_standin(monkeypatch):
+    """Return a function that installs the stand-in for one version as `tensorrt` for this test."""
+
+    def install(version: str):
+        from tests.trt_standin import make_tensorrt_module
+
+        module = make_tensorrt_module(version)
+        monkeypatch.setitem(sys.modules, "tensorrt", module)
+        return module
+
+    return install
+
+
+@pytest.fixture(params=TRT_VERSIONS)
+def trt(request, install_tensorrt_standin):
+    """The stand-in `tensorrt` module, once per recorded TensorRT version."""
+    return install_tensorrt_standin(request.param)
