@@ -1,0 +1,107 @@
+"""Export dispatcher: resolve the arguments once, then hand off to one module per target format.
+
+Each target lives in `ultralytics/export/<target>.py`; this file only decides which one runs and
+reports the result the way upstream does.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ultralytics.cfg import ConfigError, normalize_format, resolve_precision
+from ultralytics.engine.predictor import check_imgsz
+from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.torch_utils import select_device
+
+if TYPE_CHECKING:
+    from ultralytics.engine.model import YOLO
+
+
+def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
+    """Write `<weights stem>.<suffix>` next to the weights and return its path."""
+    fmt = normalize_format(args.format)
+    if args.half and args.int8 and args.quantize in (None, ""):
+        raise ConfigError("half=True and int8=True were both given; choose one precision (or quantize=16 / quantize=8)")
+    precision = resolve_precision(args.half, args.int8, args.quantize)
+    args.precision = precision
+    if precision == 8 and not args.data:
+        raise ConfigError(
+            "INT8 export needs calibration images: pass data=<dataset.yaml> (its split, 'val' by default, "
+            "is used; split=train to calibrate on training images). Nothing is downloaded here."
+        )
+    if args.dynamic and int(args.batch or 1) == 1 and fmt == "engine":
+        LOGGER.warning("WARNING dynamic=True with batch=1: the engine's maximum batch will be 1; pass batch=N for more")
+    device = _export_device(args.device, fmt)
+    model = copy.deepcopy(yolo.model).to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    stride = int(max(model.stride)) if hasattr(model, "stride") else 32
+    imgsz = check_imgsz(args.imgsz if args.imgsz is not None else 640, stride)
+    args.imgsz = list(imgsz)
+    weights = Path(yolo.ckpt_path)
+    t0 = time.time()
+    if fmt == "onnx":
+        file = _export_onnx(model, weights.with_suffix(".onnx"), args, device)
+    else:
+        from ultralytics.export.tensorrt import export_engine
+
+        file = export_engine(model, weights.with_suffix(".engine"), args)
+    size_mb = Path(file).stat().st_size / 1e6
+    LOGGER.info(
+        f"\nExport complete ({time.time() - t0:.1f}s)\nResults saved to {Path(file).resolve().parent}\n"
+        f"Predict:         yolo predict task=detect model={file} imgsz={imgsz[0] if imgsz[0] == imgsz[1] else list(imgsz)}\n"
+        f"Validate:        yolo val task=detect model={file} imgsz={imgsz[0] if imgsz[0] == imgsz[1] else list(imgsz)} data=...\n"
+        f"File size:       {size_mb:.1f} MB"
+    )
+    return str(file)
+
+
+def _export_device(device_arg, fmt: str) -> torch.device:
+    """Upstream exports engines on GPU 0 by default; ONNX on the CPU unless a device is given."""
+    if device_arg in (None, ""):
+        return select_device(None) if fmt == "engine" else torch.device("cpu")
+    return select_device(device_arg)
+
+
+def _export_onnx(model, file: Path, args: IterableSimpleNamespace, device: torch.device) -> Path:
+    from ultralytics.export.metadata import build_metadata
+    from ultralytics.export.onnx import export_onnx
+
+    imgsz = tuple(args.imgsz)
+    batch = int(args.batch or 1)
+    meta = build_metadata(model, imgsz=imgsz, batch=batch, args=_format_args(args))
+    common = dict(
+        imgsz=imgsz,
+        batch=batch,
+        dynamic=bool(args.dynamic),
+        simplify=bool(args.simplify),
+        opset=args.opset,
+        device=device,
+    )
+    if args.precision != 8:
+        return export_onnx(model, file, half=args.precision == 16, metadata=meta, **common)
+    # INT8: an FP32 ONNX first, then our post-training quantization writes the Q/DQ graph.
+    from ultralytics.export.calibration import CalibrationSet
+    from ultralytics.export.quantize import quantize_onnx
+
+    fp32 = export_onnx(model, file.with_name(f"{file.stem}.fp32.onnx"), half=False, metadata=meta, **common)
+    calib = CalibrationSet(
+        args.data, split=args.split or "val", imgsz=imgsz, fraction=float(args.fraction or 1.0), batch=batch
+    )
+    kw = {"method": args.calib_method} if args.calib_method else {}
+    out = quantize_onnx(fp32, file, calib, **kw)
+    fp32.unlink(missing_ok=True)
+    return out
+
+
+def _format_args(args: IterableSimpleNamespace) -> dict:
+    """The export arguments upstream records in metadata ('args' key)."""
+    keys = ("batch", "data", "dynamic", "quantize", "half", "int8", "opset", "simplify", "workspace", "nms", "fraction")
+    out = {k: getattr(args, k) for k in keys}
+    out["quantize"] = args.precision if args.precision != 32 else None
+    return out

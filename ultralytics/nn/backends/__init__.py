@@ -1,0 +1,1 @@
+"""Inference backends, one module each, all following the contract in docs/architecture.md."""
