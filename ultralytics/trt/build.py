@@ -1,0 +1,104 @@
+"""ONNX → serialized TensorRT plan: parse, configure, build, with failures that say why.
+
+The parser's errors are all listed (not just the first), and a build that returns `None` raises
+with the TensorRT log tail, since that is the only place TensorRT says what went wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from ultralytics.trt.config import TimingCacheFile, set_optimization_level, set_verbosity, set_workspace
+from ultralytics.trt.logger import make_logger
+from ultralytics.trt.network import network_flags
+from ultralytics.trt.precision import dtype_name, enable_fp16
+from ultralytics.trt.profile import add_profile
+
+
+@dataclass
+class BuildOptions:
+    """Everything the builder needs besides the ONNX file."""
+
+    fp16: bool = False  # set BuilderFlag.FP16 where it exists (<= 10.x)
+    profile: Sequence[Sequence[int]] | None = None  # (min, opt, max) for dynamic inputs
+    workspace: float | None = None  # GiB; None = TensorRT's default
+    opt_level: int | None = None
+    timing_cache: Path | None = None
+    verbose: bool = False
+    # Hook for INT8 on weakly typed TensorRT: called with (trt, builder, network, config) before the build.
+    configure: Callable | None = None
+
+
+@dataclass
+class BuiltEngine:
+    """A serialized plan plus what the network looked like, for the engine's metadata."""
+
+    plan: bytes
+    inputs: dict[str, str] = field(default_factory=dict)  # name -> dtype name
+    outputs: dict[str, str] = field(default_factory=dict)
+    dynamic: bool = False
+
+
+def parse_onnx(parser, onnx_path: Path) -> None:
+    """Parse the ONNX file; raise with every parser error when it fails."""
+    # parse_from_file resolves external weight files next to the model, unlike parse(bytes).
+    if parser.parse_from_file(str(onnx_path)):
+        return
+    errors = [str(parser.get_error(i)) for i in range(parser.num_errors)] or ["(the parser reported no details)"]
+    listing = "\n".join(f"  {i + 1}. {e}" for i, e in enumerate(errors))
+    raise RuntimeError(
+        f"TensorRT's ONNX parser could not read {onnx_path} ({len(errors)} error(s)):\n{listing}\n"
+        "Try a different opset=, simplify=True, or a newer TensorRT."
+    )
+
+
+def network_io(trt: ModuleType, network) -> tuple[dict[str, str], dict[str, str], bool]:
+    """(inputs, outputs, dynamic) of a parsed network; dynamic when any input dimension is -1."""
+    inputs, outputs, dynamic = {}, {}, False
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        inputs[tensor.name] = dtype_name(trt, tensor.dtype)
+        dynamic = dynamic or any(int(d) < 0 for d in tuple(tensor.shape))
+    for i in range(network.num_outputs):
+        tensor = network.get_output(i)
+        outputs[tensor.name] = dtype_name(trt, tensor.dtype)
+    return inputs, outputs, dynamic
+
+
+def build_plan(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> BuiltEngine:
+    """Build a serialized engine from an ONNX file on the current CUDA device."""
+    logger = make_logger(trt, options.verbose)
+    builder = trt.Builder(logger)
+    network = builder.create_network(network_flags(trt))
+    parser = trt.OnnxParser(network, logger)
+    parse_onnx(parser, Path(onnx_path))
+    inputs, outputs, dynamic = network_io(trt, network)
+
+    config = builder.create_builder_config()
+    set_workspace(trt, config, options.workspace)
+    set_optimization_level(config, options.opt_level)
+    set_verbosity(trt, config, options.verbose)
+    if options.fp16:
+        enable_fp16(trt, config)
+    if dynamic:
+        if options.profile is None:
+            raise ValueError(
+                f"{onnx_path} has dynamic inputs; an optimization profile (min/opt/max shapes) is required"
+            )
+        add_profile(trt, builder, config, network, options.profile)
+    if options.configure is not None:
+        options.configure(trt, builder, network, config)
+    timing = TimingCacheFile(options.timing_cache)
+    timing.attach(config)
+
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise RuntimeError(
+            f"TensorRT failed to build an engine from {onnx_path} (build_serialized_network returned None).\n"
+            f"TensorRT log (last messages):\n{logger.tail()}"
+        )
+    timing.save()
+    return BuiltEngine(plan=bytes(memoryview(plan)), inputs=inputs, outputs=outputs, dynamic=dynamic)

@@ -1,0 +1,37 @@
+"""Where TensorRT reads and writes tensors: CUDA memory, or host memory under the test hook.
+
+Real TensorRT needs a CUDA GPU: even creating a `Runtime` without one returns an object that
+segfaults when touched, so we refuse early with a clear message. The test suite runs the engine
+path through a pure-Python stand-in that reads host pointers; setting the environment variable
+`ULTRALYTICS_TRT_HOST_MEMORY=1` lets the builder and backend run on the CPU, pass CPU tensor
+pointers and stream handle 0. Never set it with real TensorRT.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
+
+
+def host_memory_enabled() -> bool:
+    """True when the test hook asks for CPU buffers (stand-in only)."""
+    return os.environ.get(HOST_MEMORY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def require_cuda(device: torch.device | None, purpose: str) -> None:
+    """Raise a clear error when TensorRT would have to run without a CUDA device."""
+    if host_memory_enabled():
+        return
+    if device is not None and device.type != "cuda":
+        raise ValueError(
+            f"{purpose} needs a CUDA device, but device={str(device)!r} was given: TensorRT runs on NVIDIA GPUs "
+            "only. Pass device=0 (or 'cuda:0'), or use the .pt or .onnx model on the CPU."
+        )
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"{purpose} needs a CUDA GPU, but torch.cuda.is_available() is False. TensorRT cannot run on the "
+            "CPU; use the .pt or .onnx model instead."
+        )
