@@ -28,8 +28,9 @@ class BuildOptions:
     opt_level: int | None = None
     timing_cache: Path | None = None
     verbose: bool = False
-    # Hook for INT8 on weakly typed TensorRT: called with (trt, builder, network, config) before the build.
+    # Extra configuration (INT8): called as configure(trt, builder, network, config, profile) before the build.
     configure: Callable | None = None
+    keep_alive: object = None  # objects TensorRT only points to (a calibrator) must outlive the build
 
 
 @dataclass

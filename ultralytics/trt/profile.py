@@ -64,8 +64,8 @@ def fill_dynamic(network_shape: Sequence[int], shape: Sequence[int]) -> tuple[in
     return tuple(int(s) if int(d) < 0 else int(d) for d, s in zip(network_shape, shape))
 
 
-def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequence[int]]) -> None:
-    """Add one optimization profile covering every dynamic network input."""
+def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequence[int]]):
+    """Add (and return) one optimization profile covering every dynamic network input."""
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -74,3 +74,4 @@ def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequ
         # Dims(list) is the one spelling every version accepts (8.6 has no tuple overload).
         profile.set_shape(tensor.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
     config.add_optimization_profile(profile)
+    return profile

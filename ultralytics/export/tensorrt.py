@@ -1,0 +1,205 @@
+"""Export a DetectionModel to a TensorRT engine: ONNX → parser → builder config → plan → `.engine`.
+
+Precision is carried by the ONNX wherever TensorRT allows it, which is what makes one pipeline
+work from 8.6 to 11.x:
+- FP32: an FP32 ONNX.
+- FP16 (`half=True`): an FP16 ONNX (FP16 inputs and outputs), plus `BuilderFlag.FP16` where it
+  exists (<= 10.x, weak typing); 11.x is strongly typed, so the ONNX's types alone make it FP16.
+- FP16 with `fp32_io=True`: an ONNX that is FP16 inside with FP32 inputs/outputs, for tools that
+  expect FP32 bindings (upstream's engines look like this).
+- INT8: a calibrator where TensorRT still has one (<= 10.x), else our Q/DQ ONNX (11.x).
+The intermediate ONNX lives in a temporary folder, so an existing `<stem>.onnx` is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
+from ultralytics.trt.build import BuildOptions, build_plan
+from ultralytics.trt.config import timing_cache_path
+from ultralytics.trt.device import require_cuda
+from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_version
+from ultralytics.trt.precision import enable_fp16, enable_int8
+from ultralytics.trt.profile import resolve_profile
+from ultralytics.utils import LOGGER
+
+PRECISION_NAMES = {32: "fp32", 16: "fp16", 8: "int8"}
+# The export arguments upstream records in an engine's metadata ("args"), plus the older half/int8.
+METADATA_ARG_KEYS = ("batch", "data", "dynamic", "quantize", "half", "int8", "opset", "simplify", "workspace", "nms")
+
+
+def _precision(cfg) -> int:
+    if getattr(cfg, "precision", None) in (8, 16, 32):
+        return int(cfg.precision)
+    from ultralytics.cfg import resolve_precision
+
+    return resolve_precision(cfg.half, cfg.int8, cfg.quantize)
+
+
+def _imgsz(value) -> tuple[int, int]:
+    if value is None:
+        value = 640
+    if isinstance(value, int):
+        return value, value
+    value = list(value)
+    return (int(value[0]), int(value[0])) if len(value) == 1 else (int(value[0]), int(value[1]))
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _engine_path(file: str | Path) -> Path:
+    file = Path(file)
+    return file if file.suffix in (".engine", ".plan") else file.with_suffix(".engine")
+
+
+def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: str | Path | None = None) -> Path:
+    """Build `<file>.engine` from `model` with the export arguments in `cfg`; return its path.
+
+    `onnx_file` reuses an ONNX already exported with the same settings (precision, dynamic, imgsz,
+    batch) instead of exporting one; the tests use it to share ONNX files between TensorRT versions.
+    """
+    engine_path = _engine_path(file)
+    precision = _precision(cfg)
+    imgsz = _imgsz(cfg.imgsz)
+    batch = int(cfg.batch or 1)
+    dynamic = bool(cfg.dynamic)
+    fp32_io = bool(cfg.fp32_io)
+    layout = cfg.engine_layout or "ultralytics"
+    device = _model_device(model)
+
+    # Check everything cheap before the slow ONNX export and build.
+    if layout not in ENGINE_LAYOUTS:
+        raise ValueError(f"engine_layout={layout!r} is not valid; use one of {', '.join(ENGINE_LAYOUTS)}")
+    if fp32_io and precision != 16:
+        raise ValueError("fp32_io=True keeps FP32 inputs/outputs on an FP16 engine; it needs half=True (quantize=16)")
+    shapes = (cfg.min_shape, cfg.opt_shape, cfg.max_shape)
+    if not dynamic and any(s is not None for s in shapes):
+        raise ValueError("min_shape/opt_shape/max_shape describe a dynamic engine; add dynamic=True or remove them")
+    channels = int(getattr(model, "yaml", {}).get("ch", 3)) if isinstance(getattr(model, "yaml", None), dict) else 3
+    profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
+    if not engine_path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {engine_path}: the folder {engine_path.parent} does not exist")
+    if importlib.util.find_spec("tensorrt") is None:
+        raise ModuleNotFoundError(INSTALL_HINT)
+    require_cuda(device, "Building a TensorRT engine")
+
+    metadata = _metadata(model, cfg, imgsz, batch, precision)
+    with tempfile.TemporaryDirectory(prefix="ultralytics-trt-") as tmp:
+        if onnx_file is None:
+            onnx_file = _export_onnx(
+                model, Path(tmp) / f"{engine_path.stem}.onnx", cfg, imgsz, batch, precision, metadata
+            )
+        # Import after the ONNX export: importing TensorRT first has broken torch's exporter (upstream #7016).
+        trt = import_tensorrt()
+        options = BuildOptions(
+            fp16=precision == 16,
+            profile=profile,
+            workspace=cfg.workspace,
+            opt_level=cfg.opt_level,
+            timing_cache=timing_cache_path(cfg.timing_cache, engine_path),
+            verbose=bool(cfg.verbose),
+        )
+        if precision == 8:
+            onnx_file = _prepare_int8(trt, Path(onnx_file), Path(tmp), engine_path, cfg, imgsz, batch, options)
+        LOGGER.info(f"TensorRT {tensorrt_version(trt)}: building {engine_path.name} ({PRECISION_NAMES[precision]})...")
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            built = build_plan(trt, Path(onnx_file), options)
+    metadata.update(
+        tensorrt=tensorrt_version(trt),
+        precision=PRECISION_NAMES[precision],
+        input_dtypes=built.inputs,
+        output_dtypes=built.outputs,
+        dynamic=built.dynamic,
+        plan_size=len(built.plan),
+    )
+    if profile is not None:
+        metadata["profile"] = {"min": list(profile[0]), "opt": list(profile[1]), "max": list(profile[2])}
+    return write_engine_file(engine_path, built.plan, metadata, layout)
+
+
+def _metadata(model: torch.nn.Module, cfg, imgsz: tuple[int, int], batch: int, precision: int) -> dict:
+    from ultralytics.export.metadata import build_metadata
+
+    args = {k: getattr(cfg, k, None) for k in METADATA_ARG_KEYS}
+    args["quantize"] = precision if precision != 32 else None
+    args["fraction"] = cfg.fraction
+    return build_metadata(model, imgsz=imgsz, batch=batch, args=args)
+
+
+def _export_onnx(model, path: Path, cfg, imgsz, batch: int, precision: int, metadata: dict) -> Path:
+    """The ONNX the engine is built from: FP16 I/O when half, FP16 inside + FP32 I/O with fp32_io."""
+    from ultralytics.export.onnx import export_onnx
+
+    return export_onnx(
+        model,
+        path,
+        imgsz=imgsz,
+        batch=batch,
+        dynamic=bool(cfg.dynamic),
+        simplify=bool(cfg.simplify) if cfg.simplify is not None else True,
+        opset=cfg.opset,
+        half=precision == 16,
+        keep_io_types=bool(cfg.fp32_io),
+        device=_model_device(model),
+        metadata=metadata,
+    )
+
+
+def _prepare_int8(
+    trt: ModuleType, onnx_file: Path, tmp: Path, engine_path: Path, cfg, imgsz, batch: int, options: BuildOptions
+) -> Path:
+    """Pick the INT8 route by capability and return the ONNX to build from.
+
+    <= 10.x: `BuilderFlag.INT8` and the calibrator classes exist → calibrate during the build (FP16
+    allowed as fallback for layers that are not quantized). 11.0 removed both → explicit Q/DQ ONNX.
+    """
+    try:
+        from ultralytics.export.calibration import CalibrationSet
+    except ImportError as e:
+        raise RuntimeError(f"INT8 export is not available in this installation ({e}); export FP16 instead") from e
+    if not cfg.data:
+        raise ValueError("INT8 export needs calibration images: pass data=<dataset.yaml> (and split=)")
+    calib = CalibrationSet(
+        cfg.data, split=cfg.split or "val", imgsz=imgsz, fraction=float(cfg.fraction or 1.0), batch=batch
+    )
+    method = {"method": cfg.calib_method} if cfg.calib_method else {}
+    if hasattr(trt.BuilderFlag, "INT8") and (
+        hasattr(trt, "IInt8EntropyCalibrator2") or hasattr(trt, "IInt8MinMaxCalibrator")
+    ):
+        from ultralytics.trt.calibrator import constrain_sensitive_layers, make_int8_calibrator
+
+        calibrator = make_int8_calibrator(trt, calib, engine_path.with_name(f"{engine_path.stem}.int8.cache"), **method)
+
+        def configure(trt: ModuleType, builder, network, config, profile) -> None:
+            enable_int8(trt, config)
+            enable_fp16(trt, config)
+            if hasattr(trt.IBuilderConfig, "int8_calibrator"):
+                config.int8_calibrator = calibrator
+            if profile is not None and hasattr(trt.IBuilderConfig, "set_calibration_profile"):
+                config.set_calibration_profile(profile)
+            constrain_sensitive_layers(trt, network, config)
+
+        options.configure = configure
+        options.keep_alive = calibrator  # TensorRT holds only a raw pointer to the calibrator
+        return onnx_file
+    # 11.x: no calibrator API; our post-training quantization writes the scales into Q/DQ nodes.
+    from ultralytics.export.quantize import quantize_onnx
+
+    qdq = quantize_onnx(onnx_file, tmp / f"{engine_path.stem}.int8.onnx", calib, **method)
+
+    def configure_qdq(trt: ModuleType, builder, network, config, profile) -> None:
+        enable_int8(trt, config)  # no-ops on 11.x, where the Q/DQ types are the precision
+        enable_fp16(trt, config)
+
+    options.configure = configure_qdq
+    return Path(qdq)
