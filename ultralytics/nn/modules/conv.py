@@ -1,0 +1,101 @@
+"""Convolution building blocks of YOLOv8.
+
+The class names and this module path are fixed by upstream checkpoints, which pickle layers as
+`ultralytics.nn.modules.conv.Conv` and `ultralytics.nn.modules.conv.Concat`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Concat", "Conv", "autopad", "fuse_conv_and_bn"]
+
+
+def autopad(k: int | tuple[int, ...], p: int | tuple[int, ...] | None = None, d: int = 1) -> int | list[int]:
+    """Padding that keeps the spatial size at stride 1 ('same' padding), for odd kernels and dilation d."""
+    if d > 1:
+        k = d * (k - 1) + 1 if isinstance(k, int) else [d * (x - 1) + 1 for x in k]
+    if p is None:
+        p = k // 2 if isinstance(k, int) else [x // 2 for x in k]
+    return p
+
+
+class Conv(nn.Module):
+    """Conv2d (no bias) -> BatchNorm2d -> SiLU: the unit every YOLOv8 layer is made of.
+
+    After `fuse_conv_and_bn` the `bn` attribute is gone and the convolution carries the folded bias,
+    which is why `forward` checks for it instead of always calling it.
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        k: int = 1,
+        s: int = 1,
+        p: int | None = None,
+        g: int = 1,
+        d: int = 1,
+        act: bool | nn.Module = True,
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), groups=g, dilation=d, bias=False)
+        # eps/momentum are YOLOv8's training values; checkpoints carry them too.
+        self.bn = nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
+        if act is True:
+            self.act = nn.SiLU()
+        elif isinstance(act, nn.Module):
+            self.act = act
+        else:
+            self.act = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if "bn" in self._modules:
+            x = self.bn(x)
+        return self.act(x)
+
+    def fuse(self) -> None:
+        """Fold the BatchNorm into the convolution (inference only; a no-op when already fused)."""
+        if "bn" in self._modules:
+            self.conv = fuse_conv_and_bn(self.conv, self.bn)
+            del self.bn
+
+
+class Concat(nn.Module):
+    """Concatenate a list of tensors along dimension `d` (channels for YOLOv8's skip connections)."""
+
+    def __init__(self, dimension: int = 1):
+        super().__init__()
+        self.d = dimension
+
+    def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(x, self.d)
+
+
+@torch.no_grad()
+def fuse_conv_and_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """Return one Conv2d equal to `bn(conv(x))` in eval mode.
+
+    BatchNorm in eval mode is a per-channel affine map, y = scale * (x - mean) + beta with
+    scale = gamma / sqrt(var + eps), so it folds into the conv's weights and bias. Fewer kernels at
+    inference, and the same graph every exporter sees.
+    """
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+        padding_mode=conv.padding_mode,
+    ).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    conv_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_((conv_bias - bn.running_mean) * scale + bn.bias)
+    fused.requires_grad_(False)
+    return fused
