@@ -1,0 +1,1 @@
+"""Export targets, one module each: ONNX (`onnx.py`), TensorRT (`tensorrt.py`), and the shared metadata."""
