@@ -32,7 +32,8 @@ def make_anchors(
     in row-major order matching `feat.flatten(2)`.
     """
     points, stride_rows = [], []
-    for feat, stride in zip(feats, strides):
+    for i, feat in enumerate(feats):
+        stride = strides[i]
         h, w = feat.shape[2], feat.shape[3]
         xs = torch.arange(w, device=feat.device, dtype=feat.dtype) + offset
         ys = torch.arange(h, device=feat.device, dtype=feat.dtype) + offset
