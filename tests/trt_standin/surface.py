@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import functools
+import inspect
 import json
 import os
 import sys
@@ -32,7 +34,9 @@ def trt_api_dir() -> Path:
     return shared / "trt_api"
 
 
+@functools.cache
 def load_api(version: str) -> dict:
+    """The recorded surface of `version` (cached: treat it as read-only)."""
     path = trt_api_dir() / f"trt_api_{version}.json"
     if not path.is_file():
         known = sorted(p.stem.removeprefix("trt_api_") for p in trt_api_dir().glob("trt_api_*.json"))
@@ -224,6 +228,7 @@ def checked(
     call.__name__ = member
     call.__qualname__ = f"{owner}.{member}"
     call.__doc__ = "\n".join(s.text for s in signatures) or None
+    call.__wrapped__ = impl
     return call
 
 
@@ -234,11 +239,21 @@ def _not_modelled(owner: str, member: str, version: str) -> Callable:
             f"stand-in does not model it; add behaviour in tests/trt_standin if a test needs it"
         )
 
+    call.not_modelled = True
     return call
 
 
 # --------------------------------------------------------------------------------------------------
 # enums
+
+
+_ITEMSIZE_BITS = {"FLOAT": 32, "HALF": 16, "BF16": 16, "INT8": 8, "UINT8": 8, "BOOL": 8, "FP8": 8, "E8M0": 8}
+_ITEMSIZE_BITS |= {"INT32": 32, "INT64": 64, "INT4": 4, "FP4": 4}
+
+
+def _itemsize(member) -> float:
+    """DataType.itemsize: bytes per element (sub-byte types give fractions, as in TensorRT)."""
+    return _ITEMSIZE_BITS[member._name] / 8 if _ITEMSIZE_BITS[member._name] % 8 else _ITEMSIZE_BITS[member._name] // 8
 
 
 def _make_enum(name: str, spec: dict, ctx: Any) -> type:
@@ -293,6 +308,8 @@ def _make_enum(name: str, spec: dict, ctx: Any) -> type:
         "name": property(lambda self: self._name),
         "value": property(lambda self: self._value),
     }
+    if "itemsize" in spec["properties"]:
+        ns["itemsize"] = property(_itemsize)
     if arithmetic:
         import operator
 
@@ -362,6 +379,7 @@ def _make_property(cls_name: str, prop: str, details: dict, impl: Any, version: 
     def fset(self, value, _prop=prop):
         self.__dict__.setdefault("_stored", {})[_prop] = value
 
+    fget.not_modelled = True
     return property(fget, None if readonly else fset)
 
 
@@ -545,9 +563,19 @@ def build_module(version: str, registry: dict[str, type], functions: dict[str, C
         sigs = [parse_signature(t) for t in spec["signatures"] if "(" in t]
         behaviour = functions.get(name) or _not_modelled("tensorrt", name, version)
         setattr(module, name, checked("tensorrt", name, sigs, _bind_ctx(behaviour, ctx), checker, is_method=False))
+    if "tensorrt" in api["module_attrs"]:
+        module.tensorrt = module  # the real package re-exports its extension module `tensorrt.tensorrt`
     module._standin = ctx
     ctx.module = module
     return module
+
+
+def is_modelled(owner: type, member: str) -> bool:
+    """True if `owner.member` has stand-in behaviour (not a NotImplementedError placeholder)."""
+    attr = inspect.getattr_static(owner, member)
+    if isinstance(attr, property):
+        return not getattr(attr.fget, "not_modelled", False)
+    return not getattr(getattr(attr, "__wrapped__", attr), "not_modelled", False)
 
 
 def _bind_ctx(fn: Callable, ctx: Context) -> Callable:
