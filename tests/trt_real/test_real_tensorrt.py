@@ -1,0 +1,102 @@
+"""Real TensorRT on a CUDA GPU: build FP32, FP16 (FP16 I/O), FP16 with FP32 I/O and dynamic engines
+of the shapes model, run them, and compare with the .pt. Skipped without `tensorrt` and CUDA."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import SHAPES
+from tests.trt.matching import agreement
+from ultralytics.trt.device import HOST_MEMORY_ENV
+
+pytestmark = [pytest.mark.tensorrt, pytest.mark.cuda]
+SOURCES = [str(p) for p in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:16]]
+
+
+@pytest.fixture(scope="module")
+def real_trt():
+    trt = pytest.importorskip("tensorrt", reason="real TensorRT is not installed")
+    if "trt_standin" in str(getattr(trt, "__file__", "")) or not hasattr(trt, "__file__"):
+        pytest.skip("the installed `tensorrt` is the test stand-in, not NVIDIA's library")
+    if not torch.cuda.is_available():
+        pytest.skip("real TensorRT needs a CUDA GPU")
+    return trt
+
+
+@pytest.fixture
+def weights(real_trt, shapes_pt, tmp_path, monkeypatch) -> Path:
+    monkeypatch.delenv(HOST_MEMORY_ENV, raising=False)  # real buffers on the GPU
+    dst = tmp_path / "shapes.pt"
+    shutil.copy(shapes_pt, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def reference(real_trt, shapes_pt):
+    from ultralytics import YOLO
+
+    model = YOLO(shapes_pt)
+    return {s: model.predict(SOURCES, imgsz=s, device=0, conf=0.25, verbose=False) for s in (320, 416)}
+
+
+def _export_and_load(weights: Path, **kw):
+    from ultralytics import YOLO
+    from ultralytics.nn.backends.tensorrt import TensorRTBackend
+
+    engine = YOLO(weights).export(format="engine", imgsz=320, device=0, **kw)
+    return engine, TensorRTBackend(engine, device=torch.device("cuda:0"))
+
+
+def _check(reference, results):
+    matched, extra = agreement(reference, results)
+    assert matched >= 0.99 and extra == 0, (matched, extra)
+
+
+def test_fp32_engine(weights, reference):
+    from ultralytics import YOLO
+
+    engine, b = _export_and_load(weights)
+    assert b.input.dtype == torch.float32 and not b.dynamic and b.imgsz == (320, 320)
+    _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
+
+
+def test_fp16_engine_has_fp16_io(weights, reference):
+    from ultralytics import YOLO
+
+    engine, b = _export_and_load(weights, half=True)
+    assert b.fp16 and b.input.dtype == torch.float16 and b.output.dtype == torch.float16
+    _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
+
+
+def test_fp16_engine_with_fp32_io(weights, reference):
+    from ultralytics import YOLO
+
+    engine, b = _export_and_load(weights, half=True, fp32_io=True)
+    assert not b.fp16 and b.input.dtype == torch.float32 and b.output.dtype == torch.float32
+    _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
+
+
+def test_dynamic_engine(weights, reference):
+    from ultralytics import YOLO
+
+    engine, b = _export_and_load(weights, dynamic=True, batch=4)
+    assert b.dynamic and b.batch == 4
+    model = YOLO(engine)
+    _check(reference[320], model.predict(SOURCES, imgsz=320, batch=4, device=0, verbose=False))
+    _check(reference[416], model.predict(SOURCES, imgsz=416, batch=3, device=0, verbose=False))
+    with pytest.raises(ValueError, match="min .* max"):
+        b.forward(torch.zeros(5, 3, 320, 320, device="cuda"))
+
+
+def test_plain_plan_layout_and_timing_cache_reuse(weights, reference):
+    from ultralytics import YOLO
+
+    engine, _ = _export_and_load(weights, half=True, engine_layout="plan")
+    cache = Path(engine).with_name("shapes.timing.cache")
+    assert cache.is_file() and Path(engine).with_suffix(".json").is_file()
+    engine2, _ = _export_and_load(weights, half=True, engine_layout="plan")  # second build reuses the cache
+    _check(reference[320], YOLO(engine2).predict(SOURCES, device=0, verbose=False))
