@@ -499,7 +499,20 @@ def _build_plan(builder, network, config) -> bytes:
     return plan.pack(header, model_bytes)
 
 
+def _calibrator(algorithm: str) -> type:
+    """Calibrator base classes: users override get_batch & co; get_algorithm names the algorithm."""
+
+    def get_algorithm(self):
+        return getattr(type(self)._ctx.classes["CalibrationAlgoType"], algorithm)
+
+    return type(f"Calibrator_{algorithm}", (), {"get_algorithm": get_algorithm})
+
+
 REGISTRY = {
+    "IInt8EntropyCalibrator2": _calibrator("ENTROPY_CALIBRATION_2"),
+    "IInt8EntropyCalibrator": _calibrator("ENTROPY_CALIBRATION"),
+    "IInt8MinMaxCalibrator": _calibrator("MINMAX_CALIBRATION"),
+    "IInt8LegacyCalibrator": _calibrator("LEGACY_CALIBRATION"),
     "Builder": Builder,
     "IBuilderConfig": IBuilderConfig,
     "IOptimizationProfile": IOptimizationProfile,

@@ -242,8 +242,12 @@ class INetworkDefinition:
         self._flags = int(flags)
         flag_enum = ctx.classes["NetworkDefinitionCreationFlag"]
         explicit = getattr(flag_enum, "EXPLICIT_BATCH", None)
-        # TensorRT >= 10 networks are always explicit-batch; 8.6 needs the creation flag.
-        self._explicit_batch = explicit is None or bool(self._flags & (1 << int(explicit)))
+        # Implicit batch exists only where the builder still has max_batch_size (8.6); there the
+        # network is explicit-batch only with the creation flag. Later versions ignore the flag.
+        implicit_batch_supported = ctx.has("Builder", "max_batch_size")
+        self._explicit_batch = not implicit_batch_supported or (
+            explicit is not None and bool(self._flags & (1 << int(explicit)))
+        )
         strongly = getattr(flag_enum, "STRONGLY_TYPED", None)
         has_weak_typing = hasattr(ctx.classes["BuilderFlag"], "FP16")
         self._strongly_typed = not has_weak_typing or (

@@ -84,6 +84,7 @@ def _split_top_level(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts]
 
 
+@functools.lru_cache(maxsize=None)
 def parse_signature(text: str) -> Signature:
     """Parse 'name(self: T, x: int = 0) -> R' (pybind11 docstring form) into parameters."""
     start = text.index("(")
@@ -509,8 +510,11 @@ def build_module(version: str, registry: dict[str, type], functions: dict[str, C
             behaviour = getattr(impl, method, None) if impl is not None else None
             if method in ("__enter__", "__exit__") and behaviour is None:
                 behaviour = (lambda self: self) if method == "__enter__" else (lambda self, *exc: None)
-            if method == "__init__" and spec.get("constructor") is None:
-                behaviour = _no_constructor(name)
+            if method == "__init__":
+                if spec.get("constructor") is None:
+                    behaviour = _no_constructor(name)
+                elif behaviour is None or behaviour is object.__init__:
+                    behaviour = _no_op_init
             if behaviour is None or behaviour is getattr(object, method, None):
                 if method.startswith("__") and method not in (
                     "__init__",
@@ -588,6 +592,10 @@ def wants_ctx(fn: Callable) -> Callable:
     """Mark a module function implementation that takes the Context as first argument."""
     fn._wants_ctx = True
     return fn
+
+
+def _no_op_init(self, *args, **kwargs) -> None:
+    """Constructor of interface classes users derive from (ILogger, calibrators, IProfiler...)."""
 
 
 def _no_constructor(name: str) -> Callable:
