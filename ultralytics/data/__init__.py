@@ -1,0 +1,1 @@
+"""Input side of prediction: letterboxing (augment) and image/video/tensor sources (loaders)."""

@@ -1,0 +1,139 @@
+"""Letterbox: resize keeping the aspect ratio, then pad to the network's input shape.
+
+The geometry lives in `letterbox_params`, a pure function, so that every implementation (this CPU
+one, the CUDA one in ultralytics/gpu, `scale_boxes` going back) places pixels identically. The rules
+match upstream Ultralytics exactly, because the network was trained on (and its reference outputs
+were recorded with) this exact placement; a one-pixel shift changes boxes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LetterboxParams:
+    """Where an image lands inside the letterboxed canvas."""
+
+    ratio: tuple[float, float]  # (width gain, height gain)
+    new_unpad: tuple[int, int]  # (width, height) of the resized image, before padding
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def pad(self) -> tuple[float, float]:
+        """(left, top) padding, the offset `scale_boxes` subtracts."""
+        return float(self.left), float(self.top)
+
+    @property
+    def canvas_hw(self) -> tuple[int, int]:
+        return self.new_unpad[1] + self.top + self.bottom, self.new_unpad[0] + self.left + self.right
+
+
+def _as_hw(new_shape: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    if isinstance(new_shape, int):
+        return new_shape, new_shape
+    if len(new_shape) == 1:
+        return int(new_shape[0]), int(new_shape[0])
+    if len(new_shape) != 2:
+        raise ValueError(f"letterbox size must be an int or (height, width), got {new_shape!r}")
+    return int(new_shape[0]), int(new_shape[1])
+
+
+def letterbox_params(
+    shape: tuple[int, int],
+    new_shape: int | tuple[int, int] = (640, 640),
+    *,
+    auto: bool = False,
+    scale_fill: bool = False,
+    scaleup: bool = True,
+    center: bool = True,
+    stride: int = 32,
+) -> LetterboxParams:
+    """Geometry for an image of `shape` (h, w) letterboxed to `new_shape` (h, w).
+
+    r = min(new_h / h, new_w / w) (capped at 1 without `scaleup`); the resized size is rounded and at
+    least 1 px; `auto` keeps only the padding needed to reach a multiple of `stride` (rectangular
+    inference); `scale_fill` stretches without padding. Centred padding is split top/left =
+    round(d - 0.1), bottom/right = round(d + 0.1), so odd paddings put the extra pixel bottom/right.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"cannot letterbox an empty image of shape {tuple(shape)}")
+    new_h, new_w = _as_hw(new_shape)
+    r = min(new_h / h, new_w / w)
+    if not scaleup:
+        r = min(r, 1.0)
+    ratio = (r, r)
+    unpad_w, unpad_h = max(1, int(round(w * r))), max(1, int(round(h * r)))
+    dw, dh = new_w - unpad_w, new_h - unpad_h
+    if auto:
+        dw, dh = dw % int(stride), dh % int(stride)
+    elif scale_fill:
+        dw, dh = 0, 0
+        unpad_w, unpad_h = new_w, new_h
+        ratio = (new_w / w, new_h / h)
+    if center:
+        dw, dh = dw / 2, dh / 2
+        top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+        left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    else:
+        top, bottom, left, right = 0, int(round(dh + 0.1)), 0, int(round(dw + 0.1))
+    return LetterboxParams(ratio, (unpad_w, unpad_h), top, bottom, left, right)
+
+
+class LetterBox:
+    """Callable letterbox for BGR (or gray) uint8 HWC images, as the predictor feeds the network."""
+
+    def __init__(
+        self,
+        new_shape: int | tuple[int, int] = (640, 640),
+        auto: bool = False,
+        scale_fill: bool = False,
+        scaleup: bool = True,
+        center: bool = True,
+        stride: int = 32,
+        padding_value: int = 114,
+    ):
+        self.new_shape = _as_hw(new_shape)
+        self.auto = auto
+        self.scale_fill = scale_fill
+        self.scaleup = scaleup
+        self.center = center
+        self.stride = int(stride)
+        self.padding_value = padding_value
+
+    def params(self, shape: tuple[int, int]) -> LetterboxParams:
+        return letterbox_params(
+            shape,
+            self.new_shape,
+            auto=self.auto,
+            scale_fill=self.scale_fill,
+            scaleup=self.scaleup,
+            center=self.center,
+            stride=self.stride,
+        )
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+            got = getattr(image, "shape", type(image).__name__)
+            raise ValueError(f"LetterBox expects a non-empty HWC or HW numpy image, got {got}")
+        p = self.params(image.shape[:2])
+        channels = image.shape[2] if image.ndim == 3 else None
+        if (image.shape[1], image.shape[0]) != p.new_unpad:
+            image = cv2.resize(image, p.new_unpad, interpolation=cv2.INTER_LINEAR)
+            if channels == 1:  # cv2 drops a single channel axis
+                image = image[..., None]
+        if p.top or p.bottom or p.left or p.right:
+            nch = channels or 1
+            value = (self.padding_value,) * min(nch, 4)
+            padded = cv2.copyMakeBorder(image, p.top, p.bottom, p.left, p.right, cv2.BORDER_CONSTANT, value=value)
+            if channels == 1 and padded.ndim == 2:
+                padded = padded[..., None]
+            image = padded
+        return image

@@ -1,0 +1,1 @@
+"""The user-facing engine: YOLO model wrapper, predictor, exporter, validator and Results."""
