@@ -14,7 +14,6 @@ The intermediate ONNX lives in a temporary folder, so an existing `<stem>.onnx` 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -25,7 +24,7 @@ from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
 from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import timing_cache_path
 from ultralytics.trt.device import require_cuda
-from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_version
+from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
 from ultralytics.trt.precision import enable_fp16, enable_int8
 from ultralytics.trt.profile import resolve_profile
 from ultralytics.utils import LOGGER
@@ -89,7 +88,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
     if not engine_path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {engine_path}: the folder {engine_path.parent} does not exist")
-    if importlib.util.find_spec("tensorrt") is None:
+    if not tensorrt_installed():
         raise ModuleNotFoundError(INSTALL_HINT)
     require_cuda(device, "Building a TensorRT engine")
 

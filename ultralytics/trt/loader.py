@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from types import ModuleType
 
 INSTALL_HINT = (
@@ -17,6 +19,16 @@ def import_tensorrt() -> ModuleType:
     except ImportError as e:  # also covers a wheel whose native libraries fail to load
         raise ModuleNotFoundError(f"{INSTALL_HINT} (import error: {e})") from e
     return trt
+
+
+def tensorrt_installed() -> bool:
+    """Whether `import tensorrt` can work, without importing it (so slow work can be skipped early)."""
+    if sys.modules.get("tensorrt") is not None:
+        return True
+    try:
+        return importlib.util.find_spec("tensorrt") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def tensorrt_version(trt: ModuleType) -> str:
