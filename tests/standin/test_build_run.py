@@ -45,7 +45,11 @@ def test_round_trip_reproduces_onnxruntime(trt):
     assert engine.get_tensor_mode("output0") == trt.TensorIOMode.OUTPUT
     assert engine.get_tensor_dtype("output0") == trt.DataType.FLOAT
     assert tuple(engine.get_tensor_shape("images")) == (-1, 3, 8, 8)
-    assert [tuple(d) for d in engine.get_tensor_profile_shape("images", 0)] == [(1, 3, 8, 8), (2, 3, 8, 8), (4, 3, 8, 8)]
+    assert [tuple(d) for d in engine.get_tensor_profile_shape("images", 0)] == [
+        (1, 3, 8, 8),
+        (2, 3, 8, 8),
+        (4, 3, 8, 8),
+    ]
     rng = np.random.default_rng(1)
     for batch in (1, 3, 4):
         x = rng.standard_normal((batch, 3, 8, 8)).astype(np.float32)

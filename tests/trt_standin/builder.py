@@ -11,7 +11,7 @@ from . import plan
 from .common import TRT_TO_NUMPY, dims_list, log
 from .core import make_host_memory
 from .memory import read_tensor
-from .network import ort_load_error
+from .sessions import load_error
 
 _TIMING_CACHE_MAGIC = b"TRT-STANDIN-TIMING-CACHE\x00"
 
@@ -468,7 +468,7 @@ def _build_plan(builder, network, config) -> bytes:
             )
     model = network._assemble_model()
     model_bytes = model.SerializeToString()
-    error = ort_load_error(model_bytes)
+    error = load_error(model_bytes)
     if error is not None:
         raise _BuildError(f"the network cannot be built: {error}")
     precision = "fp16" if (use_fp16 or (use_int8 and use_fp16)) else "fp32"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 import numpy as np
 import onnx
 
@@ -12,19 +9,7 @@ from . import plan, precision
 from .common import TRT_TO_NUMPY, dims_list, log
 from .core import make_host_memory
 from .memory import AddressError, read_tensor, write_tensor
-
-_SESSIONS: dict[str, Any] = {}
-
-
-def _session(model_bytes: bytes):
-    key = hashlib.sha1(model_bytes).hexdigest()
-    if key not in _SESSIONS:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        _SESSIONS[key] = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    return _SESSIONS[key]
+from .sessions import session as _session
 
 
 class Runtime:

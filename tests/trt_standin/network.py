@@ -8,7 +8,6 @@ add_* call, as in TensorRT). One executor (ONNX Runtime) then runs both routes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Any
 
@@ -32,23 +31,6 @@ def cpu_kernels() -> set[tuple[str, str]]:
             if k.provider == "CPUExecutionProvider"
         }
     return _CPU_KERNELS
-
-
-_SESSION_CHECKS: dict[str, str | None] = {}
-
-
-def ort_load_error(model_bytes: bytes) -> str | None:
-    """None if ONNX Runtime can load the model, else its error (cached by content)."""
-    key = hashlib.sha1(model_bytes).hexdigest()
-    if key not in _SESSION_CHECKS:
-        import onnxruntime as ort
-
-        try:
-            ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-            _SESSION_CHECKS[key] = None
-        except Exception as e:  # ORT raises several exception types for invalid graphs
-            _SESSION_CHECKS[key] = str(e).strip()
-    return _SESSION_CHECKS[key]
 
 
 class ITensor:
@@ -502,10 +484,6 @@ class OnnxParser:
                 "onnx2trt_utils: Your ONNX model has been generated with INT64 weights, while TensorRT does not "
                 "natively support INT64. Attempting to cast down to INT32.",
             )
-        load_error = ort_load_error(model.SerializeToString())
-        if load_error is not None:
-            self._error("INVALID_GRAPH", f"the graph cannot be executed: {load_error}")
-            return False
         try:
             inferred = onnx.shape_inference.infer_shapes(model)
         except Exception:

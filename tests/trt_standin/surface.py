@@ -84,7 +84,7 @@ def _split_top_level(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_signature(text: str) -> Signature:
     """Parse 'name(self: T, x: int = 0) -> R' (pybind11 docstring form) into parameters."""
     start = text.index("(")
