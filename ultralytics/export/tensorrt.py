@@ -177,7 +177,8 @@ def _prepare_int8(
     ):
         from ultralytics.trt.calibrator import constrain_sensitive_layers, make_int8_calibrator
 
-        calibrator = make_int8_calibrator(trt, calib, engine_path.with_name(f"{engine_path.stem}.int8.cache"), **method)
+        cache = engine_path.with_name(f"{engine_path.stem}.int8.cache")
+        calibrator = make_int8_calibrator(trt, calib, cache, model=onnx_file, **method)
 
         def configure(trt: ModuleType, builder, network, config, profile) -> None:
             enable_int8(trt, config)

@@ -39,7 +39,6 @@ RECEIVERS = {
     "context": "IExecutionContext",
     "profile": "IOptimizationProfile",
     "timing_cache": "ITimingCache",
-    "tensor": "ITensor",
 }
 MODULE_NAMES = ("trt",)  # names the `tensorrt` module is bound to
 
