@@ -1,0 +1,201 @@
+"""INT8 calibration images: a dataset split, preprocessed exactly as predict feeds a static model.
+
+Calibration scales are only valid for inputs that look like what the engine will see, so the images
+go through the same square letterbox (gray 114), BGR→RGB and /255 as `predict` on a static model.
+Both INT8 routes use this set: the TensorRT <= 10 calibrator and our Q/DQ quantizer (TensorRT 11, ONNX).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from ultralytics.utils import LOGGER
+
+IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
+PAD_VALUE = 114  # upstream's letterbox gray
+FEW_IMAGES = 300  # below this, TensorRT's own guidance (and upstream) warns calibration may be unrepresentative
+
+
+class CalibrationSet:
+    """The calibration images of one dataset split, batched as float32 NCHW RGB 0..1.
+
+    `data` is a dataset yaml (its `split` key names an image folder, a txt list or a list of them) or,
+    for convenience, an image folder. `model_hash` ties `fingerprint` to the model so a calibration cache
+    made for another model or size is never reused.
+    """
+
+    def __init__(
+        self,
+        data: str | Path | None,
+        split: str = "val",
+        imgsz: int | Sequence[int] = 640,
+        fraction: float = 1.0,
+        batch: int = 1,
+        *,
+        model_hash: str = "",
+    ) -> None:
+        if not data:
+            raise ValueError(
+                "INT8 needs calibration images: pass data=<dataset.yaml> (e.g. data=coco8.yaml) and optionally "
+                "split=train|val. Nothing is downloaded by default; the images should look like your deployment."
+            )
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ValueError(f"fraction={fraction} is not valid for calibration: use a value in (0, 1]")
+        if int(batch) < 1:
+            raise ValueError(f"batch={batch} is not valid for calibration: use an integer >= 1")
+        self.imgsz = _square_or_pair(imgsz)
+        self.split = split
+        self.files = _split_images(Path(data), split)
+        where = f"folder {data}" if Path(data).is_dir() else f"split '{split}' of {Path(data).name}"
+        if fraction < 1.0:
+            self.files = self.files[: max(1, math.floor(len(self.files) * float(fraction)))]
+        if len(self.files) < FEW_IMAGES:
+            LOGGER.info(
+                f"INT8 calibration uses {len(self.files)} images; {FEW_IMAGES}+ representative images are better"
+            )
+        if len(self.files) < int(batch):
+            LOGGER.warning(
+                f"INT8 calibration: batch={batch} is larger than the {len(self.files)} images of {where}; "
+                f"calibrating with batch={len(self.files)} instead (add images to keep batch={batch})."
+            )
+            batch = len(self.files)
+        self.batch = int(batch)
+        self.model_hash = str(model_hash)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __repr__(self) -> str:
+        return f"CalibrationSet({len(self)} images, imgsz={self.imgsz}, batch={self.batch})"
+
+    @property
+    def num_batches(self) -> int:
+        """Full batches only: a static engine cannot take a short last batch (upstream drops it too)."""
+        return len(self.files) // self.batch
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the image list, any image file, imgsz or the model changes (stat only, no pixel reads)."""
+        digest = hashlib.sha256()
+        digest.update(f"imgsz={self.imgsz};batch={self.batch};model={self.model_hash}\n".encode())
+        for file in self.files:
+            stat = file.stat()
+            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """Yield float32 (batch, 3, h, w) RGB arrays in 0..1, letterboxed like predict."""
+        for start in range(0, self.num_batches * self.batch, self.batch):
+            chunk = self.files[start : start + self.batch]
+            yield np.stack([self.preprocess(_read_image(f)) for f in chunk])
+
+    def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
+        """One BGR uint8 HWC image → float32 CHW RGB 0..1, square-letterboxed to imgsz."""
+        boxed = letterbox(image_bgr, self.imgsz)
+        return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def letterbox(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Full letterbox to `shape` (h, w), as predict does for a static model.
+
+    Uses the project's `LetterBox` when it is available so both stay identical by construction.
+    """
+    try:
+        from ultralytics.data.augment import LetterBox
+    except ImportError:
+        return _letterbox_fallback(image, shape)
+    return LetterBox(shape, auto=False)(image=image)
+
+
+def _letterbox_fallback(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize keeping aspect ratio (upscaling allowed), centre, pad with gray 114 (upstream's rounding)."""
+    h, w = image.shape[:2]
+    gain = min(shape[0] / h, shape[1] / w)
+    new_w, new_h = max(1, round(w * gain)), max(1, round(h * gain))
+    if (new_w, new_h) != (w, h):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = (shape[1] - new_w) / 2, (shape[0] - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    if image.ndim == 2:
+        image = image[..., None]
+    return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+
+
+def _square_or_pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(imgsz, int):
+        return (imgsz, imgsz)
+    sizes = [int(s) for s in imgsz]
+    if len(sizes) == 1:
+        return (sizes[0], sizes[0])
+    if len(sizes) != 2:
+        raise ValueError(f"imgsz={imgsz} is not valid: use an int or (height, width)")
+    return (sizes[0], sizes[1])
+
+
+def _read_image(file: Path) -> np.ndarray:
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"INT8 calibration could not read image {file}: remove it or replace it with a valid image")
+    return image
+
+
+def _split_images(data: Path, split: str) -> list[Path]:
+    """Every image of the split, sorted, so the same data always gives the same batches."""
+    if not data.exists():
+        raise FileNotFoundError(f"INT8 calibration data {data} does not exist: pass data=<dataset.yaml>")
+    if data.is_dir():  # an image folder, labelled or not
+        return _images_in(data, f"calibration folder {data}")
+    sources = _split_sources(data, split)
+    files: list[Path] = []
+    for source in sources:
+        files.extend(_images_in(source, f"split '{split}' of {data}"))
+    if not files:
+        raise ValueError(
+            f"split '{split}' of {data} has no images ({', '.join(map(str, sources))}): add images or choose another split="
+        )
+    return sorted(dict.fromkeys(files))
+
+
+def _split_sources(yaml_file: Path, split: str) -> list[Path]:
+    """The split's folders/lists as absolute paths (the project's dataset reader when it exists)."""
+    try:
+        from ultralytics.data.dataset import load_dataset_yaml
+    except ImportError:
+        load_dataset_yaml = None
+    if load_dataset_yaml is not None:
+        info = load_dataset_yaml(yaml_file)
+    else:
+        try:
+            info = yaml.safe_load(yaml_file.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"{yaml_file} is not a valid dataset yaml: {e}") from e
+        if not isinstance(info, dict):
+            raise ValueError(f"{yaml_file} is not a dataset yaml (expected keys like train:, val:, names:)")
+    value = info.get(split)
+    if not value:
+        present = [k for k in ("train", "val", "test") if info.get(k)]
+        raise ValueError(f"{yaml_file} has no '{split}' split for INT8 calibration; choose split= one of {present}")
+    root = Path(info.get("path") or yaml_file.parent)
+    if not root.is_absolute():
+        root = (yaml_file.parent / root).resolve()
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [p if p.is_absolute() else (root / p) for p in map(Path, values)]
+
+
+def _images_in(source: Path, what: str) -> list[Path]:
+    if source.is_dir():
+        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if source.is_file() and source.suffix == ".txt":  # a list of image paths, relative to the list's folder
+        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
+        return [p if p.is_absolute() else (source.parent / p).resolve() for p in map(Path, lines)]
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        return [source]
+    raise FileNotFoundError(f"{what}: {source} is not an image folder, image or .txt list of images")
