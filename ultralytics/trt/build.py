@@ -84,14 +84,15 @@ def build_plan(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> Built
     set_verbosity(trt, config, options.verbose)
     if options.fp16:
         enable_fp16(trt, config)
+    profile = None
     if dynamic:
         if options.profile is None:
             raise ValueError(
                 f"{onnx_path} has dynamic inputs; an optimization profile (min/opt/max shapes) is required"
             )
-        add_profile(trt, builder, config, network, options.profile)
+        profile = add_profile(trt, builder, config, network, options.profile)
     if options.configure is not None:
-        options.configure(trt, builder, network, config)
+        options.configure(trt, builder, network, config, profile)
     timing = TimingCacheFile(options.timing_cache)
     timing.attach(config)
 
