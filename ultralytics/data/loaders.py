@@ -1,0 +1,272 @@
+"""Prediction sources → batches of (paths, BGR images, log lines).
+
+`load_inference_source` accepts what upstream's `predict(source=...)` accepts for files and memory:
+an image/video path, a directory, a glob, a list of those, numpy arrays, PIL images, or a torch
+tensor. Every batch is `(paths: list[str], images, infos: list[str])` where `images` is a list of
+HWC BGR uint8 arrays, except for tensor sources: then `images` is the BCHW RGB 0..1 tensor itself,
+already network-ready, and the predictor skips letterboxing because `isinstance(images, Tensor)`.
+
+Decoding happens lazily inside iteration, one batch at a time, so a background thread (see
+data/prefetch.py) can decode the next batch while the current one runs.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+IMG_FORMATS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
+VID_FORMATS = frozenset({"asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv", "webm"})
+
+Batch = tuple[list[str], list[np.ndarray] | torch.Tensor, list[str]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One thing to read: an image file, a video file, or an image already in memory."""
+
+    kind: str  # "image" | "video" | "array"
+    path: str
+    array: np.ndarray | None = None
+
+
+def is_tensor_source(source: Any) -> bool:
+    """True when the source is a torch tensor, which bypasses decoding and letterboxing."""
+    return isinstance(source, torch.Tensor)
+
+
+def imread(path: str | Path) -> np.ndarray:
+    """Decode an image file to BGR uint8 HWC; works with non-ASCII paths; raises on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}. Check the path (relative paths are from {Path.cwd()})")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(
+            f"could not decode image {path} ({data.size} bytes): the file is corrupt or in a format OpenCV "
+            f"cannot read; re-save it as JPEG or PNG"
+        )
+    return image
+
+
+def to_bgr(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Normalise an in-memory numpy image to HWC BGR uint8 (gray → 3 channels, BGRA → BGR)."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(
+            f"{name}: numpy images must be uint8 (0..255, BGR, HWC), got dtype {image.dtype}; "
+            f"convert with (img * 255).clip(0, 255).astype(np.uint8) if it is 0..1 floats"
+        )
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        image = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    elif not (image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(
+            f"{name}: numpy images must be HxW (gray), HxWx3 (BGR) or HxWx4 (BGRA), got shape {image.shape}"
+        )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{name}: image is empty (shape {image.shape})")
+    return np.ascontiguousarray(image)
+
+
+def _pil_to_bgr(image: Any) -> np.ndarray:
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _is_pil(x: Any) -> bool:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        return False
+    return isinstance(x, Image.Image)
+
+
+def _suffix(path: str | Path) -> str:
+    return Path(path).suffix[1:].lower()
+
+
+def _file_entry(path: Path) -> _Entry:
+    ext = _suffix(path)
+    if ext in IMG_FORMATS:
+        return _Entry("image", str(path))
+    if ext in VID_FORMATS:
+        return _Entry("video", str(path))
+    raise ValueError(
+        f"unsupported file type '{path.suffix}' for {path}; images: {', '.join(sorted(IMG_FORMATS))}; "
+        f"videos: {', '.join(sorted(VID_FORMATS))}"
+    )
+
+
+def _media_in(paths: list[Path]) -> list[_Entry]:
+    return [_file_entry(p) for p in sorted(paths) if p.is_file() and _suffix(p) in IMG_FORMATS | VID_FORMATS]
+
+
+def _path_entries(source: str | Path) -> list[_Entry]:
+    text = str(source)
+    if text.lower().startswith(("http://", "https://", "rtsp://", "rtmp://", "tcp://")):
+        raise ValueError(f"URL and stream sources are not supported: {text}; download the file and pass its path")
+    if any(ch in text for ch in "*?["):
+        entries = _media_in([Path(p) for p in globlib.glob(text, recursive=True)])
+        if not entries:
+            raise FileNotFoundError(f"no images or videos match the pattern {text}")
+        return entries
+    path = Path(text).expanduser()
+    if path.is_dir():
+        entries = _media_in(list(path.iterdir()))
+        if not entries:
+            raise FileNotFoundError(
+                f"directory {path} contains no images or videos (looked for .{', .'.join(sorted(IMG_FORMATS | VID_FORMATS))})"
+            )
+        return entries
+    if path.is_file():
+        return [_file_entry(path)]
+    raise FileNotFoundError(f"source not found: {path}. Check the path (relative paths are from {Path.cwd()})")
+
+
+def _entries(source: Any) -> list[_Entry]:
+    if isinstance(source, str | Path):
+        return _path_entries(source)
+    if isinstance(source, np.ndarray):
+        return [_Entry("array", "image0.jpg", to_bgr(source, "image0.jpg"))]
+    if _is_pil(source):
+        return [_Entry("array", _pil_name(source, 0), _pil_to_bgr(source))]
+    if isinstance(source, list | tuple):
+        if not source:
+            raise ValueError("the source list is empty; pass at least one image, video or path")
+        entries: list[_Entry] = []
+        for i, item in enumerate(source):
+            if isinstance(item, str | Path):
+                entries += _path_entries(item)
+            elif isinstance(item, np.ndarray):
+                entries.append(_Entry("array", f"image{i}.jpg", to_bgr(item, f"image{i}.jpg")))
+            elif _is_pil(item):
+                entries.append(_Entry("array", _pil_name(item, i), _pil_to_bgr(item)))
+            else:
+                raise TypeError(f"source item {i} has unsupported type {type(item).__name__}; use paths, numpy or PIL")
+        return entries
+    if source is None:
+        raise ValueError("no source given; pass an image/video path, directory, glob, array, PIL image or tensor")
+    if isinstance(source, int) or (isinstance(source, str) and source.isnumeric()):
+        raise ValueError(f"webcam sources ({source!r}) are not supported; pass image or video files")
+    raise TypeError(
+        f"unsupported source type {type(source).__name__}; use a path, list, numpy array, PIL image or tensor"
+    )
+
+
+def _pil_name(image: Any, index: int) -> str:
+    return getattr(image, "filename", "") or f"image{index}.jpg"
+
+
+def check_tensor_source(tensor: torch.Tensor, stride: int = 32) -> torch.Tensor:
+    """Validate a BCHW (or CHW) RGB 0..1 float tensor; returns it as BCHW."""
+    if tensor.ndim == 3:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 4 or tensor.shape[1] != 3:
+        raise ValueError(
+            f"tensor sources must be BCHW or CHW with 3 RGB channels, got shape {tuple(tensor.shape)}; "
+            f"for HWC images use a numpy array instead"
+        )
+    if not tensor.is_floating_point():
+        raise ValueError(f"tensor sources must be float RGB in 0..1, got dtype {tensor.dtype}; divide by 255")
+    if tensor.shape[2] % stride or tensor.shape[3] % stride:
+        raise ValueError(
+            f"tensor source height and width must be multiples of the model stride {stride}, got "
+            f"{tuple(tensor.shape[2:])}; letterbox it first or pass numpy images"
+        )
+    if tensor.numel() and (float(tensor.min()) < 0 or float(tensor.max()) > 1.0 + 1e-3):
+        raise ValueError(
+            f"tensor sources must be scaled to 0..1, got values in {float(tensor.min()):.3g}..{float(tensor.max()):.3g}; "
+            f"divide 0..255 data by 255"
+        )
+    return tensor
+
+
+class InferenceSource:
+    """Iterable of batches; each `iter()` starts over, so the object holds no reading state."""
+
+    def __init__(self, source: Any, batch: int = 1, vid_stride: int = 1, stride: int = 32):
+        if int(batch) < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        if int(vid_stride) < 1:
+            raise ValueError(f"vid_stride must be at least 1, got {vid_stride}")
+        self.batch = int(batch)
+        self.vid_stride = int(vid_stride)
+        self.tensor = check_tensor_source(source, stride) if is_tensor_source(source) else None
+        self.entries = [] if self.tensor is not None else _entries(source)
+
+    @property
+    def is_tensor(self) -> bool:
+        return self.tensor is not None
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.tensor is not None:
+            for start in range(0, self.tensor.shape[0], self.batch):
+                chunk = self.tensor[start : start + self.batch]
+                paths = [f"image{start + i}.jpg" for i in range(chunk.shape[0])]
+                yield paths, chunk, [f"image {start + i + 1}/{self.tensor.shape[0]} {p}: " for i, p in enumerate(paths)]
+            return
+        paths: list[str] = []
+        images: list[np.ndarray] = []
+        infos: list[str] = []
+        for path, image, info in self._frames():
+            paths.append(path)
+            images.append(image)
+            infos.append(info)
+            if len(images) == self.batch:
+                yield paths, images, infos
+                paths, images, infos = [], [], []
+        if images:
+            yield paths, images, infos
+
+    def _frames(self) -> Iterator[tuple[str, np.ndarray, str]]:
+        total = len(self.entries)
+        for k, entry in enumerate(self.entries, 1):
+            if entry.kind == "array":
+                yield entry.path, entry.array, f"image {k}/{total} {entry.path}: "
+            elif entry.kind == "image":
+                yield entry.path, imread(entry.path), f"image {k}/{total} {entry.path}: "
+            else:
+                yield from self._video(entry.path, k, total)
+
+    def _video(self, path: str, k: int, total: int) -> Iterator[tuple[str, np.ndarray, str]]:
+        cap = cv2.VideoCapture(path)
+        if not cap.isOpened():
+            raise ValueError(
+                f"could not open video {path}: the file is corrupt or its codec is not supported by OpenCV"
+            )
+        try:
+            n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) / self.vid_stride)
+            frame = 0
+            while True:
+                for _ in range(self.vid_stride - 1):  # skip without decoding
+                    if not cap.grab():
+                        return
+                ok, image = cap.read()
+                if not ok:
+                    if frame == 0:
+                        raise ValueError(f"video {path} has no readable frames")
+                    return
+                frame += 1
+                yield path, image, f"video {k}/{total} (frame {frame}/{max(n_frames, frame)}) {path}: "
+        finally:
+            cap.release()
+
+    def __len__(self) -> int:
+        """Number of files/images (videos count once), like upstream's dataset length."""
+        return self.tensor.shape[0] if self.tensor is not None else len(self.entries)
+
+
+def load_inference_source(source: Any, *, batch: int = 1, vid_stride: int = 1, stride: int = 32) -> InferenceSource:
+    """Resolve `source` now (so missing files fail immediately) and decode lazily while iterating."""
+    return InferenceSource(source, batch=batch, vid_stride=vid_stride, stride=stride)
