@@ -1,0 +1,1 @@
+"""Tests of the CUDA fast path (ultralytics/gpu, engine/gpu_pipeline.py, data/prefetch.py)."""

@@ -1,0 +1,140 @@
+"""The CUDA path of `DetectionPredictor`: upload uint8 once, letterbox on the GPU, run the network
+through CUDA graphs, NMS on the GPU, one device→host copy per batch.
+
+The predictor keeps its stage methods (preprocess / inference / postprocess) and hands them here when
+the model lives on a CUDA device; the CPU path is untouched. Everything that is worth keeping between
+predict calls (pinned buffers, captured graphs) hangs off the model object, so repeated calls on one
+`YOLO` reuse it and several threads using one model share one set, guarded by locks.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from ultralytics.data.prefetch import Prefetcher
+from ultralytics.engine.results import Results
+from ultralytics.gpu.graphs import CudaGraphRunner
+from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
+from ultralytics.gpu.nms import BatchedNMS
+from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
+from ultralytics.utils.ops import non_max_suppression, scale_boxes
+
+MAX_GRAPHS = 8  # captured input shapes kept per model
+
+
+class UploadedImages(list):
+    """The batch's original BGR arrays (a plain list to every consumer) plus their device copy."""
+
+    device_frames: DeviceFrames
+
+
+class _ModelState:
+    """What one model keeps across predict calls on a CUDA device."""
+
+    def __init__(self, model: Any, use_graphs: bool):
+        self.uploader = PinnedUploader(model.device)
+        use_graphs = use_graphs and model.device.type == "cuda"
+        # the backend's forward, not the AutoBackend's: a bound method of the dict's key would keep it alive
+        backend = model.backend
+        self.graphs = CudaGraphRunner(backend.forward, model.device, MAX_GRAPHS) if use_graphs else None
+
+
+_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state_for(model: Any) -> _ModelState:
+    with _STATES_LOCK:
+        state = _STATES.get(model)
+        if state is None:
+            # Graphs for the PyTorch backend only: its forward is pure tensor work on one stream.
+            state = _STATES[model] = _ModelState(model, use_graphs=bool(model.pt))
+        return state
+
+
+class GpuPipeline:
+    """Device-side stages for one predictor; `model` is an AutoBackend.
+
+    Meant for CUDA devices; on the CPU it runs the same tensor code without graphs or pinned memory,
+    which is how CI checks it against the OpenCV path.
+    """
+
+    def __init__(self, model: Any, args: Any, use_graphs: bool = True):
+        self.model = model
+        self.state = _state_for(model)
+        self.use_graphs = use_graphs and self.state.graphs is not None
+        conf = args.conf if args.conf is not None else 0.25
+        classes = args.classes
+        if classes is not None and not isinstance(classes, list | tuple):
+            classes = [classes]
+        self.nms = BatchedNMS(
+            conf_thres=float(conf),
+            iou_thres=float(args.iou),
+            classes=None if classes is None else [int(c) for c in classes],
+            agnostic=bool(args.agnostic_nms),
+            max_det=int(args.max_det),
+        )
+
+    # ------------------------------------------------------------------ source side
+    def upload(self, images: list[np.ndarray]) -> DeviceFrames:
+        return self.state.uploader.upload(images)
+
+    def prefetch(self, batches: Iterable[tuple], depth: int = 2) -> Iterator[tuple]:
+        """Decode and upload batch i+1 in a background thread while batch i runs."""
+
+        def attach_upload(batch: tuple) -> tuple:
+            paths, images, infos = batch
+            if isinstance(images, list) and images and all(isinstance(im, np.ndarray) for im in images):
+                wrapped = UploadedImages(images)
+                wrapped.device_frames = self.upload(images)
+                images = wrapped
+            return paths, images, infos
+
+        return iter(Prefetcher(batches, attach_upload, depth=depth))
+
+    def stage_timers(self, n: int) -> tuple | None:
+        """Event-based stage timers on CUDA (no synchronisation per stage); None elsewhere."""
+        if self.model.device.type != "cuda":
+            return None
+        from ultralytics.gpu.timing import CudaEventProfile
+
+        return tuple(CudaEventProfile(self.model.device) for _ in range(n))
+
+    # ------------------------------------------------------------------ stages
+    def preprocess(self, images: list[np.ndarray], imgsz: tuple[int, int], *, auto: bool, stride: int) -> torch.Tensor:
+        """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1."""
+        frames = getattr(images, "device_frames", None) or self.upload(list(images))
+        frames.wait()
+        geometries = [letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in frames.host_shapes]
+        return letterbox_batch(frames.frames, geometries, dtype=self.model.dtype)
+
+    def inference(self, im: torch.Tensor) -> torch.Tensor:
+        if self.use_graphs:
+            return self.state.graphs(im.to(self.model.dtype))  # any batch: the PyTorch backend is dynamic
+        return self.model(im)
+
+    def postprocess(
+        self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
+    ) -> list[Results]:
+        """NMS on the device, one copy of every image's detections to the host, boxes scaled there."""
+        dets = self.nms(preds)
+        if dets is None:  # thousands of candidates per image (very low conf): sort-based NMS instead
+            n = self.nms
+            dets = [
+                d.cpu()
+                for d in non_max_suppression(
+                    preds.float(), n.conf_thres, n.iou_thres, classes=n.classes, agnostic=n.agnostic, max_det=n.max_det
+                )
+            ]
+        results = []
+        for det, orig, path in zip(dets, orig_imgs, paths):
+            det = det.clone()
+            det[:, :4] = scale_boxes(im.shape[2:], det[:, :4], orig.shape)
+            results.append(Results(orig, path=path, names=self.model.names, boxes=det))
+        return results

@@ -1,0 +1,104 @@
+"""CUDA graphs for a fixed-shape forward: one captured graph per input shape, in a bounded cache.
+
+At batch 1 an eager YOLOv8 forward is a few hundred small kernel launches and the GPU mostly waits
+for Python; replaying a captured graph launches them all at once. A graph reads its input from and
+writes its output to fixed buffers, so each call copies the input in and the output out. The cache
+is an LRU of `max_graphs` shapes so a stream of varying shapes cannot exhaust GPU memory.
+
+One lock serialises copy-in → replay → copy-out: the buffers are shared, and a replay on one stream
+while another thread copies into the same input would mix images. Work is enqueued on the caller's
+stream order through a private stream that waits for it, so calls from several threads are correct.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+from ultralytics.utils import LOGGER
+
+
+class _Captured:
+    def __init__(self, graph: torch.cuda.CUDAGraph, static_in: torch.Tensor, static_out: torch.Tensor):
+        self.graph, self.static_in, self.static_out = graph, static_in, static_out
+
+
+class CudaGraphRunner:
+    """Runs `fn(x) -> Tensor` through CUDA graphs captured per (shape, dtype) of `x`."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device, max_graphs: int = 8):
+        device = torch.device(device)
+        if device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, got '{device}'")
+        if max_graphs < 1:
+            raise ValueError(f"max_graphs must be at least 1, got {max_graphs}")
+        self.fn = fn
+        self.device = device
+        self.max_graphs = max_graphs
+        self._graphs: OrderedDict[tuple, _Captured] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stream = torch.cuda.Stream(device)
+        self._pool = None  # one memory pool for all graphs: replays never overlap (the lock)
+        self.disabled_reason: str | None = None
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.disabled_reason is not None:
+            return self.fn(x)
+        caller = torch.cuda.current_stream(self.device)
+        with self._lock:
+            key = (tuple(x.shape), x.dtype)
+            entry = self._graphs.get(key)
+            if entry is None:
+                entry = self._capture(x)
+                if entry is None:
+                    return self.fn(x)
+            self._graphs.move_to_end(key)
+            stream = self._stream
+            stream.wait_stream(caller)  # x was produced on the caller's stream
+            with torch.cuda.stream(stream):
+                entry.static_in.copy_(x)
+                entry.graph.replay()
+                out = entry.static_out.clone()  # the next replay overwrites static_out
+            caller.wait_stream(stream)
+            out.record_stream(caller)
+            x.record_stream(stream)
+            return out
+
+    def _capture(self, x: torch.Tensor) -> _Captured | None:
+        """Warm up on a side stream (cuDNN picks algorithms, lazy state settles), then capture."""
+        while len(self._graphs) >= self.max_graphs:
+            self._graphs.popitem(last=False)
+        static_in = x.detach().clone()
+        stream = self._stream
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        try:
+            with torch.no_grad():
+                with torch.cuda.stream(stream):
+                    for _ in range(3):
+                        self.fn(static_in)
+                stream.synchronize()
+                graph = torch.cuda.CUDAGraph()
+                if self._pool is None:
+                    self._pool = torch.cuda.graph_pool_handle()
+                # thread_local: eager CUDA work in other threads (letterbox, NMS) may go on meanwhile
+                with torch.cuda.graph(graph, pool=self._pool, stream=stream, capture_error_mode="thread_local"):
+                    static_out = self.fn(static_in)
+        except RuntimeError as e:  # e.g. an op that synchronises: fall back to eager for good
+            self.disabled_reason = f"{type(e).__name__}: {e}"
+            LOGGER.warning(f"WARNING CUDA graph capture failed, running eagerly instead ({self.disabled_reason})")
+            torch.cuda.synchronize(self.device)
+            return None
+        if not isinstance(static_out, torch.Tensor):
+            self.disabled_reason = f"the captured function returned {type(static_out).__name__}, not a tensor"
+            LOGGER.warning(f"WARNING CUDA graphs disabled: {self.disabled_reason}")
+            return None
+        entry = _Captured(graph, static_in, static_out)
+        self._graphs[(tuple(x.shape), x.dtype)] = entry
+        LOGGER.debug(f"captured a CUDA graph for input {tuple(x.shape)} {x.dtype} ({len(self._graphs)} cached)")
+        return entry

@@ -1,0 +1,71 @@
+"""Letterbox in torch: resize + pad + BGR→RGB + /255 + NCHW, on whatever device the frames live.
+
+The CPU path letterboxes with OpenCV and uploads a float tensor; here uint8 frames are uploaded once
+and everything else runs on the device. The geometry (scale, rounded new size, padding split) comes
+from the same function the CPU `LetterBox` uses, so both paths put every pixel at the same place.
+Bilinear `F.interpolate` with `align_corners=False, antialias=False` samples exactly where
+`cv2.INTER_LINEAR` does; the result is rounded to integers like OpenCV's uint8 output, so the two
+agree within one grey level (OpenCV interpolates in 11-bit fixed point).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ultralytics.data.augment import LetterboxParams, letterbox_params
+
+PAD_VALUE = 114  # upstream's grey border
+
+
+def letterbox_geometry(
+    shape_hw: tuple[int, int], new_shape: tuple[int, int], *, auto: bool = False, stride: int = 32
+) -> LetterboxParams:
+    """The CPU LetterBox's geometry for one image (scaleup, centred): the one shared function."""
+    return letterbox_params(tuple(shape_hw), tuple(new_shape), auto=auto, stride=stride)
+
+
+def resize_bilinear_uint8(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """BHWC uint8 frames → BCHW float32 resized like cv2.INTER_LINEAR, rounded to whole grey levels."""
+    x = frames.permute(0, 3, 1, 2).float()
+    if tuple(x.shape[2:]) == tuple(size_hw):
+        return x
+    x = F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False, antialias=False)
+    return x.round_().clamp_(0, 255)
+
+
+def letterbox_batch(
+    frames: list[torch.Tensor] | torch.Tensor,
+    geometries: list[LetterboxParams],
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Letterbox uint8 BGR frames (a BHWC tensor of one shape, or a list of HWC tensors) into one
+    BCHW RGB 0..1 batch of `dtype` on the frames' device.
+
+    Frames of one shape share one geometry and are resized in one call; mixed shapes are resized one
+    by one into the shared canvas.
+    """
+    if not geometries:
+        raise ValueError("letterbox_batch needs at least one frame")
+    canvas_hw = geometries[0].canvas_hw
+    if any(g.canvas_hw != canvas_hw for g in geometries):
+        raise ValueError(
+            f"all frames of a batch must letterbox to one canvas size, got {[g.canvas_hw for g in geometries]}"
+        )
+    n = len(geometries)
+    first = frames[0]
+    out = torch.full((n, 3, *canvas_hw), PAD_VALUE / 255, dtype=dtype, device=first.device)
+    if isinstance(frames, torch.Tensor) and len(set(geometries)) == 1:
+        groups = [(slice(0, n), frames, geometries[0])]
+    else:
+        groups = [(slice(i, i + 1), frames[i][None], g) for i, g in enumerate(geometries)]
+    for rows, batch, g in groups:
+        if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[-1] != 3:
+            raise ValueError(
+                f"frames must be uint8 HWC images with 3 channels (BGR), got {tuple(batch.shape)} {batch.dtype}"
+            )
+        w, h = g.new_unpad
+        resized = resize_bilinear_uint8(batch, (h, w))
+        # BGR→RGB by writing the channels reversed; /255 and the dtype cast happen in the same copy.
+        out[rows, :, g.top : g.top + h, g.left : g.left + w] = resized.flip(1).div_(255)
+    return out

@@ -1,0 +1,137 @@
+"""Batched non-maximum suppression with fixed tensor shapes and no host synchronisation.
+
+Upstream's NMS (and a per-image loop around any NMS) filters with boolean indexing, which makes every
+image wait for the GPU several times. Here every image keeps its `top_k` best-scoring candidates (a
+fixed shape), and greedy NMS is solved as a fixed point over the IoU matrix:
+
+    keep[i] = valid[i] and no higher-scoring j with keep[j] overlaps i by more than iou_thres.
+
+Iterating that rule from keep = valid fixes one more link of every suppression chain per step; the
+unique fixed point is exactly greedy NMS. After a few steps the result, the per-image counts and a
+"converged / nothing truncated" flag go to the host together in one copy. The rare batch that has not
+converged, or has more candidates than `top_k`, is redone with more steps or a larger `top_k` (which then stays: a video rarely changes much).
+
+Semantics follow upstream's `non_max_suppression` for multi_label=False: score = best class score,
+strictly greater than conf_thres, optional class filter, class-offset boxes (max_wh) unless agnostic,
+suppression when IoU > iou_thres, at most max_det boxes per image, highest scores first.
+"""
+
+from __future__ import annotations
+
+import torch
+
+MAX_WH = 7680  # class offset in pixels: boxes of different classes never overlap
+MAX_NMS = 30000  # upstream's cap on candidates per image
+
+
+def _iou_matrix(boxes: torch.Tensor) -> torch.Tensor:
+    """(B, K, 4) xyxy → (B, K, K) IoU, the same arithmetic as torchvision's nms."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    area = (x2 - x1) * (y2 - y1)
+    iw = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp_(min=0)
+    ih = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp_(min=0)
+    inter = iw.mul_(ih)
+    return inter / (area[:, :, None] + area[:, None, :] - inter)
+
+
+def _xywh2xyxy(xywh: torch.Tensor) -> torch.Tensor:
+    xy, wh = xywh[..., :2], xywh[..., 2:4] / 2
+    return torch.cat((xy - wh, xy + wh), -1)
+
+
+class BatchedNMS:
+    """Callable: raw head output (B, 4 + nc, A) → per-image (n, 6) xyxy, conf, cls tensors on the host."""
+
+    def __init__(
+        self,
+        conf_thres: float = 0.25,
+        iou_thres: float = 0.7,
+        classes: list[int] | None = None,
+        agnostic: bool = False,
+        max_det: int = 300,
+        top_k: int = 256,
+        steps: int = 6,
+        max_top_k: int = 4096,
+    ):
+        if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
+            raise ValueError(f"conf and iou must be within 0..1, got conf={conf_thres} iou={iou_thres}")
+        if max_det < 1 or top_k < 1 or steps < 1:
+            raise ValueError(f"max_det, top_k and steps must be positive, got {max_det}, {top_k}, {steps}")
+        self.conf_thres, self.iou_thres = float(conf_thres), float(iou_thres)
+        self.classes = None if classes is None else [int(c) for c in classes]
+        self.agnostic, self.max_det = bool(agnostic), int(max_det)
+        self.top_k, self.steps, self.max_top_k = int(top_k), int(steps), int(max_top_k)
+
+    def __call__(self, preds: torch.Tensor) -> list[torch.Tensor] | None:
+        """Per-image detections on the host, or None when an image has more than `max_top_k`
+        candidates (a very low conf): the K×K matrix would not pay off, use a sorting NMS instead."""
+
+        if preds.ndim != 3:
+            raise ValueError(f"NMS expects the raw head output (B, 4 + nc, anchors), got shape {tuple(preds.shape)}")
+        anchors = preds.shape[2]
+        top_k, steps = min(self.top_k, anchors, MAX_NMS), self.steps
+        while True:
+            packed = self.run_on_device(preds, top_k, steps)
+            host = packed.cpu()  # the one device→host synchronisation
+            b = preds.shape[0]
+            dets = host[:, : self.max_det * 6].view(b, self.max_det, 6)
+            counts = host[:, -3].long()
+            candidates = int(host[:, -2].max())
+            converged = bool(host[:, -1].min() > 0)
+            need_k = min(candidates, anchors, MAX_NMS)
+            if need_k > top_k:  # more candidates than we kept: redo with room, and keep it for next time
+                if need_k > self.max_top_k:
+                    return None
+                top_k = min(1 << (need_k - 1).bit_length(), anchors, MAX_NMS)
+                self.top_k = max(self.top_k, top_k)
+                continue
+            if not converged:  # a suppression chain longer than `steps`: keep iterating
+                steps *= 2
+                continue
+            return [dets[i, : counts[i]] for i in range(b)]
+
+    def run_on_device(self, preds: torch.Tensor, top_k: int, steps: int) -> torch.Tensor:
+        """All of NMS with fixed shapes; returns (B, max_det*6 + 3): detections, count, candidates, converged.
+
+        Images go through in chunks that bound the (chunk, K, K) IoU matrix to ~32M elements."""
+        chunk = max(1, (1 << 25) // (top_k * top_k))
+        parts = [self._run_chunk(preds[i : i + chunk], top_k, steps) for i in range(0, preds.shape[0], chunk)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _run_chunk(self, preds: torch.Tensor, top_k: int, steps: int) -> torch.Tensor:
+        preds = preds.float()
+        b = preds.shape[0]
+        x = preds.transpose(1, 2)  # (B, A, 4 + nc)
+        scores, cls = x[..., 4:].max(-1)
+        valid = scores > self.conf_thres
+        if self.classes is not None:
+            valid &= torch.isin(cls, torch.tensor(self.classes, device=cls.device))
+        candidates = valid.sum(1)
+        masked = torch.where(valid, scores, torch.full_like(scores, -1.0))
+        top_scores, idx = masked.topk(top_k, dim=1, sorted=True)
+        valid = top_scores > self.conf_thres
+        boxes = _xywh2xyxy(x[..., :4].gather(1, idx[..., None].expand(-1, -1, 4)))
+        top_cls = cls.gather(1, idx).float()
+        shifted = boxes if self.agnostic else boxes + top_cls[..., None] * MAX_WH
+        overlap = _iou_matrix(shifted) > self.iou_thres
+        overlap &= torch.ones(top_k, top_k, dtype=torch.bool, device=preds.device).tril(-1)  # only higher scores
+        overlap &= valid[:, None, :]
+
+        keep = valid
+        for _ in range(steps):
+            keep = valid & ~(overlap & keep[:, None, :]).any(-1)
+        after = valid & ~(overlap & keep[:, None, :]).any(-1)
+        converged = (after == keep).all(1)
+
+        # kept boxes first, in score order (a stable sort on "not kept")
+        order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices
+        n_out = min(self.max_det, top_k)
+        order = order[:, :n_out]
+        dets = torch.cat((boxes, top_scores[..., None], top_cls[..., None]), -1).gather(
+            1, order[..., None].expand(-1, -1, 6)
+        )
+        if n_out < self.max_det:
+            dets = torch.cat((dets, dets.new_zeros(b, self.max_det - n_out, 6)), 1)
+        counts = keep.sum(1).clamp(max=self.max_det)
+        tail = torch.stack((counts.float(), candidates.float(), converged.float()), 1)
+        return torch.cat((dets.reshape(b, -1), tail), 1)
