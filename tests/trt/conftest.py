@@ -29,10 +29,11 @@ def shapes_yolo(shapes_pt):
 
 
 @pytest.fixture(scope="session")
-def detection_model(shapes_yolo):
-    import copy
+def detection_model(shapes_pt):
+    from ultralytics.nn.checkpoint import load_checkpoint
 
-    return copy.deepcopy(shapes_yolo.model).float().eval()
+    model, _ = load_checkpoint(shapes_pt)
+    return model.float().eval()
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import torch
 
 from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
 from ultralytics.trt.build import BuildOptions, build_plan
-from ultralytics.trt.config import timing_cache_path
+from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
 from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
 from ultralytics.trt.precision import enable_fp16, enable_int8
@@ -86,6 +86,8 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
         raise ValueError("min_shape/opt_shape/max_shape describe a dynamic engine; add dynamic=True or remove them")
     channels = int(getattr(model, "yaml", {}).get("ch", 3)) if isinstance(getattr(model, "yaml", None), dict) else 3
     profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
+    check_workspace(cfg.workspace)
+    check_opt_level(cfg.opt_level)
     if not engine_path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {engine_path}: the folder {engine_path.parent} does not exist")
     if not tensorrt_installed():

@@ -16,24 +16,36 @@ GIB = 1 << 30
 
 def set_workspace(trt: ModuleType, config, workspace_gib: float | None) -> None:
     """Cap the builder's scratch memory; None leaves TensorRT's default (the device's memory)."""
+    gib = check_workspace(workspace_gib)
+    if gib is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(gib * GIB))
+
+
+def check_workspace(workspace_gib) -> float | None:
+    """The workspace in GiB as a float (None stays None), or a clear error."""
     if workspace_gib is None:
-        return
+        return None
     try:
         gib = float(workspace_gib)
     except (TypeError, ValueError):
         raise ValueError(f"workspace={workspace_gib!r} must be a number of GiB (e.g. 4) or None") from None
     if gib <= 0:
         raise ValueError(f"workspace={workspace_gib!r} must be > 0 GiB; leave it unset for TensorRT's default")
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(gib * GIB))
+    return gib
 
 
 def set_optimization_level(config, opt_level: int | None) -> None:
     """Builder optimization level 0-5 (TensorRT's default is 3); higher searches longer for faster kernels."""
+    if check_opt_level(opt_level) is not None:
+        config.builder_optimization_level = opt_level
+
+
+def check_opt_level(opt_level) -> int | None:
     if opt_level is None:
-        return
+        return None
     if isinstance(opt_level, bool) or not isinstance(opt_level, int) or not 0 <= opt_level <= 5:
         raise ValueError(f"opt_level={opt_level!r} must be an integer from 0 to 5 (TensorRT's default is 3)")
-    config.builder_optimization_level = opt_level
+    return opt_level
 
 
 def set_verbosity(trt: ModuleType, config, verbose: bool) -> None:
