@@ -1,0 +1,277 @@
+"""What predict returns: one `Results` per image, holding its detections as `Boxes`.
+
+The API mirrors upstream Ultralytics so user code written for it keeps working: same attribute
+names, same column layout (xyxy, [track id], conf, cls), same text/JSON formats.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ultralytics.utils import ops
+from ultralytics.utils.plotting import Annotator, colors
+
+Array = torch.Tensor | np.ndarray
+
+
+class _TensorHolder:
+    """Shared device/format conversions: each returns a new object of the same class."""
+
+    data: Array
+
+    def _new(self, data: Array):  # subclasses rebuild themselves around converted data
+        raise NotImplementedError
+
+    def cpu(self):
+        return self if isinstance(self.data, np.ndarray) else self._new(self.data.cpu())
+
+    def numpy(self):
+        return self if isinstance(self.data, np.ndarray) else self._new(self.data.cpu().numpy())
+
+    def cuda(self):
+        return self._new(torch.as_tensor(self.data).cuda())
+
+    def to(self, *args, **kwargs):
+        return self._new(torch.as_tensor(self.data).to(*args, **kwargs))
+
+
+class Boxes(_TensorHolder):
+    """Detections of one image: `data` is (N, 6) xyxy, conf, cls or (N, 7) xyxy, track id, conf, cls."""
+
+    def __init__(self, data: Array, orig_shape: tuple[int, int]):
+        if data.ndim == 1:
+            data = data[None, :]
+        if data.ndim != 2 or data.shape[-1] not in (6, 7):
+            raise ValueError(
+                f"Boxes expects (N, 6) [x1, y1, x2, y2, conf, cls] or (N, 7) with a track id, got shape {tuple(data.shape)}"
+            )
+        self.data = data
+        self.orig_shape = tuple(int(s) for s in orig_shape[:2])
+        self.is_track = data.shape[-1] == 7
+
+    def _new(self, data: Array) -> Boxes:
+        return Boxes(data, self.orig_shape)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, index) -> Boxes:
+        return Boxes(self.data[index], self.orig_shape)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def xyxy(self) -> Array:
+        return self.data[:, :4]
+
+    @property
+    def conf(self) -> Array:
+        return self.data[:, -2]
+
+    @property
+    def cls(self) -> Array:
+        return self.data[:, -1]
+
+    @property
+    def id(self) -> Array | None:
+        return self.data[:, -3] if self.is_track else None
+
+    @property
+    def xywh(self) -> Array:
+        return ops.xyxy2xywh(self.xyxy)
+
+    @property
+    def xyxyn(self) -> Array:
+        xyxy = self.xyxy.clone() if isinstance(self.xyxy, torch.Tensor) else np.copy(self.xyxy)
+        h, w = self.orig_shape
+        xyxy[..., [0, 2]] /= w
+        xyxy[..., [1, 3]] /= h
+        return xyxy
+
+    @property
+    def xywhn(self) -> Array:
+        xywh = ops.xyxy2xywh(self.xyxy)
+        h, w = self.orig_shape
+        xywh[..., [0, 2]] /= w
+        xywh[..., [1, 3]] /= h
+        return xywh
+
+    def __repr__(self) -> str:
+        return f"ultralytics Boxes(shape={self.shape}, orig_shape={self.orig_shape})"
+
+
+class Results(_TensorHolder):
+    """Predictions for one image: the original image, its path, class names and `Boxes`."""
+
+    def __init__(
+        self,
+        orig_img: np.ndarray,
+        path: str,
+        names: dict[int, str],
+        boxes: Array | None = None,
+        speed: dict[str, float] | None = None,
+    ):
+        if not isinstance(orig_img, np.ndarray) or orig_img.ndim < 2:
+            raise ValueError(f"Results needs the original image as an HWC numpy array, got {type(orig_img).__name__}")
+        self.orig_img = orig_img
+        self.orig_shape = tuple(orig_img.shape[:2])
+        self.path = str(path)
+        self.names = dict(names)
+        self.boxes = Boxes(boxes, self.orig_shape) if boxes is not None else None
+        self.speed = speed if speed is not None else {"preprocess": None, "inference": None, "postprocess": None}
+        # Other upstream tasks' outputs; always None for a detector.
+        self.masks = self.probs = self.keypoints = self.obb = None
+        self.save_dir: str | None = None
+
+    @property
+    def data(self) -> Array | None:
+        return None if self.boxes is None else self.boxes.data
+
+    def _new(self, data: Array) -> Results:
+        return Results(self.orig_img, self.path, self.names, boxes=data, speed=self.speed)
+
+    def cpu(self) -> Results:
+        return self if self.boxes is None else super().cpu()
+
+    def numpy(self) -> Results:
+        return self if self.boxes is None else super().numpy()
+
+    def cuda(self) -> Results:
+        return self if self.boxes is None else super().cuda()
+
+    def to(self, *args, **kwargs) -> Results:
+        return self if self.boxes is None else super().to(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return 0 if self.boxes is None else len(self.boxes)
+
+    def __getitem__(self, index) -> Results:
+        if self.boxes is None:
+            raise IndexError("this Results has no boxes to index")
+        data = self.boxes.data[index]
+        return self._new(data[None] if data.ndim == 1 else data)
+
+    def new(self) -> Results:
+        """Same image, path and names, no detections."""
+        return Results(self.orig_img, self.path, self.names, speed=self.speed)
+
+    # ------------------------------------------------------------------ text
+    def verbose(self) -> str:
+        """The log fragment for this image, e.g. '2 circles, 1 square, ' ('' without detections)."""
+        if not len(self):
+            return ""
+        cls = np.asarray(_to_numpy(self.boxes.cls)).astype(int)
+        parts = []
+        for c in np.unique(cls):
+            n = int((cls == c).sum())
+            parts.append(f"{n} {self.names.get(int(c), str(int(c)))}{'s' * (n > 1)}, ")
+        return "".join(parts)
+
+    def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:
+        """One dict per box: name, class, confidence, box {x1, y1, x2, y2} (0..1 with `normalize`)."""
+        if not len(self):
+            return []
+        h, w = self.orig_shape if normalize else (1, 1)
+        xyxy = _to_numpy(self.boxes.xyxy).astype(np.float64)
+        conf = _to_numpy(self.boxes.conf)
+        cls = _to_numpy(self.boxes.cls).astype(int)
+        ids = _to_numpy(self.boxes.id) if self.boxes.is_track else None
+        rows = []
+        for i in range(len(xyxy)):
+            row: dict[str, Any] = {
+                "name": self.names.get(int(cls[i]), str(int(cls[i]))),
+                "class": int(cls[i]),
+                "confidence": round(float(conf[i]), decimals),
+                "box": {
+                    "x1": round(float(xyxy[i, 0] / w), decimals),
+                    "y1": round(float(xyxy[i, 1] / h), decimals),
+                    "x2": round(float(xyxy[i, 2] / w), decimals),
+                    "y2": round(float(xyxy[i, 3] / h), decimals),
+                },
+            }
+            if ids is not None:
+                row["track_id"] = int(ids[i])
+            rows.append(row)
+        return rows
+
+    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
+        return json.dumps(self.summary(normalize=normalize, decimals=decimals), indent=2)
+
+    def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
+        """Append YOLO-format lines 'class xc yc w h [conf]' (normalised) to `txt_file`.
+
+        Appending (as upstream does) lets every frame of a video add to one file, and never
+        destroys an existing file.
+        """
+        txt_file = Path(txt_file)
+        lines = []
+        if len(self):
+            xywhn = _to_numpy(self.boxes.xywhn)
+            conf = _to_numpy(self.boxes.conf)
+            cls = _to_numpy(self.boxes.cls).astype(int)
+            for i in range(len(xywhn)):
+                values = [int(cls[i]), *(float(v) for v in xywhn[i])] + ([float(conf[i])] if save_conf else [])
+                lines.append(" ".join(f"{v:g}" for v in values))
+        if lines:
+            txt_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(txt_file, "a", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+        return str(txt_file)
+
+    # ------------------------------------------------------------------ images
+    def plot(
+        self,
+        conf: bool = True,
+        labels: bool = True,
+        boxes: bool = True,
+        line_width: int | None = None,
+        img: np.ndarray | None = None,
+        **_unused: Any,
+    ) -> np.ndarray:
+        """A BGR copy of the image (or `img`) with boxes, class names and confidences drawn."""
+        base = self.orig_img if img is None else img
+        if base.ndim == 2:
+            base = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
+        annotator = Annotator(base, line_width=line_width)
+        if boxes and len(self):
+            xyxy = _to_numpy(self.boxes.xyxy)
+            scores = _to_numpy(self.boxes.conf)
+            cls = _to_numpy(self.boxes.cls).astype(int)
+            ids = _to_numpy(self.boxes.id) if self.boxes.is_track else None
+            for i in reversed(range(len(xyxy))):  # highest confidence drawn last, on top
+                c = int(cls[i])
+                label = ""
+                if labels:
+                    name = (f"id:{int(ids[i])} " if ids is not None else "") + self.names.get(c, str(c))
+                    label = f"{name} {scores[i]:.2f}" if conf else name
+                elif conf:
+                    label = f"{scores[i]:.2f}"
+                annotator.box_label(xyxy[i], label, color=colors(c, bgr=True))
+        return annotator.result()
+
+    def save(self, filename: str | Path | None = None, **plot_kwargs: Any) -> str:
+        """Write the plotted image; default name 'results_<image name>' in the working directory."""
+        filename = Path(filename) if filename is not None else Path(f"results_{Path(self.path).name or 'image0.jpg'}")
+        if not filename.suffix:
+            raise ValueError(f"cannot save to {filename}: give a file name with an image suffix such as .jpg")
+        filename.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(filename.suffix, self.plot(**plot_kwargs))
+        if not ok:
+            raise ValueError(f"OpenCV cannot encode images as '{filename.suffix}'; use .jpg or .png")
+        encoded.tofile(str(filename))  # tofile (not imwrite) so non-ASCII paths work
+        return str(filename)
+
+    def __repr__(self) -> str:
+        return f"ultralytics Results(path={self.path!r}, boxes={len(self)}, orig_shape={self.orig_shape})"
+
+
+def _to_numpy(x: Array) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
