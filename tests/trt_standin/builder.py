@@ -466,7 +466,10 @@ def _build_plan(builder, network, config) -> bytes:
                 "WARNING",
                 "INT8 requested without a calibrator or dynamic ranges; layers without scales run in higher precision",
             )
-    model = network._assemble_model()
+    try:
+        model = network._assemble_model()
+    except (ValueError, NotImplementedError, KeyError, IndexError, TypeError) as e:
+        raise _BuildError(f"the network cannot be built: {e}") from e
     model_bytes = model.SerializeToString()
     error = load_error(model_bytes)
     if error is not None:

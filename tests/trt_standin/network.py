@@ -56,7 +56,19 @@ class ITensor:
 
     @property
     def dtype(self):
-        return self._dtype
+        producer = getattr(self, "_producer", None)
+        if self._dtype is None and producer is not None:
+            return producer._output_dtype(self._producer_index)
+        return self._dtype if self._dtype is not None else type(self)._ctx.classes["DataType"].FLOAT
+
+    def _natural_elem(self) -> int:
+        """ONNX element type the graph produces for this tensor (before any dtype the user set)."""
+        if hasattr(self, "_onnx_elem"):
+            return self._onnx_elem
+        producer = getattr(self, "_producer", None)
+        if producer is not None:
+            return TRT_TO_ONNX[producer._output_dtype(self._producer_index).name]
+        return TRT_TO_ONNX[self.dtype.name]
 
     @dtype.setter
     def dtype(self, value):
@@ -64,6 +76,9 @@ class ITensor:
 
     @property
     def shape(self):
+        producer = getattr(self, "_producer", None)
+        if producer is not None and self._shape is None:
+            return type(self)._ctx.new("Dims", producer._output_shape(self._producer_index))
         return type(self)._ctx.new("Dims", self._shape if self._shape is not None else [])
 
     @shape.setter
@@ -337,15 +352,14 @@ class INetworkDefinition:
             elem = TRT_TO_ONNX[tensor.dtype.name]
             dims = [d if d >= 0 else f"{tensor._name}_dim{i}" for i, d in enumerate(tensor._shape)]
             graph_inputs.append(helper.make_tensor_value_info(tensor._name, elem, dims))
-            onnx_elem = getattr(tensor, "_onnx_elem", elem)
+            onnx_elem = tensor._natural_elem()
             if tensor._name != tensor._onnx_name or onnx_elem != elem:
                 nodes.append(helper.make_node("Cast", [tensor._name], [tensor._onnx_name], to=onnx_elem))
         for layer in self._layers:
             layer._emit(nodes, initializers)
         for tensor in self._outputs:
             elem = TRT_TO_ONNX[tensor.dtype.name]
-            onnx_elem = getattr(tensor, "_onnx_elem", elem)
-            if tensor._name != tensor._onnx_name or onnx_elem != elem:
+            if tensor._name != tensor._onnx_name or tensor._natural_elem() != elem:
                 nodes.append(helper.make_node("Cast", [tensor._onnx_name], [tensor._name], to=elem))
             graph_outputs.append(helper.make_tensor_value_info(tensor._name, elem, None))
         graph = helper.make_graph(nodes, self._name, graph_inputs, graph_outputs, initializers)
