@@ -25,6 +25,15 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_scale
 PUBLISHED_PARAMS = {"n": 3_157_200, "s": 11_166_560, "m": 25_902_640, "l": 43_691_520, "x": 68_229_648}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on the suite's 2 shared cores, extra threads mostly spin and slow everyone."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def shapes_model() -> DetectionModel:
     return load_checkpoint(MODELS / "shapes_yolov8n.pt")[0]
@@ -107,8 +116,8 @@ def test_head_decoding_matches_bruteforce(fresh_n):
 
 def test_anchors_follow_the_input_shape(fresh_n):
     """A model that has seen one shape gives, at another shape, what a model that never saw it gives."""
-    first = torch.rand(1, 3, 320, 320)
-    second = torch.rand(1, 3, 192, 352)
+    first = torch.rand(1, 3, 128, 128)
+    second = torch.rand(1, 3, 96, 160)
     untouched = copy.deepcopy(fresh_n)
     with torch.no_grad():
         fresh_n(first)
@@ -145,7 +154,6 @@ def test_fuse_preserves_output_and_is_idempotent(fresh_n):
     [
         ("shapes_yolov8n.pt", "shapes_raw_320.npz"),
         ("shapes_yolov8n.pt", "shapes_raw_640.npz"),
-        ("shapes_yolov8n_v8.1.44.pt", "shapes_raw_320.npz"),
         ("yolov8n_random_upstream.pt", "yolov8n_random_raw_640.npz"),
     ],
 )
@@ -184,7 +192,7 @@ def test_onnx_export_dynamic_matches_onnxruntime(shapes_model):
             dynamo=False,
         )
     session = onnxruntime.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-    for shape in [(1, 3, 320, 320), (2, 3, 256, 384)]:
+    for shape in [(1, 3, 320, 320), (2, 3, 128, 192)]:
         x = torch.rand(shape)
         (ort_out,) = session.run(None, {"images": x.numpy()})
         with torch.no_grad():
@@ -195,7 +203,7 @@ def test_onnx_export_dynamic_matches_onnxruntime(shapes_model):
 def test_half_precision_model(shapes_model):
     model = copy.deepcopy(shapes_model).half()
     assert model.model[-1].stride.dtype == torch.float16  # the head's stride follows the model
-    x = torch.from_numpy(np.load(REFERENCE / "shapes_raw_320.npz")["input_0"])
+    x = torch.from_numpy(np.load(REFERENCE / "shapes_raw_320.npz")["input_0"])[..., 96:224, 96:224]
     with torch.no_grad():
         y16 = model(x.half())
         y32 = shapes_model(x)
@@ -234,7 +242,7 @@ def test_backend_from_checkpoint(shapes_model):
     assert backend.stride == 32 and backend.task == "detect" and not backend.fp16
     assert backend.names == {0: "circle", 1: "square", 2: "triangle", 3: "star"}
     assert backend.metadata["train_imgsz"] == 320
-    x = torch.rand(3, 3, 224, 320)
+    x = torch.rand(2, 3, 96, 160)
     with torch.no_grad():
         torch.testing.assert_close(backend.forward(x), shapes_model(x), rtol=0, atol=0)
 

@@ -183,10 +183,11 @@ class DetectionModel(nn.Module):
             self.info()
 
     @torch.no_grad()
-    def _measure_strides(self, ch: int, size: int = 256) -> torch.Tensor:
+    def _measure_strides(self, ch: int, size: int = 64) -> torch.Tensor:
         """Strides of the head's inputs, measured by running a blank image through the layers before it.
 
-        Runs in eval mode so that BatchNorm statistics are not touched.
+        Runs in eval mode so that BatchNorm statistics are not touched; a small image keeps building
+        the large scales cheap (64 is a multiple of every YOLOv8 stride).
         """
         was_training = self.training
         self.eval()
