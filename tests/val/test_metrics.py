@@ -1,0 +1,158 @@
+"""Our mAP against independent references: brute-force IoU, constructed cases, and pycocotools."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import REFERENCE, SHAPES
+from tests.val.cocoeval import coco_map
+from ultralytics.data.dataset import load_split
+from ultralytics.utils.metrics import IOU_THRESHOLDS, DetMetrics, ap_per_class, box_iou, match_predictions
+
+
+def random_boxes(rng: np.random.Generator, n: int) -> np.ndarray:
+    xy = rng.uniform(0, 100, (n, 2))
+    return np.concatenate((xy, xy + rng.uniform(1, 50, (n, 2))), 1)
+
+
+def test_box_iou_matches_brute_force():
+    rng = np.random.default_rng(0)
+    a, b = random_boxes(rng, 7), random_boxes(rng, 5)
+    expected = np.zeros((7, 5))
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+            ih = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+            inter = iw * ih
+            union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
+            expected[i, j] = inter / union
+    got = box_iou(torch.tensor(a), b)
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+
+
+def test_box_iou_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match=r"\(N, 4\) and \(M, 4\)"):
+        box_iou(np.zeros((3, 5)), np.zeros((2, 4)))
+
+
+def test_matching_takes_the_highest_iou_pair_once():
+    gt = np.array([[0, 0, 10, 10]], dtype=float)
+    preds = np.array([[0, 0, 10, 8.2], [0, 0, 10, 10], [0, 0, 10, 10]], dtype=float)  # IoU 0.82, 1, 1
+    iou = box_iou(gt, preds).numpy()
+    correct = match_predictions(np.array([0, 0, 1]), np.array([0]), iou)
+    # prediction 1 (IoU 1.0, right class) takes the only truth at every threshold; 2 has the wrong class
+    assert correct[1].all() and not correct[0].any() and not correct[2].any()
+    # with prediction 1 absent, prediction 0 (IoU 0.82) matches at thresholds <= 0.82 only
+    correct = match_predictions(np.array([0]), np.array([0]), iou[:, :1])
+    assert correct[0].tolist() == [bool(t <= 0.82) for t in IOU_THRESHOLDS]
+
+
+def test_perfect_and_empty_predictions():
+    tp = np.ones((3, 10), dtype=bool)
+    result = ap_per_class(tp, np.array([0.9, 0.8, 0.7]), np.array([0, 1, 1]), np.array([0, 1, 1]))
+    # Upstream's AP of a perfect ranking is 0.995, not 1: the envelope is closed with precision 0 at
+    # recall 1, so the last of the 100 trapezoids has half its area (upstream's own mAP50 on the shapes
+    # set, reference/shapes_val_320.json, is exactly this 0.995).
+    reference = json.loads((REFERENCE / "shapes_val_320.json").read_text())
+    np.testing.assert_allclose(result["ap"], 1 - 0.5 / 100)
+    assert reference["mAP50"] == pytest.approx(1 - 0.5 / 100)
+    metrics = DetMetrics({0: "a", 1: "b"})
+    metrics.update(np.zeros((0, 10), dtype=bool), [], [], [0, 1])
+    metrics.process()
+    assert metrics.box.map == 0.0 and metrics.seen == 1 and metrics.nt_per_class.tolist() == [1, 1]
+
+
+def shapes_ground_truth() -> tuple[list, list, list]:
+    """Per val image: file name, (h, w), (xyxy pixels, cls) of the labels."""
+    split = load_split(SHAPES / "shapes.yaml", "val")
+    reference = json.loads((REFERENCE / "shapes_predict_320.json").read_text())["images"]
+    names, sizes, truths = [], [], []
+    for path, labels in zip(split.im_files, split.labels):
+        h, w = reference[path.name]["orig_shape"]
+        cx, cy, bw, bh = (labels[:, k] * s for k, s in zip(range(1, 5), (w, h, w, h)))
+        names.append(path.name)
+        sizes.append((h, w))
+        truths.append((np.stack((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), 1), labels[:, 0]))
+    return names, sizes, truths
+
+
+def our_map(truths, preds, names=None, ap_method: str = "upstream") -> DetMetrics:
+    metrics = DetMetrics(names or {i: str(i) for i in range(4)}, ap_method=ap_method)
+    for (gt_xyxy, gt_cls), (xyxy, conf, cls) in zip(truths, preds):
+        iou = box_iou(gt_xyxy, xyxy).numpy() if len(gt_xyxy) and len(xyxy) else np.zeros((len(gt_xyxy), len(xyxy)))
+        metrics.update(match_predictions(cls, gt_cls, iou), conf, cls, gt_cls)
+    return metrics.process()
+
+
+def upstream_predictions(names: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Upstream's recorded predict() output (conf 0.25) on the shapes val images."""
+    reference = json.loads((REFERENCE / "shapes_predict_320.json").read_text())["images"]
+    return [
+        (np.array(reference[n]["xyxy"]).reshape(-1, 4), np.array(reference[n]["conf"]), np.array(reference[n]["cls"]))
+        for n in names
+    ]
+
+
+def perturbed_predictions(sizes, truths, seed: int = 1) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A harder case: jittered boxes, missed objects, wrong classes and false detections."""
+    rng = np.random.default_rng(seed)
+    preds = []
+    for (h, w), (gt_xyxy, gt_cls) in zip(sizes, truths):
+        keep = rng.random(len(gt_xyxy)) > 0.15
+        boxes = gt_xyxy[keep] + rng.normal(0, 3, (int(keep.sum()), 4))
+        cls = gt_cls[keep].copy()
+        flip = rng.random(len(cls)) < 0.05
+        cls[flip] = (cls[flip] + 1) % 4
+        boxes = np.concatenate((boxes, random_boxes(rng, 2).clip(0, min(h, w))))
+        cls = np.concatenate((cls, rng.integers(0, 4, 2)))
+        preds.append((boxes, rng.uniform(0.05, 1.0, len(boxes)), cls.astype(float)))
+    return preds
+
+
+@pytest.mark.parametrize("case", ["upstream_predictions", "perturbed"])
+def test_coco_method_reproduces_pycocotools_exactly(case):
+    """Same matching, ranking and (with method='coco') the same integration: pycocotools' numbers exactly.
+
+    This checks IoU, matching and per-class ranking independently of the AP integration, which is the
+    only intended difference between upstream's protocol and COCO's (docs/validation.md).
+    """
+    names, sizes, truths = shapes_ground_truth()
+    preds = upstream_predictions(names) if case == "upstream_predictions" else perturbed_predictions(sizes, truths)
+    ours = our_map(truths, preds, ap_method="coco")
+    coco_5095, coco_50 = coco_map(sizes, truths, preds, max_dets=300)
+    assert 0.3 < coco_5095 < 1.0
+    assert ours.box.map == pytest.approx(coco_5095, abs=1e-9)
+    assert ours.box.map50 == pytest.approx(coco_50, abs=1e-9)
+
+
+def test_upstream_and_coco_integration_differ_only_past_the_last_recall():
+    """Where recall stops short of 1 (conf=0.25 predictions at IoU 0.95), upstream's closing segment to
+    (recall 1, precision 0) adds area that COCO does not count; at IoU 0.5, where recall is ~1, they agree."""
+    names, sizes, truths = shapes_ground_truth()
+    preds = upstream_predictions(names)
+    upstream, coco = our_map(truths, preds), our_map(truths, preds, ap_method="coco")
+    per_threshold = upstream.box.all_ap.mean(0) - coco.box.all_ap.mean(0)
+    assert abs(per_threshold[0]) < 0.002
+    assert per_threshold[-1] > 0.02 and per_threshold[-1] == per_threshold.max()
+
+
+def test_det_metrics_results_and_table():
+    names, sizes, truths = shapes_ground_truth()
+    preds = upstream_predictions(names)
+    class_names = {0: "circle", 1: "square", 2: "triangle", 3: "star"}
+    metrics = our_map(truths, preds, class_names)
+    assert set(metrics.results_dict) == {*metrics.keys, "fitness"}
+    assert metrics.results_dict["metrics/mAP50-95(B)"] == metrics.box.map
+    assert metrics.maps.shape == (4,) and np.isclose(metrics.maps.mean(), metrics.box.map)
+    n_instances = sum(len(c) for _, c in truths)
+    assert metrics.nt_per_class.sum() == n_instances
+    assert [row["Class"] for row in metrics.summary()] == list(class_names.values())
+    table = metrics.table().splitlines()
+    assert table[0].split() == ["Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)"]
+    assert table[1].split()[:3] == ["all", str(len(names)), str(n_instances)]
+    assert len(table) == 2 + 4

@@ -1,0 +1,333 @@
+"""Detection accuracy with upstream Ultralytics' protocol, so our numbers compare with theirs.
+
+The protocol (what makes a number "mAP50-95" here):
+- a prediction is a true positive at IoU threshold t when it overlaps an unmatched ground-truth box
+  of the same class with IoU >= t; pairs are taken greedily, highest IoU first, each prediction and
+  each ground truth used at most once; thresholds 0.50, 0.55, ..., 0.95;
+- per class, predictions are ranked by confidence; AP is the area under the precision envelope
+  (precision made monotonically non-increasing), sampled at 101 recall points 0, 0.01, ..., 1 and
+  integrated with the trapezoid rule;
+- classes with no ground truth are left out of the means; mAP50-95 is the mean over classes and
+  thresholds; P and R are read at the confidence where the (smoothed) mean F1 over classes peaks.
+
+docs/validation.md explains how this differs from pycocotools' COCO mAP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+RECALL_POINTS = np.linspace(0, 1, 101)  # where the precision envelope is sampled for AP
+CONF_GRID = np.linspace(0, 1, 1000)  # confidences at which P, R and F1 curves are evaluated
+EPS = 1e-16
+
+
+def box_iou(box1: torch.Tensor | np.ndarray, box2: torch.Tensor | np.ndarray, eps: float = 1e-7) -> torch.Tensor:
+    """IoU of every box in box1 (N, 4) with every box in box2 (M, 4), both xyxy → (N, M) tensor."""
+    b1 = torch.as_tensor(box1, dtype=torch.float32)
+    b2 = torch.as_tensor(box2, dtype=torch.float32, device=b1.device)
+    if b1.ndim != 2 or b1.shape[-1] != 4 or b2.ndim != 2 or b2.shape[-1] != 4:
+        raise ValueError(f"box_iou needs (N, 4) and (M, 4) xyxy boxes, got {tuple(b1.shape)} and {tuple(b2.shape)}")
+    top_left = torch.maximum(b1[:, None, :2], b2[None, :, :2])
+    bottom_right = torch.minimum(b1[:, None, 2:], b2[None, :, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
+    area1 = (b1[:, 2:] - b1[:, :2]).clamp(min=0).prod(-1)
+    area2 = (b2[:, 2:] - b2[:, :2]).clamp(min=0).prod(-1)
+    return inter / (area1[:, None] + area2[None, :] - inter + eps)
+
+
+def match_predictions(
+    pred_classes: np.ndarray, true_classes: np.ndarray, iou: np.ndarray, iou_thresholds: np.ndarray = IOU_THRESHOLDS
+) -> np.ndarray:
+    """(n_pred, n_thresholds) bool: is each prediction a true positive at each IoU threshold.
+
+    `iou` is (n_true, n_pred). At each threshold, candidate pairs (same class, IoU >= t) are taken in
+    order of decreasing IoU, skipping any whose prediction or ground truth is already used.
+    """
+    pred_classes, true_classes = np.asarray(pred_classes), np.asarray(true_classes)
+    correct = np.zeros((len(pred_classes), len(iou_thresholds)), dtype=bool)
+    if len(pred_classes) == 0 or len(true_classes) == 0:
+        return correct
+    iou = np.where(true_classes[:, None] == pred_classes[None, :], np.asarray(iou, dtype=np.float64), 0.0)
+    for k, threshold in enumerate(iou_thresholds):
+        gt_idx, pred_idx = np.nonzero(iou >= threshold)
+        if len(gt_idx) == 0:
+            continue
+        order = np.argsort(-iou[gt_idx, pred_idx], kind="stable")
+        used_gt, used_pred = set(), set()
+        for g, p in zip(gt_idx[order], pred_idx[order]):
+            if g in used_gt or p in used_pred:
+                continue
+            used_gt.add(g)
+            used_pred.add(p)
+            correct[p, k] = True
+    return correct
+
+
+def smooth(y: np.ndarray, fraction: float = 0.05) -> np.ndarray:
+    """Box-filter y with a window of about `fraction`*2 of its length, edges padded with the end values."""
+    width = round(len(y) * fraction * 2) // 2 + 1  # always odd
+    half = np.ones(width // 2)
+    padded = np.concatenate((half * y[0], y, half * y[-1]))
+    return np.convolve(padded, np.ones(width) / width, mode="valid")
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "upstream") -> float:
+    """Area under the precision envelope at 101 recall points 0, 0.01, ..., 1.
+
+    method="upstream" (the default, upstream Ultralytics): the envelope is closed with precision 0 at
+    recall 1, interpolated linearly between points and integrated with the trapezoid rule.
+    method="coco" (pycocotools): at each recall point, the envelope's value at the first ranked
+    prediction reaching that recall (0 beyond the highest recall), averaged.
+    docs/validation.md explains when the two differ.
+    """
+    if method == "coco":
+        envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
+        first = np.searchsorted(recall, RECALL_POINTS, side="left")
+        reached = first < len(envelope)
+        return (
+            float(np.where(reached, envelope[np.minimum(first, len(envelope) - 1)], 0.0).mean())
+            if len(envelope)
+            else 0.0
+        )
+    if method != "upstream":
+        raise ValueError(f"AP method '{method}' is not known; use 'upstream' or 'coco'")
+    recall = np.concatenate(([0.0], recall, [1.0]))
+    precision = np.concatenate(([1.0], precision, [0.0]))
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
+    sampled = np.interp(RECALL_POINTS, recall, envelope)
+    return float(np.sum((sampled[1:] + sampled[:-1]) / 2 * np.diff(RECALL_POINTS)))
+
+
+def ap_per_class(
+    tp: np.ndarray,
+    conf: np.ndarray,
+    pred_cls: np.ndarray,
+    target_cls: np.ndarray,
+    eps: float = EPS,
+    method: str = "upstream",
+) -> dict[str, np.ndarray]:
+    """Per-class AP at every IoU threshold, plus P, R and F1 at the best mean-F1 confidence.
+
+    tp: (n_pred, n_thresholds) bool; conf, pred_cls: (n_pred,); target_cls: (n_true,) — all predictions
+    and ground truths of the whole dataset. Only classes present in target_cls are scored. `method`
+    picks the AP integration (see average_precision).
+    Returns arrays indexed like `classes`: ap (n_cls, n_thresholds), p, r, f1, tp, fp (n_cls,),
+    plus `classes`, and the curves over CONF_GRID (p_curve, r_curve, f1_curve).
+    """
+    conf, pred_cls, target_cls = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (conf, pred_cls, target_cls))
+    tp = np.asarray(tp, dtype=np.float64)
+    tp = tp.reshape(len(conf), tp.shape[-1] if tp.ndim == 2 else len(IOU_THRESHOLDS))
+    order = np.argsort(-conf, kind="stable")
+    tp, conf, pred_cls = tp[order], conf[order], pred_cls[order]
+    classes, n_true = np.unique(target_cls, return_counts=True)
+    n_cls, n_thr = len(classes), tp.shape[1]
+    ap = np.zeros((n_cls, n_thr))
+    p_curve, r_curve = np.zeros((n_cls, len(CONF_GRID))), np.zeros((n_cls, len(CONF_GRID)))
+    for ci, c in enumerate(classes):
+        mine = pred_cls == c
+        if not mine.any():
+            continue  # a class nobody predicted: AP, P and R stay 0
+        tp_cum = np.cumsum(tp[mine], axis=0)
+        fp_cum = np.cumsum(1 - tp[mine], axis=0)
+        recall = tp_cum / (n_true[ci] + eps)
+        precision = tp_cum / (tp_cum + fp_cum)
+        # np.interp needs increasing x: confidences fall along the ranking, so interpolate on -conf.
+        r_curve[ci] = np.interp(-CONF_GRID, -conf[mine], recall[:, 0], left=0)
+        p_curve[ci] = np.interp(-CONF_GRID, -conf[mine], precision[:, 0], left=1)
+        for k in range(n_thr):
+            ap[ci, k] = average_precision(recall[:, k], precision[:, k], method)
+    f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
+    best = int(smooth(f1_curve.mean(0), 0.1).argmax()) if n_cls else 0
+    p, r, f1 = p_curve[:, best], r_curve[:, best], f1_curve[:, best]
+    tp_at_best = (r * n_true).round()
+    fp_at_best = (tp_at_best / (p + eps) - tp_at_best).round()
+    return {
+        "classes": classes.astype(int),
+        "ap": ap,
+        "p": p,
+        "r": r,
+        "f1": f1,
+        "tp": tp_at_best,
+        "fp": fp_at_best,
+        "p_curve": p_curve,
+        "r_curve": r_curve,
+        "f1_curve": f1_curve,
+    }
+
+
+class Metric:
+    """Box metrics of one evaluation; per-class arrays are indexed like `ap_class_index`."""
+
+    def __init__(self) -> None:
+        self.p = np.zeros(0)
+        self.r = np.zeros(0)
+        self.f1 = np.zeros(0)
+        self.all_ap = np.zeros((0, len(IOU_THRESHOLDS)))
+        self.ap_class_index = np.zeros(0, dtype=int)
+
+    def update(self, result: dict[str, np.ndarray]) -> None:
+        self.p, self.r, self.f1 = result["p"], result["r"], result["f1"]
+        self.all_ap, self.ap_class_index = result["ap"], result["classes"]
+
+    @property
+    def ap50(self) -> np.ndarray:
+        """Per-class AP at IoU 0.5."""
+        return self.all_ap[:, 0] if len(self.all_ap) else np.zeros(0)
+
+    @property
+    def ap(self) -> np.ndarray:
+        """Per-class AP averaged over IoU 0.50:0.95."""
+        return self.all_ap.mean(1) if len(self.all_ap) else np.zeros(0)
+
+    @property
+    def mp(self) -> float:
+        return float(self.p.mean()) if len(self.p) else 0.0
+
+    @property
+    def mr(self) -> float:
+        return float(self.r.mean()) if len(self.r) else 0.0
+
+    @property
+    def map50(self) -> float:
+        return float(self.all_ap[:, 0].mean()) if len(self.all_ap) else 0.0
+
+    @property
+    def map75(self) -> float:
+        return float(self.all_ap[:, 5].mean()) if len(self.all_ap) else 0.0
+
+    @property
+    def map(self) -> float:
+        return float(self.all_ap.mean()) if len(self.all_ap) else 0.0
+
+    def mean_results(self) -> list[float]:
+        return [self.mp, self.mr, self.map50, self.map]
+
+    def class_result(self, i: int) -> tuple[float, float, float, float]:
+        """(P, R, AP50, AP50-95) of the i-th scored class (i indexes ap_class_index)."""
+        return float(self.p[i]), float(self.r[i]), float(self.ap50[i]), float(self.ap[i])
+
+    def maps(self, nc: int) -> np.ndarray:
+        """AP50-95 per class id 0..nc-1; classes without ground truth get the overall mAP (upstream)."""
+        out = np.full(nc, self.map)
+        for i, c in enumerate(self.ap_class_index):
+            if c < nc:
+                out[c] = self.ap[i]
+        return out
+
+    def fitness(self) -> float:
+        """Upstream's single number for model selection: 0.1 mAP50 + 0.9 mAP50-95."""
+        return 0.1 * self.map50 + 0.9 * self.map
+
+
+class DetMetrics:
+    """Accumulates per-image matches, then computes box metrics for the whole dataset.
+
+    Usage: `update(correct, conf, pred_cls, target_cls)` once per image, `process()` once, then read
+    `.box.map`, `.map50`, `.maps`, `.results_dict`, `.summary()`. `speed` (ms per image) is filled in
+    by the validator. `ap_method="coco"` integrates AP like pycocotools instead of like upstream.
+    """
+
+    def __init__(self, names: dict[int, str] | None = None, ap_method: str = "upstream") -> None:
+        self.names: dict[int, str] = dict(names or {})
+        self.ap_method = ap_method
+        self.box = Metric()
+        self.speed: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "loss": 0.0, "postprocess": 0.0}
+        self.seen = 0
+        self._stats: dict[str, list[np.ndarray]] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
+        self._target_img: list[np.ndarray] = []
+        self.nt_per_class = np.zeros(len(self.names), dtype=int)
+        self.nt_per_image = np.zeros(len(self.names), dtype=int)
+        self.curves: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ accumulation
+    def update(self, correct: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray) -> None:
+        """One image: (n_pred, 10) bool matches, (n_pred,) confidences and classes, (n_true,) true classes."""
+        self.seen += 1
+        self._stats["tp"].append(np.asarray(correct, dtype=bool).reshape(-1, len(IOU_THRESHOLDS)))
+        self._stats["conf"].append(np.asarray(conf, dtype=np.float64).reshape(-1))
+        self._stats["pred_cls"].append(np.asarray(pred_cls, dtype=np.float64).reshape(-1))
+        target = np.asarray(target_cls, dtype=np.float64).reshape(-1)
+        self._stats["target_cls"].append(target)
+        self._target_img.append(np.unique(target))
+
+    def process(self) -> DetMetrics:
+        """Compute the metrics from everything accumulated so far; returns self."""
+        empty = {"tp": np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool)}
+        stats = {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in self._stats.items()}
+        nc = max(len(self.names), int(stats["target_cls"].max()) + 1 if len(stats["target_cls"]) else 0)
+        self.nt_per_class = np.bincount(stats["target_cls"].astype(int), minlength=nc)
+        per_image = np.concatenate(self._target_img) if self._target_img else np.zeros(0)
+        self.nt_per_image = np.bincount(per_image.astype(int), minlength=nc)
+        if len(stats["target_cls"]):
+            result = ap_per_class(
+                stats["tp"], stats["conf"], stats["pred_cls"], stats["target_cls"], method=self.ap_method
+            )
+            self.box.update(result)
+            self.curves = {k: result[k] for k in ("p_curve", "r_curve", "f1_curve")}
+        return self
+
+    # ------------------------------------------------------------------ results
+    @property
+    def keys(self) -> list[str]:
+        return ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
+
+    @property
+    def maps(self) -> np.ndarray:
+        return self.box.maps(len(self.names))
+
+    @property
+    def ap_class_index(self) -> np.ndarray:
+        return self.box.ap_class_index
+
+    @property
+    def fitness(self) -> float:
+        return self.box.fitness()
+
+    @property
+    def results_dict(self) -> dict[str, float]:
+        return {**dict(zip(self.keys, self.box.mean_results())), "fitness": self.fitness}
+
+    def mean_results(self) -> list[float]:
+        return self.box.mean_results()
+
+    def class_result(self, i: int) -> tuple[float, float, float, float]:
+        return self.box.class_result(i)
+
+    def summary(self, decimals: int = 5) -> list[dict[str, Any]]:
+        """One dict per scored class: name, images, instances, precision, recall, mAP50, mAP50-95."""
+        rows = []
+        for i, c in enumerate(self.box.ap_class_index):
+            p, r, ap50, ap = self.box.class_result(i)
+            rows.append(
+                {
+                    "Class": self.names.get(int(c), str(c)),
+                    "Images": int(self.nt_per_image[c]),
+                    "Instances": int(self.nt_per_class[c]),
+                    "Box-P": round(p, decimals),
+                    "Box-R": round(r, decimals),
+                    "Box-F1": round(float(self.box.f1[i]), decimals),
+                    "mAP50": round(ap50, decimals),
+                    "mAP50-95": round(ap, decimals),
+                }
+            )
+        return rows
+
+    def table(self) -> str:
+        """Upstream's validation table: an `all` row, then one row per class (when there are several)."""
+        header = ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
+        row = "%22s%11i%11i" + "%11.3g" * 4
+        lines = [header, row % ("all", self.seen, int(self.nt_per_class.sum()), *self.mean_results())]
+        if len(self.names) > 1:
+            for i, c in enumerate(self.box.ap_class_index):
+                name = self.names.get(int(c), str(c))
+                lines.append(row % (name, self.nt_per_image[c], self.nt_per_class[c], *self.class_result(i)))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        m = self.box
+        return f"DetMetrics(mAP50-95={m.map:.4f}, mAP50={m.map50:.4f}, P={m.mp:.4f}, R={m.mr:.4f}, images={self.seen})"
