@@ -22,5 +22,7 @@ def photos() -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def shapes_images() -> list[tuple[str, np.ndarray]]:
-    paths = sorted((SHAPES / "val" / "images").glob("*.jpg"))[:6]
+    """Six val images the shapes model knows (00000-00002, 00008-00010): square and 280x320 ones."""
+    paths = sorted((SHAPES / "val" / "images").glob("*.jpg"))
+    paths = paths[:3] + paths[8:11]
     return [(str(p), cv2.imread(str(p))) for p in paths]

@@ -54,7 +54,9 @@ def check_against_cv2(photos, device):
             out = torch_letterbox([im], new_shape, auto, device)[0].cpu().numpy()
             assert out.shape == ref.shape, (new_shape, auto, im.shape)
             diff = np.abs(out - ref)
-            assert diff.max() <= 1 / 255 + 1e-6, f"{im.shape}→{new_shape} auto={auto}: max diff {diff.max() * 255:.2f}/255"
+            assert diff.max() <= 1 / 255 + 1e-6, (
+                f"{im.shape}→{new_shape} auto={auto}: max diff {diff.max() * 255:.2f}/255"
+            )
             # off by one grey level only where OpenCV's 11-bit fixed point rounds the other way (~10% here)
             assert (diff > 1e-6).mean() < 0.15
 

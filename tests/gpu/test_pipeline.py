@@ -1,0 +1,138 @@
+"""End to end: the device pipeline gives the CPU path's detections; one model serves 4 threads."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from tests.gpu.conftest import requires_cuda
+from ultralytics import YOLO
+from ultralytics.engine.gpu_pipeline import GpuPipeline
+from ultralytics.engine.predictor import DetectionPredictor
+
+
+def boxes_of(results) -> list[np.ndarray]:
+    return [r.boxes.data.cpu().numpy() for r in results]
+
+
+def assert_boxes_match(a: list[np.ndarray], b: list[np.ndarray], px: float = 1.0, conf: float = 0.01):
+    """Same detections per image: each box of `a` has its own partner in `b` of the same class with
+    xyxy within `px` pixels and a close conf (order may differ where two confs are nearly equal)."""
+    assert len(a) == len(b)
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x.shape == y.shape, f"image {i}: {len(x)} vs {len(y)} detections"
+        free = list(range(len(y)))
+        for det in x:
+            cost = [np.abs(det[:4] - y[j, :4]).max() if y[j, 5] == det[5] else np.inf for j in free]
+            if not cost or min(cost) > px:
+                raise AssertionError(f"image {i}: no detection within {px}px of {det.tolist()} in {y.tolist()}")
+            j = free.pop(int(np.argmin(cost)))
+            assert abs(det[4] - y[j, 4]) <= conf, f"image {i}: conf {det[4]} vs {y[j, 4]}"
+
+
+def predictor_for(model: YOLO, device: str, **kw) -> DetectionPredictor:
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils.torch_utils import select_device
+
+    args = get_cfg({"conf": 0.25, "batch": 1, "save": False, "rect": True, "verbose": False, "mode": "predict", **kw})
+    return DetectionPredictor(args, model._backend(select_device(device), False))
+
+
+def test_device_stages_on_cpu_match_opencv_path(shapes_pt, shapes_images):
+    """The tensor letterbox + batched NMS, run on the CPU, against the OpenCV letterbox + ops NMS."""
+    model = YOLO(shapes_pt)
+    sources = [shapes_images[i][1] for i in (0, 1, 2, 4)]
+    batch = 2  # one batch of equal shapes (batched resize), one of mixed shapes (per-frame resize)
+    reference = predictor_for(model, "cpu", batch=batch, imgsz=320)
+    assert reference.gpu is None  # the CPU device keeps the OpenCV path
+    ours = predictor_for(model, "cpu", batch=batch, imgsz=320)
+    ours.gpu = GpuPipeline(ours.model, ours.args)
+    expected, got = boxes_of(reference(sources)), boxes_of(ours(sources))
+    assert sum(len(b) for b in expected) > 0, "the fixture images should give detections"
+    assert_boxes_match(got, expected)
+
+
+def run_threads(model: YOLO, sources: list, device: str, n_threads: int = 4, rounds: int = 2) -> list[list]:
+    """Each thread predicts every source `rounds` times; returns per thread the list of box arrays."""
+    outputs: list[list | None] = [None] * n_threads
+    errors: list[BaseException] = []
+    start = threading.Barrier(n_threads)
+
+    def work(k: int) -> None:
+        try:
+            start.wait()
+            got = []
+            for _ in range(rounds):
+                order = sources[k:] + sources[:k]  # every thread a different order
+                res = model.predict(order, device=device, imgsz=320, verbose=False)
+                by_index = boxes_of(res)
+                got.append(by_index[-k:] + by_index[:-k] if k else by_index)
+            outputs[k] = got
+        except BaseException as e:  # re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return outputs
+
+
+def check_threads(shapes_pt, shapes_images, device: str):
+    model = YOLO(shapes_pt)
+    sources = [im for _, im in shapes_images[:2]]
+    single = boxes_of(model.predict(sources, device=device, imgsz=320, verbose=False))
+    for per_thread in run_threads(model, sources, device):
+        for got in per_thread:
+            assert_boxes_match(got, single, px=1e-3, conf=1e-4)
+
+
+def test_four_threads_one_model_cpu(shapes_pt, shapes_images):
+    check_threads(shapes_pt, shapes_images, "cpu")
+
+
+@requires_cuda
+def test_four_threads_one_model_cuda(shapes_pt, shapes_images):
+    check_threads(shapes_pt, shapes_images, "0")
+
+
+@requires_cuda
+@pytest.mark.parametrize("batch", [1, 4])
+def test_cuda_pipeline_matches_cpu_path(shapes_pt, shapes_images, batch):
+    model = YOLO(shapes_pt)
+    sources = [im for _, im in shapes_images]
+    cpu = boxes_of(model.predict(sources, device="cpu", imgsz=320, batch=batch, verbose=False))
+    gpu_pred = predictor_for(model, "0", batch=batch, imgsz=320)
+    assert gpu_pred.gpu is not None
+    gpu = boxes_of(gpu_pred(sources))
+    assert_boxes_match(gpu, cpu)
+
+
+@requires_cuda
+def test_cuda_pipeline_on_files_and_fp16(shapes_pt, shapes_images):
+    """A directory-like list of files goes through prefetch; FP16 stays within a pixel or two."""
+    model = YOLO(shapes_pt)
+    files = [p for p, _ in shapes_images]
+    cpu = boxes_of(model.predict(files, device="cpu", imgsz=320, verbose=False))
+    gpu = boxes_of(model.predict(files, device="0", imgsz=320, verbose=False))
+    assert_boxes_match(gpu, cpu)
+    half = boxes_of(model.predict(files, device="0", imgsz=320, half=True, verbose=False))
+    assert_boxes_match(half, cpu, px=2.0, conf=0.02)
+
+
+@requires_cuda
+def test_cuda_graphs_are_used_and_bounded(shapes_pt, shapes_images):
+    from ultralytics.engine.gpu_pipeline import MAX_GRAPHS
+
+    model = YOLO(shapes_pt)
+    pred = predictor_for(model, "0", imgsz=320)
+    pred([im for _, im in shapes_images])
+    graphs = pred.gpu.state.graphs
+    assert graphs is not None and graphs.disabled_reason is None and 1 <= len(graphs) <= MAX_GRAPHS
+    assert torch.cuda.is_available()
