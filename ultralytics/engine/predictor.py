@@ -41,6 +41,11 @@ class DetectionPredictor:
         self.model = model
         self.save_dir: Path | None = None
         self.imgsz = self._resolve_imgsz()
+        self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
+        if model.device.type == "cuda":
+            from ultralytics.engine.gpu_pipeline import GpuPipeline
+
+            self.gpu = GpuPipeline(model, cfg)
 
     # ------------------------------------------------------------------ setup
     def _resolve_imgsz(self) -> tuple[int, int]:
@@ -60,6 +65,8 @@ class DetectionPredictor:
             return images.to(self.model.device, self.model.dtype)
         same_shapes = len({im.shape for im in images}) == 1
         auto = same_shapes and bool(self.args.rect) and (self.model.pt or self.model.dynamic)
+        if self.gpu is not None:
+            return self.gpu.preprocess(images, self.imgsz, auto=auto, stride=self.model.stride)
         letterbox = LetterBox(self.imgsz, auto=auto, stride=self.model.stride)
         batch = np.stack([letterbox(image=im) for im in images])
         batch = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2))  # BGR→RGB, BHWC→BCHW
@@ -68,11 +75,15 @@ class DetectionPredictor:
         return tensor / 255
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
+        if self.gpu is not None:
+            return self.gpu.inference(im)
         return self.model(im)
 
     def postprocess(
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
     ) -> list[Results]:
+        if self.gpu is not None:
+            return self.gpu.postprocess(preds, im, orig_imgs, paths)
         dets = non_max_suppression(
             preds.float(),
             self.args.conf if self.args.conf is not None else 0.25,
@@ -96,6 +107,9 @@ class DetectionPredictor:
         args = self.args
         batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
         profilers = (Profile(self.model.device), Profile(self.model.device), Profile(self.model.device))
+        if self.gpu is not None:  # decode + upload ahead; time stages with events, not synchronisations
+            batches = self.gpu.prefetch(batches)
+            profilers = self.gpu.stage_timers(3) or profilers
         seen = 0
         shape = None
         writers: dict[str, cv2.VideoWriter] = {}
