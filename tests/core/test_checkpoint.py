@@ -145,6 +145,22 @@ def test_bare_model_pickle_and_missing_attributes(tmp_path, small_model, referen
     torch.testing.assert_close(_output(loaded, reference_input), expected, rtol=1e-4, atol=1e-3)
 
 
+def test_legacy_serialization_and_fp16(tmp_path, small_model, reference_input):
+    """torch.save's pre-1.6 (non-zip) format, FP16 weights, string class keys, a different protocol."""
+    model = DetectionModel("yolov8n.yaml", nc=4)
+    model.load_state_dict(small_model.state_dict())
+    expected = _output(model.eval(), reference_input)
+    model.names = {"0": "a", "1": "b", "2": "c", "3": "d"}
+    path = tmp_path / "legacy.pt"
+    torch.save({"model": model.half(), "ema": None}, path, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    loaded, _ = load_checkpoint(path)
+    assert loaded.names == {0: "a", 1: "b", 2: "c", 3: "d"}
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    ours = _output(loaded, reference_input)
+    torch.testing.assert_close(ours[:, :4], expected[:, :4], rtol=0, atol=0.5)  # pixels; weights rounded to FP16
+    torch.testing.assert_close(ours[:, 4:], expected[:, 4:], rtol=0, atol=2e-3)  # scores
+
+
 # --- the restricted unpickler ----------------------------------------------------------------------
 
 
@@ -245,6 +261,7 @@ def test_yolov5_checkpoint_is_named(tmp_path, monkeypatch):
         load_checkpoint(path, trust=True)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 def test_torchscript_file_is_named(tmp_path):
     path = tmp_path / "model.pt"
     torch.jit.script(torch.nn.Conv2d(3, 3, 1)).save(str(path))

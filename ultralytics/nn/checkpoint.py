@@ -163,7 +163,6 @@ def _pickle_module(unpickler: type[pickle.Unpickler]) -> types.ModuleType:
     module = types.ModuleType(f"ultralytics_{unpickler.__name__.strip('_').lower()}")
     module.Unpickler = unpickler
     module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
-    module.__name__ = module.__name__  # torch reads __name__ to detect dill
     return module
 
 
@@ -180,6 +179,11 @@ def _read_pickle(path: Path, trust: bool) -> Any:
         raise CheckpointError(
             f"{path} is a TorchScript archive (format=torchscript export), not a training checkpoint. "
             "Load the original .pt instead, or run the TorchScript file with torch.jit.load."
+        )
+    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in ("1", "y", "yes", "true"):
+        raise CheckpointError(
+            "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch.load reject the restricted unpickler this "
+            "loader uses to read YOLO checkpoints safely. Unset it to load YOLOv8 .pt files."
         )
     unpickler = _TrustedUnpickler if trust else _RestrictedUnpickler
     try:
@@ -242,7 +246,10 @@ def _upgrade_loaded_model(model: nn.Module, ckpt: dict, path: Path) -> None:
         names = dict(enumerate(names))
     if not isinstance(names, dict) or len(names) != nc:
         names = {i: f"class{i}" for i in range(nc)}
-    model.names = {int(k): str(v) for k, v in names.items()}
+    try:
+        model.names = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError):  # keys that are not class indices: keep the order, renumber
+        model.names = {i: str(v) for i, v in enumerate(names.values())}
     model.nc = nc
     if not isinstance(model.__dict__.get("stride"), torch.Tensor):
         model.stride = torch.tensor([32.0])
