@@ -1,0 +1,54 @@
+"""Export → load → predict through the TensorRT stand-in, for every recorded TensorRT version."""
+
+from __future__ import annotations
+
+import torch
+
+from tests.trt.conftest import DYNAMIC_BATCH, IMGSZ, VAL_IMAGES
+from tests.trt.matching import agreement, assert_identical
+from ultralytics import YOLO
+from ultralytics.export.engine_file import read_engine_file
+
+SOURCES = [str(p) for p in VAL_IMAGES]
+
+
+def predict(engine, sources=SOURCES, **kw):
+    return YOLO(engine).predict(sources, device="cpu", conf=0.25, verbose=False, **kw)
+
+
+def backend_of(engine):
+    from ultralytics.nn.backends.tensorrt import TensorRTBackend
+
+    return TensorRTBackend(engine, device=torch.device("cpu"))
+
+
+def test_fp32_engine_predicts_like_pt(trt, build_engine, reference):
+    engine = build_engine("fp32")
+    b = backend_of(engine)
+    assert not b.dynamic and b.batch == 1 and b.imgsz == IMGSZ and not b.fp16
+    assert b.names == {0: "circle", 1: "square", 2: "triangle", 3: "star"}
+    meta = read_engine_file(engine).metadata
+    assert meta["tensorrt"] == trt.__version__ and meta["precision"] == "fp32"
+    assert_identical(reference[320], predict(engine, imgsz=320))
+
+
+def test_fp16_engine_has_fp16_io_and_meets_fp16_bar(trt, build_engine, reference):
+    engine = build_engine("fp16")
+    b = backend_of(engine)
+    assert b.fp16 and b.input.dtype == torch.float16 and b.output.dtype == torch.float16
+    out = b.forward(torch.rand(1, 3, *IMGSZ, dtype=torch.float16))
+    assert out.dtype == torch.float16 and out.shape[:2] == (1, 8)
+    meta = read_engine_file(engine).metadata
+    assert meta["precision"] == "fp16"
+    assert set(meta["input_dtypes"].values()) == {"float16"} and set(meta["output_dtypes"].values()) == {"float16"}
+    matched, extra = agreement(reference[320], predict(engine, imgsz=320))
+    assert matched >= 0.99 and extra == 0, (matched, extra)
+
+
+def test_dynamic_engine_batches_and_sizes(trt, build_engine, reference):
+    engine = build_engine("dynamic")
+    b = backend_of(engine)
+    assert b.dynamic and b.batch == DYNAMIC_BATCH and b.imgsz is None
+    assert b.input.profile == ((1, 3, 32, 32), (DYNAMIC_BATCH, 3, *IMGSZ), (DYNAMIC_BATCH, 3, 640, 640))
+    assert_identical(reference[320], predict(engine, imgsz=320, rect=False, batch=DYNAMIC_BATCH))  # batches of 4, 2
+    assert_identical(reference[416], predict(engine, SOURCES[:4], imgsz=416, rect=False, batch=3))  # new shape
