@@ -180,3 +180,20 @@ def test_timing_cache_written_and_reused(trt, tmp_path, warnings_logged):
     assert cache.is_file() and cache.stat().st_size > 0
     build_plan(trt, onnx_file, BuildOptions(timing_cache=cache))
     assert any("reusing timing cache" in m for m in warnings_logged)
+
+
+def test_fp32_io_engine_reports_fp32_bindings(trt, detection_model, tmp_path):
+    """fp32_io=True: FP16 inside, FP32 at the edges, labelled fp16 in the metadata."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.export.engine_file import read_engine_file
+    from ultralytics.export.tensorrt import export_engine
+
+    onnx_file = tiny_onnx(tmp_path / "io32.onnx", fp16_inside=True)
+    cfg = get_cfg({"format": "engine", "imgsz": 64, "half": True, "fp32_io": True, "verbose": False})
+    engine = export_engine(detection_model, tmp_path / "io32.engine", cfg, onnx_file=onnx_file)
+    meta = read_engine_file(engine).metadata
+    assert meta["precision"] == "fp16" and meta["input_dtypes"] == {"images": "float32"}
+    b = backend(engine)
+    assert not b.fp16 and b.input.dtype == torch.float32 and b.output.dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    np.testing.assert_allclose(b.forward(x).numpy(), onnx_output(onnx_file, x), rtol=1e-2, atol=1e-2)
