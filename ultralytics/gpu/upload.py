@@ -88,11 +88,10 @@ class PinnedUploader:
             total = sum(im.size for im in images)
             if slot.buffer is None or slot.buffer.numel() < total:
                 slot.buffer = torch.empty(total, dtype=torch.uint8, pin_memory=True)
-            host = slot.buffer.numpy()
             views, offset = [], 0
             for im in images:
-                view = host[offset : offset + im.size].reshape(im.shape)
-                np.copyto(view, im)
+                # torch's copy runs on several cores; a 720p frame is 2.8 MB, a batch of 32 is 88 MB
+                slot.buffer[offset : offset + im.size].view(im.shape).copy_(torch.from_numpy(np.ascontiguousarray(im)))
                 views.append((offset, im.shape))
                 offset += im.size
             with torch.cuda.stream(self._stream):

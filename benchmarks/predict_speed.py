@@ -1,0 +1,226 @@
+"""Predict speed: end-to-end ms/img against network-only ms/img, and the CPU-preprocessing baseline.
+
+For every model × precision × batch it reports, all in one process on one GPU:
+  net_eager   network forward alone, eager PyTorch (CUDA events, median)
+  net_graph   network forward alone through the CUDA-graph runner (copy in + replay + copy out)
+  e2e         `predict` over in-memory BGR frames with the GPU pipeline (letterbox, graphs, NMS on the
+              device, prefetch): wall time of whole predict calls / images
+  baseline    the same predict with the CPU path (OpenCV letterbox, eager forward, per-image NMS,
+              synchronising stage timers): what upstream-style preprocessing costs here
+  e2e/net     e2e over net_graph (the issue asks for <= 1.5 at batch 32)
+
+Frames are real photographs from the shared fixtures resized to --frame (default 720x1280, a typical
+camera frame), so letterbox really resizes. Models are built from their yaml with random weights
+unless a .pt is given: speed does not depend on the weights, but the number of NMS candidates does
+(random heads give few; a trained model on busy scenes gives more).
+
+    PYTHONPATH=. python3 benchmarks/predict_speed.py --models yolov8n.yaml yolov8s.yaml --batches 1 8 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ultralytics import YOLO  # noqa: E402
+from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.engine.predictor import DetectionPredictor  # noqa: E402
+from ultralytics.gpu.graphs import CudaGraphRunner  # noqa: E402
+from ultralytics.utils.torch_utils import select_device  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
+def load_frames(shared: Path, n: int, frame_hw: tuple[int, int]) -> list[np.ndarray]:
+    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
+    photos = [cv2.resize(cv2.imread(str(p)), (frame_hw[1], frame_hw[0]), interpolation=cv2.INTER_LINEAR) for p in paths]
+    return [photos[i % len(photos)].copy() for i in range(n)]
+
+
+def cuda_median_ms(fn, x: torch.Tensor, iters: int, warmup: int = 5) -> float:
+    """Median per-call time of fn(x) from CUDA events (no host timer involved); host timer on the CPU."""
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    if x.device.type != "cuda":  # smoke runs only
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(x)
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def make_predictor(model: YOLO, device: torch.device, fp16: bool, batch: int, imgsz: int, fast: bool):
+    args = get_cfg(
+        {"conf": 0.25, "batch": batch, "imgsz": imgsz, "save": False, "rect": True, "verbose": False, "mode": "predict"}
+    )
+    predictor = DetectionPredictor(args, model._backend(device, fp16))
+    if not fast:
+        predictor.gpu = None  # the CPU path: OpenCV letterbox, eager forward, ops NMS, synchronising timers
+    return predictor
+
+
+def predict_ms_per_image(predictor, frames: list[np.ndarray], batch: int, calls: int) -> float:
+    """Median over `calls` predict calls, each over len(frames) frames in batches of `batch`."""
+    predictor(frames[:batch])  # warm-up: graph capture, cuDNN autotune, pinned buffers
+    predictor(frames)
+    times = []
+    for _ in range(calls):
+        sync(predictor.model.device)
+        t0 = time.perf_counter()
+        results = predictor(frames)
+        sync(predictor.model.device)
+        times.append((time.perf_counter() - t0) * 1e3 / len(frames))
+        assert len(results) == len(frames)
+    return statistics.median(times)
+
+
+def thread_throughput(model_path: str, device, frames, n_threads: int, shared_model: bool, seconds: float) -> float:
+    """Images/s with n_threads each predicting batch-1 frames, on one shared model or one model each."""
+    models = [YOLO(model_path)] * n_threads if shared_model else [YOLO(model_path) for _ in range(n_threads)]
+    for m in models:
+        m.predict(frames[:1], device=device, verbose=False)  # warm-up (captures the graph)
+    count = [0] * n_threads
+    stop = time.perf_counter() + seconds
+    barrier = threading.Barrier(n_threads)
+
+    def work(k: int) -> None:
+        barrier.wait()
+        while time.perf_counter() < stop:
+            models[k].predict(frames[k : k + 1], device=device, verbose=False)
+            count[k] += 1
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(count) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["yolov8n.yaml", "yolov8s.yaml"])
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"])
+    ap.add_argument("--imgsz", type=int, default=640)
+    ap.add_argument("--frame", default="720x1280", help="frame size HxW the photos are resized to")
+    ap.add_argument("--images", type=int, default=64, help="frames per predict call (a multiple of each batch)")
+    ap.add_argument("--calls", type=int, default=5, help="timed predict calls per row (median)")
+    ap.add_argument("--iters", type=int, default=30, help="timed network forwards per row (median)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the CPU-preprocessing baseline")
+    ap.add_argument("--threads", type=int, default=4, help="also measure N threads (0: skip)")
+    ap.add_argument("--device", default="0")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--json", type=Path, help="write every row here")
+    opt = ap.parse_args()
+
+    device = select_device(opt.device)
+    if device.type != "cuda":
+        print("# WARNING not a CUDA device: a smoke run of the script only (no graphs, no GPU pipeline)")
+    frame_hw = tuple(int(v) for v in opt.frame.lower().split("x"))
+    frames = load_frames(opt.shared, opt.images, frame_hw)
+    print(f"# {device_name(device)}, torch {torch.__version__}, frames {frame_hw}, imgsz {opt.imgsz}")
+
+    rows = []
+    header = f"{'model':<14}{'prec':<6}{'batch':>6}{'net_eager':>11}{'net_graph':>11}{'e2e':>9}{'baseline':>10}{'e2e/net':>9}"
+    for model_name in opt.models:
+        model = YOLO(model_name)
+        for prec in opt.precisions:
+            fp16 = prec == "fp16"
+            backend = model._backend(device, fp16)
+            cuda = device.type == "cuda"
+            runner = CudaGraphRunner(backend.backend.forward, device, max_graphs=4) if cuda else None
+            for batch in opt.batches:
+                n = max(batch, opt.images // batch * batch)
+                x = torch.rand(batch, 3, opt.imgsz, opt.imgsz, device=device, dtype=backend.dtype)
+                with torch.no_grad():
+                    net_eager = cuda_median_ms(backend.backend.forward, x, opt.iters) / batch
+                    net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner else float("nan")
+                e2e = predict_ms_per_image(
+                    make_predictor(model, device, fp16, batch, opt.imgsz, True), frames[:n], batch, opt.calls
+                )
+                base = float("nan")
+                if not opt.no_baseline:
+                    base = predict_ms_per_image(
+                        make_predictor(model, device, fp16, batch, opt.imgsz, False),
+                        frames[:n],
+                        batch,
+                        max(2, opt.calls // 2),
+                    )
+                row = dict(
+                    model=model_name,
+                    precision=prec,
+                    batch=batch,
+                    net_eager_ms=net_eager,
+                    net_graph_ms=net_graph,
+                    e2e_ms=e2e,
+                    baseline_ms=base,
+                    e2e_over_net=e2e / (net_graph if runner else net_eager),
+                    images_per_call=n,
+                )
+                rows.append(row)
+                print(
+                    f"{model_name:<14}{prec:<6}{batch:>6}{net_eager:>11.3f}{net_graph:>11.3f}{e2e:>9.3f}{base:>10.3f}"
+                    f"{row['e2e_over_net']:>9.2f}",
+                    flush=True,
+                )
+            del runner
+            if cuda:
+                torch.cuda.empty_cache()
+
+    thread_rows = []
+    if opt.threads > 1:
+        for shared_model in (True, False):
+            one = thread_throughput(opt.models[0], device, frames, 1, True, 2.0)
+            many = thread_throughput(opt.models[0], device, frames, opt.threads, shared_model, 3.0)
+            kind = "one shared model (lock)" if shared_model else "one model per thread"
+            thread_rows.append(dict(model=opt.models[0], threads=opt.threads, kind=kind, img_s_1=one, img_s_n=many))
+
+    print("\nms per image (lower is better); e2e/net = e2e over net_graph")
+    print(header)
+    for r in rows:
+        print(
+            f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['net_eager_ms']:>11.3f}{r['net_graph_ms']:>11.3f}"
+            f"{r['e2e_ms']:>9.3f}{r['baseline_ms']:>10.3f}{r['e2e_over_net']:>9.2f}"
+        )
+    for t in thread_rows:
+        print(
+            f"threads: {t['model']} batch 1, {t['kind']}: 1 thread {t['img_s_1']:.0f} img/s, {t['threads']} threads {t['img_s_n']:.0f} img/s"
+        )
+    if opt.json:
+        opt.json.write_text(json.dumps({"device": device_name(device), "rows": rows, "threads": thread_rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
