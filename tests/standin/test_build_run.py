@@ -332,3 +332,22 @@ def test_parsed_network_reports_onnx_io(trt):
     tensor = network.get_input(0)
     assert tensor.name == "images" and tensor.is_network_input and tuple(tensor.shape) == (-1, 3, 8, 8)
     assert network.get_output(0).is_network_output and tuple(network.get_output(0).shape) == (-1, 4, 8, 8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (GPU machine)")
+def test_cuda_device_pointers(install_tensorrt_standin):
+    """On the GPU machine the stand-in reads and writes CUDA tensors through their device pointers."""
+    trt = install_tensorrt_standin("10.16.1.11")
+    logger = collecting_logger(trt)
+    model = conv_silu_model(seed=7)
+    engine, _ = build_engine(trt, logger, model)
+    x = torch.randn(2, 3, 8, 8, device="cuda")
+    stream = torch.cuda.Stream()
+    context = engine.create_execution_context()
+    assert context.set_input_shape("images", tuple(x.shape))
+    out = torch.empty(tuple(context.get_tensor_shape("output0")), device="cuda")
+    context.set_tensor_address("images", x.data_ptr())
+    context.set_tensor_address("output0", out.data_ptr())
+    assert context.execute_async_v3(stream.cuda_stream), logger.errors()
+    stream.synchronize()
+    np.testing.assert_allclose(out.cpu().numpy(), ort_reference(model, x.cpu().numpy()), rtol=1e-6, atol=1e-6)

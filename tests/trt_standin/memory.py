@@ -2,8 +2,8 @@
 
 Host pointers (torch CPU `data_ptr()`, numpy `ctypes.data`) are accessed with ctypes after checking the
 range is mapped in this process (so a wrong pointer is a clear error, not a segfault). When CUDA is
-available (GPU machine: torch + cupy), device pointers are detected with cudaPointerGetAttributes and
-copied with cudaMemcpy.
+available (GPU machine: torch, with cupy or libcudart), device pointers are detected with
+cudaPointerGetAttributes and copied with cudaMemcpy.
 """
 
 from __future__ import annotations
@@ -52,22 +52,64 @@ def _check_host(address: int, nbytes: int) -> None:
         )
 
 
-def _cupy_runtime():
-    """cupy's CUDA runtime when a GPU is usable, else None (CPU machines: always None)."""
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        if not torch.cuda.is_available():
-            return None
-    try:
-        import cupy  # noqa: F401
-        from cupy.cuda import runtime
-    except Exception:
-        return None
-    try:
-        if runtime.getDeviceCount() == 0:
-            return None
-    except Exception:
-        return None
+class _CtypesCudart:
+    """The few CUDA runtime calls we need, through ctypes, when cupy is not installed."""
+
+    memcpyHostToDevice, memcpyDeviceToHost = 1, 2  # noqa: N815 - cupy's names
+
+    class _Attributes(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("device", ctypes.c_int), ("devicePointer", ctypes.c_void_p),
+                    ("hostPointer", ctypes.c_void_p)]  # fmt: skip
+
+    def __init__(self, lib):
+        self.lib = lib
+
+    def pointerGetAttributes(self, address):  # noqa: N802 - cupy's name
+        attrs = self._Attributes()
+        if self.lib.cudaPointerGetAttributes(ctypes.byref(attrs), ctypes.c_void_p(address)) != 0:
+            self.lib.cudaGetLastError()
+            raise RuntimeError("cudaPointerGetAttributes failed")
+        return attrs
+
+    def memcpy(self, dst, src, nbytes, kind):
+        if self.lib.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), kind) != 0:
+            raise AddressError(f"cudaMemcpy of {nbytes} bytes failed (kind {kind})")
+
+    def streamSynchronize(self, stream):  # noqa: N802 - cupy's name
+        self.lib.cudaStreamSynchronize(ctypes.c_void_p(stream))
+
+
+def _load_cudart():
+    import glob
+    import os
+
+    candidates = ["libcudart.so", "libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0"]
+    for path in sys.path:
+        candidates += sorted(glob.glob(os.path.join(path, "nvidia", "cuda_runtime", "lib", "libcudart.so*")))
+    for name in candidates:
+        try:
+            return _CtypesCudart(ctypes.CDLL(name))
+        except OSError:
+            continue
+    return None
+
+
+_RUNTIME: list = []
+
+
+def _cuda_runtime():
+    """A CUDA runtime (cupy's, else libcudart via ctypes) when a GPU is usable; None on CPU machines."""
+    if _RUNTIME:
+        return _RUNTIME[0]
+    runtime = None
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        try:
+            from cupy.cuda import runtime
+        except Exception:
+            runtime = _load_cudart()
+    if torch is not None:  # decided for good once torch is loaded (device pointers come from torch/cupy)
+        _RUNTIME.append(runtime)
     return runtime
 
 
@@ -86,7 +128,7 @@ def read_tensor(address: int, shape: list[int], dtype, stream: int = 0) -> np.nd
     out = np.empty(shape, dtype=dtype)
     if nbytes == 0:
         return out
-    runtime = _cupy_runtime()
+    runtime = _cuda_runtime()
     if runtime is not None and _is_device_pointer(runtime, address):
         runtime.streamSynchronize(stream)
         runtime.memcpy(out.ctypes.data, address, nbytes, runtime.memcpyDeviceToHost)
@@ -102,7 +144,7 @@ def write_tensor(address: int, array: np.ndarray, stream: int = 0) -> None:
     nbytes = array.nbytes
     if nbytes == 0:
         return
-    runtime = _cupy_runtime()
+    runtime = _cuda_runtime()
     if runtime is not None and _is_device_pointer(runtime, address):
         runtime.memcpy(address, array.ctypes.data, nbytes, runtime.memcpyHostToDevice)
         runtime.streamSynchronize(stream)
