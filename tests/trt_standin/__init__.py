@@ -6,8 +6,9 @@ so `hasattr` capability checks behave as on that version; calls are checked agai
 pybind11 signatures (TypeError on a mismatch). Behaviour covers building and running ONNX-derived
 engines: Logger, Builder, IBuilderConfig (flags, memory pools, optimization profiles, timing cache,
 INT8 calibrator protocol on <= 10), OnnxParser, build_serialized_network, Runtime, ICudaEngine (tensor
-API, 8.6 binding API), IExecutionContext (shapes, addresses, execute_async_v3 / execute_v2). The
-network is kept as layers that emit ONNX nodes; the "engine" runs that ONNX with ONNX Runtime (CPU),
+API, 8.6 binding API), IExecutionContext (shapes, addresses, execute_async_v3 / execute_v2), and the
+INetworkDefinition add_* layers a YOLOv8 network needs (layers.py). The network is kept as layers that
+emit ONNX nodes (parsed nodes emit themselves); the "engine" runs that ONNX with ONNX Runtime (CPU),
 reading inputs from and writing outputs to the raw addresses it was given (host memory; CUDA device
 memory through cupy when a GPU is present). Plans are this package's own format (see plan.py).
 Precision modelling is described in precision.py.

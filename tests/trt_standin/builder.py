@@ -453,7 +453,8 @@ def _build_plan(builder, network, config) -> bytes:
     use_fp16 = fp16 is not None and config.get_flag(fp16)
     use_int8 = int8 is not None and config.get_flag(int8)
     if network._strongly_typed and (use_fp16 or use_int8):
-        # https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/advanced.html#strongly-typed-networks
+        # https://docs.nvidia.com/deeplearning/tensorrt/api/python_api/infer/Core/Builder.html (STRONGLY_TYPED:
+        # types follow the network's inputs and type inference, not builder precision settings).
         log(builder._logger, "WARNING", "precision builder flags are ignored for a strongly typed network")
         use_fp16 = use_int8 = False
     calibration: dict[str, Any] | None = None
