@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.standin.helpers import collecting_logger, network_flags
+from tests.standin.helpers import collecting_logger, conv_silu_model, network_flags, parse
 
 VERSIONS = ["8.6.1", "10.16.1.11", "11.4.0.106"]
 
@@ -122,3 +122,18 @@ def test_layer_without_onnx_equivalent_fails_the_build(install_tensorrt_standin)
     network.mark_output(conv.get_output(0))
     assert builder.build_serialized_network(network, builder.create_builder_config()) is None
     assert any("kernel" in m for m in logger.errors())
+
+
+def test_weights_and_parsed_layer_types(install_tensorrt_standin):
+    trt = install_tensorrt_standin("10.16.1.11")
+    values = np.arange(6, dtype=np.float32)
+    from_pointer = trt.Weights(trt.float32, values.ctypes.data, values.size)
+    assert from_pointer.size == 6 and from_pointer.dtype == trt.float32
+    np.testing.assert_array_equal(from_pointer.numpy(), values)
+    half = trt.Weights(values.astype(np.float16))
+    assert half.dtype == trt.float16 and half.nbytes == 12
+
+    _, network = parse(trt, collecting_logger(trt), conv_silu_model())
+    types = [network.get_layer(i).type for i in range(network.num_layers)]
+    assert types == [trt.LayerType.CONVOLUTION, trt.LayerType.ACTIVATION, trt.LayerType.ELEMENTWISE]
+    assert network.get_layer(0).get_output(0) is network.get_layer(2).get_input(0)

@@ -33,6 +33,21 @@ def cpu_kernels() -> set[tuple[str, str]]:
     return _CPU_KERNELS
 
 
+# The TensorRT layer an ONNX op is imported as (approximately; the real importer may fuse or split ops).
+_ONNX_LAYER_TYPES = {
+    "Conv": "CONVOLUTION", "ConvTranspose": "DECONVOLUTION", "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION",
+    "Tanh": "ACTIVATION", "LeakyRelu": "ACTIVATION", "Add": "ELEMENTWISE", "Sub": "ELEMENTWISE",
+    "Mul": "ELEMENTWISE", "Div": "ELEMENTWISE", "Pow": "ELEMENTWISE", "Max": "ELEMENTWISE", "Min": "ELEMENTWISE",
+    "MaxPool": "POOLING", "AveragePool": "POOLING", "GlobalAveragePool": "REDUCE", "Concat": "CONCATENATION",
+    "Slice": "SLICE", "Split": "SLICE", "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Flatten": "SHUFFLE",
+    "Squeeze": "SHUFFLE", "Unsqueeze": "SHUFFLE", "Softmax": "SOFTMAX", "ReduceSum": "REDUCE",
+    "ReduceMean": "REDUCE", "ReduceMax": "REDUCE", "MatMul": "MATRIX_MULTIPLY", "Gemm": "MATRIX_MULTIPLY",
+    "Constant": "CONSTANT", "Cast": "CAST", "Resize": "RESIZE", "Gather": "GATHER", "Shape": "SHAPE",
+    "Identity": "IDENTITY", "Exp": "UNARY", "Log": "UNARY", "Sqrt": "UNARY", "Abs": "UNARY", "Neg": "UNARY",
+    "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE", "Where": "SELECT", "TopK": "TOPK",
+}  # fmt: skip
+
+
 class ITensor:
     def _setup(self, network, onnx_name: str, dtype, shape, *, is_input=False):
         self._network = network
@@ -531,7 +546,8 @@ class OnnxParser:
         for node in graph.node:
             outputs = [net._tensor(name) for name in node.output if name]
             inputs = [net._tensor(name) for name in node.input if name]
-            layer = ctx.new("ILayer", net, node.name or f"node_of_{node.output[0]}", inputs, outputs)
+            layer_type = _ONNX_LAYER_TYPES.get(node.op_type, "PLUGIN_V2")
+            layer = ctx.new("ILayer", net, node.name or f"node_of_{node.output[0]}", inputs, outputs, layer_type)
             layer._onnx_node = node
             net._layers.append(layer)
         net._initializers.extend(graph.initializer)
