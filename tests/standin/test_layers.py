@@ -137,3 +137,32 @@ def test_weights_and_parsed_layer_types(install_tensorrt_standin):
     types = [network.get_layer(i).type for i in range(network.num_layers)]
     assert types == [trt.LayerType.CONVOLUTION, trt.LayerType.ACTIVATION, trt.LayerType.ELEMENTWISE]
     assert network.get_layer(0).get_output(0) is network.get_layer(2).get_input(0)
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "11.4.0.106"])
+def test_dynamic_batch_slice_and_reshape_through_shape_tensors(install_tensorrt_standin, version):
+    """The usual dynamic-batch pattern: sizes computed from add_shape and fed with set_input."""
+    trt = install_tensorrt_standin(version)
+    logger = collecting_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(network_flags(trt))
+    x = network.add_input("x", trt.float32, (-1, 6, 4))
+    shape = network.add_shape(x).get_output(0)
+    int_dtype = np.int64 if hasattr(trt.DataType, "INT64") else np.int32
+    half = network.add_constant((3,), trt.Weights(np.array([1, 2, 1], int_dtype))).get_output(0)
+    size = network.add_elementwise(shape, half, trt.ElementWiseOperation.FLOOR_DIV).get_output(0)
+    second = network.add_slice(x, (0, 3, 0), (0, 0, 0), (1, 1, 1))
+    second.set_input(2, size)  # (batch, 3, 4), batch unknown until run time
+    assert tuple(second.get_output(0).shape) == (-1, -1, -1)
+    flat = network.add_shuffle(second.get_output(0))
+    flat_dims = network.add_constant((2,), trt.Weights(np.array([0, -1], int_dtype))).get_output(0)
+    flat.set_input(1, flat_dims)  # (batch, 12) with 0 = copy the batch dimension
+    flat.get_output(0).name = "y"
+    network.mark_output(flat.get_output(0))
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape("x", (1, 6, 4), (2, 6, 4), (4, 6, 4))
+    config.add_optimization_profile(profile)
+    data = np.random.default_rng(3).standard_normal((3, 6, 4)).astype(np.float32)
+    out = run_network(trt, logger, builder, network, {"x": data}, config)["y"]
+    np.testing.assert_array_equal(out, data[:, 3:, :].reshape(3, -1))

@@ -388,7 +388,19 @@ class IElementWiseLayer(_Layer):
     def _emit(self, nodes, initializers):
         kind = self._p["op"].name
         a, b = self._in(0)._onnx_name, self._in(1)._onnx_name
-        if kind == "FLOOR_DIV":
+        if kind == "FLOOR_DIV" and self._inputs[0].dtype.name in ("INT32", "INT64", "INT8", "UINT8"):
+            # Integer floor division (shape arithmetic): exact through float64 for |values| < 2**53.
+            fresh = self._network._fresh_name
+            da, db, q, f = fresh("fd_a"), fresh("fd_b"), fresh("fd_q"), fresh("fd_f")
+            to = TRT_TO_ONNX[self._inputs[0].dtype.name]
+            nodes += [
+                helper.make_node("Cast", [a], [da], to=TensorProto.DOUBLE),
+                helper.make_node("Cast", [b], [db], to=TensorProto.DOUBLE),
+                helper.make_node("Div", [da, db], [q]),
+                helper.make_node("Floor", [q], [f]),
+                helper.make_node("Cast", [f], self._out_names(), to=to),
+            ]
+        elif kind == "FLOOR_DIV":
             quotient = self._network._fresh_name("div")
             nodes += [
                 helper.make_node("Div", [a, b], [quotient]),
@@ -523,13 +535,22 @@ class ISliceLayer(_Layer):
     stride = _prop("stride", "dims")
     mode = _prop("mode")
 
+    def _dynamic(self, i: int):
+        """The shape tensor set with set_input(i, ...) (1 start, 2 size, 3 stride), else None."""
+        return self._inputs[i] if len(self._inputs) > i else None
+
     def _output_shape(self, index):
+        if self._dynamic(2) is not None:
+            return [-1] * len(self._in_shape())
         return list(self._p["shape"])
 
     def _emit(self, nodes, initializers):
-        start, shape, stride = self._p["start"], self._p["shape"], self._p["stride"]
         if self._p["mode"].name not in ("STRICT_BOUNDS", "DEFAULT"):
             raise LayerBuildError(f"slice mode {self._p['mode'].name} is not modelled")
+        if any(self._dynamic(i) is not None for i in (1, 2, 3)):
+            self._emit_dynamic(nodes, initializers)
+            return
+        start, shape, stride = self._p["start"], self._p["shape"], self._p["stride"]
         ends = []
         for s, n, st in zip(start, shape, stride):
             end = s + (n - 1) * st + (1 if st > 0 else -1)
@@ -537,6 +558,31 @@ class ISliceLayer(_Layer):
         arrays = [np.array(v, np.int64) for v in (start, ends, list(range(len(start))), stride)]
         inputs = [self._in()._onnx_name] + [self._const(initializers, a, k) for a, k in zip(arrays, "seat")]
         nodes.append(helper.make_node("Slice", inputs, self._out_names()))
+
+    def _emit_dynamic(self, nodes, initializers):
+        """Start/size/stride from shape tensors: end = start + (size - 1) * stride + 1 (positive strides)."""
+        fresh = self._network._fresh_name
+        values = []
+        for i, key in ((1, "start"), (2, "shape"), (3, "stride")):
+            tensor = self._dynamic(i)
+            if tensor is None:
+                values.append(self._const(initializers, np.array(self._p[key], np.int64), key))
+            else:
+                cast = fresh(f"slice_{key}")
+                nodes.append(helper.make_node("Cast", [tensor._onnx_name], [cast], to=TensorProto.INT64))
+                values.append(cast)
+        start, size, stride = values
+        one = self._const(initializers, np.array(1, np.int64), "one")
+        names = [fresh("slice_end") for _ in range(3)]
+        nodes += [
+            helper.make_node("Sub", [size, one], [names[0]]),
+            helper.make_node("Mul", [names[0], stride], [names[1]]),
+            helper.make_node("Add", [names[1], start], [names[2]]),
+        ]
+        end = fresh("slice_end")
+        nodes.append(helper.make_node("Add", [names[2], one], [end]))
+        axes = self._const(initializers, np.arange(len(self._in_shape()), dtype=np.int64), "axes")
+        nodes.append(helper.make_node("Slice", [self._in()._onnx_name, start, end, axes, stride], self._out_names()))
 
 
 class IShuffleLayer(_Layer):
@@ -555,6 +601,9 @@ class IShuffleLayer(_Layer):
 
     def _output_shape(self, index):
         shape = self._in_shape()
+        if len(self._inputs) > 1 and self._inputs[1] is not None:
+            rank = list(self._inputs[1].shape)[0]
+            return [-1] * rank
         first = self._p["first"] or list(range(len(shape)))
         shape = [shape[i] for i in first]
         if self._p["reshape"] is not None:
@@ -574,7 +623,12 @@ class IShuffleLayer(_Layer):
         steps = []
         if self._p["first"] and self._p["first"] != list(range(rank)):
             steps.append(("Transpose", {"perm": list(self._p["first"])}, None))
-        if self._p["reshape"] is not None:
+        dynamic = self._inputs[1] if len(self._inputs) > 1 else None
+        if dynamic is not None:
+            shape_name = self._network._fresh_name("reshape_dims")
+            nodes.append(helper.make_node("Cast", [dynamic._onnx_name], [shape_name], to=TensorProto.INT64))
+            steps.append(("Reshape", {"allowzero": 0 if self._p["zero_is_placeholder"] else 1}, shape_name))
+        elif self._p["reshape"] is not None:
             steps.append(("Reshape", {"allowzero": 0 if self._p["zero_is_placeholder"] else 1}, self._p["reshape"]))
         second = self._p["second"]
         if second and second != list(range(len(second))):
@@ -583,9 +637,12 @@ class IShuffleLayer(_Layer):
             steps.append(("Identity", {}, None))
         for i, (op, attrs, shape) in enumerate(steps):
             target = self._out_names()[0] if i == len(steps) - 1 else self._network._fresh_name("shuffle")
-            inputs = [current] + ([self._const(initializers, np.array(shape, np.int64), "shape")] if shape else [])
-            if op == "Reshape" and shape is not None and not shape:
-                inputs = [current, self._const(initializers, np.array([], np.int64), "shape")]
+            if isinstance(shape, str):  # a dynamic shape tensor, already cast to int64
+                inputs = [current, shape]
+            elif op == "Reshape":
+                inputs = [current, self._const(initializers, np.array(shape, np.int64), "shape")]
+            else:
+                inputs = [current]
             nodes.append(helper.make_node(op, inputs, [target], **attrs))
             current = target
 

@@ -202,6 +202,9 @@ class ILayer:
         return self._outputs[index] if 0 <= index < len(self._outputs) else None
 
     def set_input(self, index, tensor):
+        # Extra inputs make parameters dynamic (slice start/size/stride, shuffle/resize shape tensors).
+        while len(self._inputs) <= index:
+            self._inputs.append(None)
         self._inputs[index] = tensor
 
     @property
