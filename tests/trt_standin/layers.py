@@ -757,6 +757,8 @@ class IResizeLayer(_Layer):
         self._p["sizes"], self._p["scales"] = dims_list(value), None
 
     def _output_shape(self, index):
+        if len(self._inputs) > 1 and self._inputs[1] is not None:
+            return [-1] * len(self._in_shape())
         if self._p["sizes"]:
             return list(self._p["sizes"])
         shape = self._in_shape()
@@ -775,7 +777,12 @@ class IResizeLayer(_Layer):
             "CEIL": "ceil",
         }[self._p["rounding"].name]
         inputs = [self._in()._onnx_name, ""]
-        if self._p["sizes"]:
+        dynamic = self._inputs[1] if len(self._inputs) > 1 else None
+        if dynamic is not None:  # output shape from a shape tensor (set_input(1, ...))
+            sizes = self._network._fresh_name("resize_sizes")
+            nodes.append(helper.make_node("Cast", [dynamic._onnx_name], [sizes], to=TensorProto.INT64))
+            inputs += ["", sizes]
+        elif self._p["sizes"]:
             inputs += ["", self._const(initializers, np.array(self._p["sizes"], np.int64), "sizes")]
         else:
             rank = len(self._in_shape())
