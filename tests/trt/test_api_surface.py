@@ -101,3 +101,13 @@ def test_binding_api_outside_its_class_fails_on_10():
     surfaces = load_surfaces(INDEX)
     assert missing_uses(scan_source(source), surfaces["10.0.1"])
     assert not missing_uses(scan_source(source), surfaces["8.6.1"])
+
+
+def test_module_level_requirement_limits_the_check():
+    """A module that only runs where calibration exists (<= 10.x) declares it once at the top."""
+    source = 'REQUIRES = "IInt8Calibrator"\n\ndef algo(trt):\n    return trt.CalibrationAlgoType.MINMAX_CALIBRATION\n'
+    surfaces = load_surfaces(INDEX)
+    assert not missing_uses(scan_source(source), surfaces["11.4.0.106"])
+    assert not missing_uses(scan_source(source), surfaces["10.16.1.11"])
+    unguarded = source.replace('REQUIRES = "IInt8Calibrator"', "")
+    assert missing_uses(scan_source(unguarded), surfaces["11.4.0.106"])

@@ -52,3 +52,22 @@ def test_dynamic_engine_batches_and_sizes(trt, build_engine, reference):
     assert b.input.profile == ((1, 3, 32, 32), (DYNAMIC_BATCH, 3, *IMGSZ), (DYNAMIC_BATCH, 3, 640, 640))
     assert_identical(reference[320], predict(engine, imgsz=320, rect=False, batch=DYNAMIC_BATCH))  # batches of 4, 2
     assert_identical(reference[416], predict(engine, SOURCES[:4], imgsz=416, rect=False, batch=3))  # new shape
+
+
+def test_yolo_export_engine_end_to_end(install_tensorrt_standin, shapes_pt, tmp_path, reference):
+    """The user path: YOLO(pt).export(format="engine") → a plain plan + sidecar → YOLO(engine).predict."""
+    import shutil
+
+    install_tensorrt_standin("10.16.1.11")
+    weights = tmp_path / "shapes.pt"
+    shutil.copy(shapes_pt, weights)
+    existing = tmp_path / "shapes.onnx"
+    existing.write_bytes(b"the user's own ONNX")
+    engine = YOLO(weights).export(format="trt", imgsz=320, half=True, engine_layout="plan", device="cpu")
+    assert engine.endswith("shapes.engine") and (tmp_path / "shapes.json").is_file()
+    assert (tmp_path / "shapes.timing.cache").is_file()
+    assert existing.read_bytes() == b"the user's own ONNX"  # the intermediate ONNX went elsewhere
+    meta = read_engine_file(engine).metadata
+    assert meta["precision"] == "fp16" and meta["tensorrt"] == "10.16.1.11" and meta["imgsz"] == [320, 320]
+    matched, extra = agreement(reference[320][:2], predict(engine, SOURCES[:2]))
+    assert matched >= 0.99 and extra == 0, (matched, extra)

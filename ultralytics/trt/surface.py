@@ -14,8 +14,9 @@ What counts as a guard (a capability, never a version number):
 - `if hasattr(<trt.X | receiver | trt>, "name"):` — the body runs where it exists, `else:` where it does not;
   `not`, `and` and `or` combine as expected, and so do conditional expressions;
 - an `if` without `else` whose body ends in `return`/`raise` guards the rest of the block with its negation;
-- a class attribute `REQUIRES = "Class.member"`: the whole class runs only where that member exists
-  (its constructor must check it).
+- `REQUIRES = "Class.member"` (or `"attr"` for a module attribute) as a module-level constant or a
+  class attribute: the rest of that module or class runs only where it exists (the caller or the
+  constructor must make sure of it).
 """
 
 from __future__ import annotations
@@ -123,6 +124,18 @@ def _ends_block(stmts: list[ast.stmt]) -> bool:
     return bool(stmts) and isinstance(stmts[-1], (ast.Return, ast.Raise, ast.Continue, ast.Break))
 
 
+def _declared_requirement(stmt: ast.AST) -> str | None:
+    """The "Class.member" of a `REQUIRES = "Class.member"` statement, else None."""
+    if (
+        isinstance(stmt, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "REQUIRES" for t in stmt.targets)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    ):
+        return stmt.value.value
+    return None
+
+
 class _Scanner:
     def __init__(self, file: str) -> None:
         self.file = file
@@ -130,6 +143,9 @@ class _Scanner:
 
     def block(self, stmts: Iterable[ast.AST], guards: tuple[Guard, ...]) -> None:
         for stmt in stmts:
+            declared = _declared_requirement(stmt)
+            if declared:
+                guards = guards + ((declared, True),)
             self.node(stmt, guards)
             if isinstance(stmt, ast.If) and not stmt.orelse and _ends_block(stmt.body):
                 guards = guards + _condition(stmt.test).when_false
@@ -141,14 +157,6 @@ class _Scanner:
             for branch, extra in ((node.body, cond.when_true), (node.orelse, cond.when_false)):
                 self.block(branch if isinstance(branch, list) else [branch], guards + extra)
             return
-        if isinstance(node, ast.ClassDef):
-            for stmt in node.body:
-                if (
-                    isinstance(stmt, ast.Assign)
-                    and any(isinstance(t, ast.Name) and t.id == "REQUIRES" for t in stmt.targets)
-                    and isinstance(stmt.value, ast.Constant)
-                ):
-                    guards = guards + ((str(stmt.value.value), True),)
         if isinstance(node, ast.Attribute):
             owner = _resolve(node.value)
             if owner is not None:
