@@ -83,7 +83,7 @@ def test_label_free_folder_through_a_yaml(tmp_path):
     (tmp_path / "imgs").mkdir()
     for f in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:5]:
         shutil.copy(f, tmp_path / "imgs")  # no labels/ anywhere
-    (tmp_path / "data.yaml").write_text("path: .\nval: imgs\nnames: {0: a}\n")
+    (tmp_path / "data.yaml").write_text("val: imgs\nnames: {0: a}\n")  # relative to the yaml
     calib = CalibrationSet(tmp_path / "data.yaml", imgsz=64, batch=5)
     assert len(calib) == 5 and next(calib.batches()).shape == (5, 3, 64, 64)
 

@@ -1,0 +1,57 @@
+"""FP32 / INT8 Q/DQ accuracy on the shapes fixture, per calibration method and head policy (docs/int8.md).
+
+Run from the repository root (CPU, ONNX Runtime; a few minutes on 2 cores):
+    python3 benchmarks/int8_accuracy.py [--methods minmax percentile entropy] [--fraction 1.0]
+Calibrates on shapes/calib (split=train), evaluates mAP with pycocotools on shapes/val at imgsz 320.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import MODELS, SHAPES  # noqa: E402
+from tests.int8.evaluate import evaluate_onnx  # noqa: E402
+from ultralytics.export.calibration import CalibrationSet  # noqa: E402
+from ultralytics.export.quantize import METHODS, quantize_onnx  # noqa: E402
+
+HEAD_POLICIES = {"head in float": "auto", "all Conv INT8": []}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=MODELS / "shapes_yolov8n_upstream.onnx")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--fraction", type=float, default=1.0)
+    parser.add_argument("--imgsz", type=int, default=320)
+    args = parser.parse_args()
+
+    val = SHAPES / "val" / "images"
+    calib = CalibrationSet(SHAPES / "shapes.yaml", split="train", imgsz=args.imgsz, batch=8, fraction=args.fraction)
+    fp32 = evaluate_onnx(args.model, val, args.imgsz)
+    rows = [("FP32", "-", fp32, 0.0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods:
+            for policy, keep in HEAD_POLICIES.items():
+                start = time.perf_counter()
+                out = quantize_onnx(args.model, Path(tmp) / f"{method}.onnx", calib, method=method, keep_fp_nodes=keep)
+                seconds = time.perf_counter() - start
+                rows.append((f"INT8 {method}", policy, evaluate_onnx(out, val, args.imgsz), seconds))
+    print(f"\n{len(calib)} calibration images, imgsz {args.imgsz}, mAP by pycocotools on {val}\n")
+    print("| model | head | mAP50-95 | Δ vs FP32 (points) | mAP50 | quantize s |")
+    print("|---|---|---|---|---|---|")
+    for name, policy, result, seconds in rows:
+        delta = 100 * (result["mAP50-95"] - fp32["mAP50-95"])
+        print(
+            f"| {name} | {policy} | {result['mAP50-95']:.4f} | {delta:+.2f} | {result['mAP50']:.4f} | {seconds:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
