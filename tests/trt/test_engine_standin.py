@@ -71,3 +71,16 @@ def test_yolo_export_engine_end_to_end(install_tensorrt_standin, shapes_pt, tmp_
     assert meta["precision"] == "fp16" and meta["tensorrt"] == "10.16.1.11" and meta["imgsz"] == [320, 320]
     matched, extra = agreement(reference[320][:2], predict(engine, SOURCES[:2]))
     assert matched >= 0.99 and extra == 0, (matched, extra)
+
+
+def test_int8_route_follows_capabilities(install_tensorrt_standin, build_engine, shapes_yaml):
+    """<= 10.x: TensorRT calibrates (cache next to the engine); 11.x: built from our Q/DQ ONNX, no calibrator."""
+    int8 = {"int8": True, "data": str(shapes_yaml), "split": "train", "fraction": 0.05}
+    for version, calibrates in (("10.16.1.11", True), ("11.4.0.106", False)):
+        install_tensorrt_standin(version)
+        engine = build_engine("fp32", name=f"int8_{version}", **int8)
+        cache = engine.with_name(f"int8_{version}.int8.cache")
+        assert cache.is_file() == calibrates, version
+        assert read_engine_file(engine).metadata["precision"] == "int8"
+        out = backend_of(engine).forward(torch.rand(1, 3, *IMGSZ))
+        assert out.shape[:2] == (1, 8) and torch.isfinite(out).all()
