@@ -1,9 +1,8 @@
 """Detection accuracy with upstream Ultralytics' protocol, so our numbers compare with theirs.
 
 The protocol (what makes a number "mAP50-95" here):
-- a prediction is a true positive at IoU threshold t when it overlaps an unmatched ground-truth box
-  of the same class with IoU >= t; pairs are taken greedily, highest IoU first, each prediction and
-  each ground truth used at most once; thresholds 0.50, 0.55, ..., 0.95;
+- a prediction is a true positive at IoU threshold t when the same-class ground-truth box it overlaps
+  most (IoU >= t) is not claimed by a more confident prediction; thresholds 0.50, 0.55, ..., 0.95;
 - per class, predictions are ranked by confidence; AP is the area under the precision envelope
   (precision made monotonically non-increasing), sampled at 101 recall points 0, 0.01, ..., 1 and
   integrated with the trapezoid rule;
@@ -45,8 +44,10 @@ def match_predictions(
 ) -> np.ndarray:
     """(n_pred, n_thresholds) bool: is each prediction a true positive at each IoU threshold.
 
-    `iou` is (n_true, n_pred). At each threshold, candidate pairs (same class, IoU >= t) are taken in
-    order of decreasing IoU, skipping any whose prediction or ground truth is already used.
+    `iou` is (n_true, n_pred); predictions must be in decreasing confidence (NMS output order).
+    Upstream's rule, at each threshold t, over pairs of the same class with IoU >= t: each prediction
+    is paired with the ground truth it overlaps most; a ground truth paired with several predictions
+    goes to the most confident of them, the others are false positives.
     """
     pred_classes, true_classes = np.asarray(pred_classes), np.asarray(true_classes)
     correct = np.zeros((len(pred_classes), len(iou_thresholds)), dtype=bool)
@@ -54,17 +55,17 @@ def match_predictions(
         return correct
     iou = np.where(true_classes[:, None] == pred_classes[None, :], np.asarray(iou, dtype=np.float64), 0.0)
     for k, threshold in enumerate(iou_thresholds):
-        gt_idx, pred_idx = np.nonzero(iou >= threshold)
-        if len(gt_idx) == 0:
+        candidate = iou >= threshold
+        if not candidate.any():
             continue
-        order = np.argsort(-iou[gt_idx, pred_idx], kind="stable")
-        used_gt, used_pred = set(), set()
-        for g, p in zip(gt_idx[order], pred_idx[order]):
-            if g in used_gt or p in used_pred:
-                continue
-            used_gt.add(g)
-            used_pred.add(p)
-            correct[p, k] = True
+        masked = np.where(candidate, iou, -1.0)
+        best_gt = masked.argmax(0)  # each prediction's highest-IoU ground truth (first on ties)
+        has_gt = candidate.any(0)
+        taken: set[int] = set()
+        for p in np.flatnonzero(has_gt):  # most confident first
+            if best_gt[p] not in taken:
+                taken.add(int(best_gt[p]))
+                correct[p, k] = True
     return correct
 
 
