@@ -104,6 +104,41 @@ def predict_ms_per_image(predictor, frames: list[np.ndarray], batch: int, calls:
     return statistics.median(times)
 
 
+def stage_breakdown(predictor, frames: list[np.ndarray], batch: int, iters: int) -> dict[str, float]:
+    """Median ms/img of each GPU-pipeline stage run alone, synchronising after each (diagnostics only)."""
+    from ultralytics.engine.gpu_pipeline import UploadedImages
+
+    gpu, device = predictor.gpu, predictor.model.device
+    stages: dict[str, list[float]] = {k: [] for k in ("upload", "letterbox", "network", "nms", "results")}
+    for it in range(iters + 3):
+        chunk = frames[(it * batch) % len(frames) :][:batch]
+        if len(chunk) < batch:
+            chunk = frames[:batch]
+        marks = [time.perf_counter()]
+        images = UploadedImages(chunk)
+        images.device_frames = gpu.upload(chunk)
+        images.device_frames.wait()
+        sync(device)
+        marks.append(time.perf_counter())
+        im = predictor.preprocess(images)
+        sync(device)
+        marks.append(time.perf_counter())
+        preds = predictor.inference(im)
+        sync(device)
+        marks.append(time.perf_counter())
+        dets = gpu.nms(preds)
+        marks.append(time.perf_counter())
+        predictor.postprocess(preds, im, chunk, [""] * batch)  # NMS again + Results; minus the NMS time
+        marks.append(time.perf_counter())
+        if it >= 3:
+            for k, (a, b) in zip(stages, zip(marks, marks[1:])):
+                stages[k].append((b - a) * 1e3 / batch)
+        assert dets is not None
+    out = {k: statistics.median(v) for k, v in stages.items()}
+    out["results"] = max(0.0, out["results"] - out["nms"])
+    return out
+
+
 def thread_throughput(model_path: str, device, frames, n_threads: int, shared_model: bool, seconds: float) -> float:
     """Images/s with n_threads each predicting batch-1 frames, on one shared model or one model each."""
     models = [YOLO(model_path)] * n_threads if shared_model else [YOLO(model_path) for _ in range(n_threads)]
@@ -140,6 +175,7 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=30, help="timed network forwards per row (median)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the CPU-preprocessing baseline")
     ap.add_argument("--threads", type=int, default=4, help="also measure N threads (0: skip)")
+    ap.add_argument("--breakdown", action="store_true", help="also time each GPU stage alone (batch 1 and 32)")
     ap.add_argument("--device", default="0")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--json", type=Path, help="write every row here")
@@ -166,7 +202,7 @@ def main() -> None:
                 x = torch.rand(batch, 3, opt.imgsz, opt.imgsz, device=device, dtype=backend.dtype)
                 with torch.no_grad():
                     net_eager = cuda_median_ms(backend.backend.forward, x, opt.iters) / batch
-                    net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner else float("nan")
+                    net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner is not None else float("nan")
                 e2e = predict_ms_per_image(
                     make_predictor(model, device, fp16, batch, opt.imgsz, True), frames[:n], batch, opt.calls
                 )
@@ -186,7 +222,7 @@ def main() -> None:
                     net_graph_ms=net_graph,
                     e2e_ms=e2e,
                     baseline_ms=base,
-                    e2e_over_net=e2e / (net_graph if runner else net_eager),
+                    e2e_over_net=e2e / (net_graph if runner is not None else net_eager),
                     images_per_call=n,
                 )
                 rows.append(row)
@@ -198,6 +234,16 @@ def main() -> None:
             del runner
             if cuda:
                 torch.cuda.empty_cache()
+
+    breakdown_rows = []
+    if opt.breakdown and device.type == "cuda":
+        for model_name in opt.models:
+            model = YOLO(model_name)
+            for prec in opt.precisions:
+                for batch in (1, 32):
+                    pred = make_predictor(model, device, prec == "fp16", batch, opt.imgsz, True)
+                    b = stage_breakdown(pred, frames, batch, opt.iters)
+                    breakdown_rows.append(dict(model=model_name, precision=prec, batch=batch, **b))
 
     thread_rows = []
     if opt.threads > 1:
@@ -214,12 +260,23 @@ def main() -> None:
             f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['net_eager_ms']:>11.3f}{r['net_graph_ms']:>11.3f}"
             f"{r['e2e_ms']:>9.3f}{r['baseline_ms']:>10.3f}{r['e2e_over_net']:>9.2f}"
         )
+    if breakdown_rows:
+        print("\nstages alone, synchronised after each (ms/img):")
+        keys = ("upload", "letterbox", "network", "nms", "results")
+        print(f"{'model':<14}{'prec':<6}{'batch':>6}" + "".join(f"{k:>11}" for k in keys))
+        for r in breakdown_rows:
+            print(f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}" + "".join(f"{r[k]:>11.3f}" for k in keys))
     for t in thread_rows:
         print(
             f"threads: {t['model']} batch 1, {t['kind']}: 1 thread {t['img_s_1']:.0f} img/s, {t['threads']} threads {t['img_s_n']:.0f} img/s"
         )
     if opt.json:
-        opt.json.write_text(json.dumps({"device": device_name(device), "rows": rows, "threads": thread_rows}, indent=1))
+        opt.json.write_text(
+            json.dumps(
+                {"device": device_name(device), "rows": rows, "threads": thread_rows, "stages": breakdown_rows},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner
 from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
-from ultralytics.gpu.nms import BatchedNMS
+from ultralytics.gpu.nms import BatchedNMS, PendingNMS
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
 from ultralytics.utils.ops import non_max_suppression, scale_boxes
 
@@ -123,18 +123,60 @@ class GpuPipeline:
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
     ) -> list[Results]:
         """NMS on the device, one copy of every image's detections to the host, boxes scaled there."""
-        dets = self.nms(preds)
+        return self.finish_postprocess(self.nms.launch(preds), im.shape[2:], orig_imgs, paths)
+
+    def finish_postprocess(
+        self, pending: PendingNMS, im_hw: tuple[int, ...], orig_imgs: list[np.ndarray], paths: list[str]
+    ) -> list[Results]:
+        dets = self.nms.finish(pending)
         if dets is None:  # thousands of candidates per image (very low conf): sort-based NMS instead
             n = self.nms
-            dets = [
-                d.cpu()
-                for d in non_max_suppression(
-                    preds.float(), n.conf_thres, n.iou_thres, classes=n.classes, agnostic=n.agnostic, max_det=n.max_det
-                )
-            ]
+            found = non_max_suppression(
+                pending.preds.float(),
+                n.conf_thres,
+                n.iou_thres,
+                classes=n.classes,
+                agnostic=n.agnostic,
+                max_det=n.max_det,
+            )
+            dets = [d.cpu().numpy() for d in found]
         results = []
         for det, orig, path in zip(dets, orig_imgs, paths):
-            det = det.clone()
-            det[:, :4] = scale_boxes(im.shape[2:], det[:, :4], orig.shape)
-            results.append(Results(orig, path=path, names=self.model.names, boxes=det))
+            det = det.copy()
+            det[:, :4] = scale_boxes(im_hw, det[:, :4], orig.shape)  # numpy: a fraction of torch's per-op cost
+            results.append(Results(orig, path=path, names=self.model.names, boxes=torch.from_numpy(det)))
         return results
+
+    # ------------------------------------------------------------------ driver
+    def pipelined(
+        self,
+        batches: Iterable[tuple],
+        profilers: tuple,
+        preprocess: Callable[[Any], torch.Tensor],
+        inference: Callable[[torch.Tensor], torch.Tensor],
+        originals: Callable[[Any], list[np.ndarray]],
+    ) -> Iterator[tuple]:
+        """(paths, images, infos, im, results) per batch, like the predictor's sequential loop, but
+        batch i+1 is enqueued on the GPU before the host waits for batch i's detections, so building
+        Results (and Python in general) overlaps the GPU instead of alternating with it."""
+        pending = None
+        for paths, images, infos in batches:
+            with profilers[0]:
+                im = preprocess(images)
+            with profilers[1]:
+                preds = inference(im)
+            with profilers[2]:
+                nms = self.nms.launch(preds)
+            timings = [p.take() if hasattr(p, "take") else None for p in profilers]
+            if pending is not None:
+                yield self._finish(profilers, *pending)
+            pending = (paths, images, infos, im, nms, originals, timings)
+        if pending is not None:
+            yield self._finish(profilers, *pending)
+
+    def _finish(self, profilers, paths, images, infos, im, nms, originals, timings) -> tuple:
+        results = self.finish_postprocess(nms, im.shape[2:], originals(images), paths)
+        for profiler, pair in zip(profilers, timings):
+            if pair is not None:
+                profiler.publish(pair)  # this batch's own stage times; its events are complete
+        return paths, images, infos, im, results

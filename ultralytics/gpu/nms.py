@@ -18,6 +18,9 @@ suppression when IoU > iou_thres, at most max_det boxes per image, highest score
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 MAX_WH = 7680  # class offset in pixels: boxes of different classes never overlap
@@ -39,8 +42,22 @@ def _xywh2xyxy(xywh: torch.Tensor) -> torch.Tensor:
     return torch.cat((xy - wh, xy + wh), -1)
 
 
+@dataclass
+class PendingNMS:
+    """An enqueued NMS: its input (kept alive for a redo), the host copy and the event ending it."""
+
+    preds: torch.Tensor
+    host: torch.Tensor
+    done: torch.cuda.Event | None
+    top_k: int
+    steps: int
+
+
 class BatchedNMS:
-    """Callable: raw head output (B, 4 + nc, A) → per-image (n, 6) xyxy, conf, cls tensors on the host."""
+    """Callable: raw head output (B, 4 + nc, A) → per-image (n, 6) xyxy, conf, cls arrays on the host.
+
+    `launch` + `finish` split the call so the host can prepare the next batch while this one runs.
+    """
 
     def __init__(
         self,
@@ -62,32 +79,51 @@ class BatchedNMS:
         self.agnostic, self.max_det = bool(agnostic), int(max_det)
         self.top_k, self.steps, self.max_top_k = int(top_k), int(steps), int(max_top_k)
 
-    def __call__(self, preds: torch.Tensor) -> list[torch.Tensor] | None:
-        """Per-image detections on the host, or None when an image has more than `max_top_k`
+    def __call__(self, preds: torch.Tensor) -> list[np.ndarray] | None:
+        """Per-image (n, 6) float32 numpy detections, or None when an image has more than `max_top_k`
         candidates (a very low conf): the K×K matrix would not pay off, use a sorting NMS instead."""
+        return self.finish(self.launch(preds))
 
+    def launch(self, preds: torch.Tensor) -> PendingNMS:
+        """Enqueue NMS and the copy of its result into pinned host memory; returns without waiting."""
         if preds.ndim != 3:
             raise ValueError(f"NMS expects the raw head output (B, 4 + nc, anchors), got shape {tuple(preds.shape)}")
-        anchors = preds.shape[2]
-        top_k, steps = min(self.top_k, anchors, MAX_NMS), self.steps
+        top_k = min(self.top_k, preds.shape[2], MAX_NMS)
+        return self._launch(preds, top_k, self.steps)
+
+    def _launch(self, preds: torch.Tensor, top_k: int, steps: int) -> PendingNMS:
+        packed = self.run_on_device(preds, top_k, steps)
+        if packed.device.type != "cuda":
+            return PendingNMS(preds, packed, None, top_k, steps)
+        host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
+        host.copy_(packed, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(packed.device))
+        return PendingNMS(preds, host, done, top_k, steps)
+
+    def finish(self, pending: PendingNMS) -> list[np.ndarray] | None:
+        """Wait for the copy (the one device→host synchronisation) and split it per image; redo the
+        rare batch that overflowed `top_k` or did not converge in `steps`."""
         while True:
-            packed = self.run_on_device(preds, top_k, steps)
-            host = packed.cpu()  # the one device→host synchronisation
-            b = preds.shape[0]
-            dets = host[:, : self.max_det * 6].view(b, self.max_det, 6)
-            counts = host[:, -3].long()
+            if pending.done is not None:
+                pending.done.synchronize()
+            host = pending.host.numpy()
+            preds = pending.preds
+            b, anchors = preds.shape[0], preds.shape[2]
             candidates = int(host[:, -2].max())
-            converged = bool(host[:, -1].min() > 0)
             need_k = min(candidates, anchors, MAX_NMS)
-            if need_k > top_k:  # more candidates than we kept: redo with room, and keep it for next time
+            if need_k > pending.top_k:  # more candidates than we kept: redo with room, and keep it for next time
                 if need_k > self.max_top_k:
                     return None
                 top_k = min(1 << (need_k - 1).bit_length(), anchors, MAX_NMS)
                 self.top_k = max(self.top_k, top_k)
+                pending = self._launch(preds, top_k, pending.steps)
                 continue
-            if not converged:  # a suppression chain longer than `steps`: keep iterating
-                steps *= 2
+            if host[:, -1].min() <= 0:  # a suppression chain longer than `steps`: keep iterating
+                pending = self._launch(preds, pending.top_k, pending.steps * 2)
                 continue
+            dets = host[:, : self.max_det * 6].reshape(b, self.max_det, 6)
+            counts = host[:, -3].astype(np.int64)
             return [dets[i, : counts[i]] for i in range(b)]
 
     def run_on_device(self, preds: torch.Tensor, top_k: int, steps: int) -> torch.Tensor:
@@ -105,7 +141,7 @@ class BatchedNMS:
         scores, cls = x[..., 4:].max(-1)
         valid = scores > self.conf_thres
         if self.classes is not None:
-            valid &= torch.isin(cls, torch.tensor(self.classes, device=cls.device))
+            valid &= torch.isin(cls, torch.tensor(self.classes, device=cls.device, dtype=cls.dtype))
         candidates = valid.sum(1)
         masked = torch.where(valid, scores, torch.full_like(scores, -1.0))
         top_scores, idx = masked.topk(top_k, dim=1, sorted=True)

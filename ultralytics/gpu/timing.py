@@ -2,12 +2,16 @@
 
 A timer that calls `torch.cuda.synchronize()` around every stage (upstream's `Profile`) adds three or
 more host waits per batch and serialises CPU and GPU. Events are recorded into the stream without
-waiting; their elapsed time is read after the batch's one synchronisation, when they have completed.
+waiting; their elapsed time is read once they have completed. When batches overlap (the pipelined
+predictor), each batch's events are taken right after its stage and published once that batch's
+results are on the host, so reading a time never waits for a later batch.
 """
 
 from __future__ import annotations
 
 import torch
+
+EventPair = tuple[torch.cuda.Event, torch.cuda.Event]
 
 
 class CudaEventProfile:
@@ -17,10 +21,9 @@ class CudaEventProfile:
         self.device = torch.device(device)
         self.total = 0.0
         self._last = 0.0
-        self._pending: tuple[torch.cuda.Event, torch.cuda.Event] | None = None
+        self._pending: EventPair | None = None
 
     def __enter__(self) -> CudaEventProfile:
-        self._settle()
         start = torch.cuda.Event(enable_timing=True)
         start.record(torch.cuda.current_stream(self.device))
         self._pending = (start, torch.cuda.Event(enable_timing=True))
@@ -29,16 +32,21 @@ class CudaEventProfile:
     def __exit__(self, *exc) -> None:
         self._pending[1].record(torch.cuda.current_stream(self.device))
 
-    def _settle(self) -> None:
-        """Fold the last stage into `total`; waits only if that stage is still running."""
-        if self._pending is not None:
-            start, end = self._pending
-            end.synchronize()
-            self._last = start.elapsed_time(end) / 1e3
-            self.total += self._last
-            self._pending = None
+    def take(self) -> EventPair | None:
+        """Detach the last stage's events, to publish them later (no waiting)."""
+        pair, self._pending = self._pending, None
+        return pair
+
+    def publish(self, pair: EventPair | None) -> None:
+        """Make `pair` the current `dt` and add it to `total`; waits only if it is still running."""
+        if pair is None:
+            return
+        start, end = pair
+        end.synchronize()
+        self._last = start.elapsed_time(end) / 1e3
+        self.total += self._last
 
     @property
     def dt(self) -> float:
-        self._settle()
+        self.publish(self.take())
         return self._last
