@@ -107,22 +107,18 @@ class DetectionPredictor:
         args = self.args
         batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
         profilers = (Profile(self.model.device), Profile(self.model.device), Profile(self.model.device))
-        if self.gpu is not None:  # decode + upload ahead; time stages with events, not synchronisations
-            batches = self.gpu.prefetch(batches)
+        if self.gpu is not None:  # decode + upload ahead, overlap batches, time stages with CUDA events
             profilers = self.gpu.stage_timers(3) or profilers
+            stages = self.gpu.pipelined(
+                self.gpu.prefetch(batches), profilers, self.preprocess, self.inference, _originals
+            )
+        else:
+            stages = self._run_batches(batches, profilers)
         seen = 0
         shape = None
         writers: dict[str, cv2.VideoWriter] = {}
         try:
-            for paths, images, infos in batches:
-                with profilers[0]:
-                    im = self.preprocess(images)
-                with profilers[1]:
-                    preds = self.inference(im)
-                with profilers[2]:
-                    if isinstance(images, torch.Tensor):
-                        images = _tensor_to_bgr(images)
-                    results = self.postprocess(preds, im, images, paths)
+            for _paths, _images, infos, im, results in stages:
                 n = len(results)
                 seen += n
                 shape = tuple(im.shape)
@@ -149,6 +145,17 @@ class DetectionPredictor:
             )
             if self.save_dir is not None:
                 LOGGER.info(f"Results saved to {self.save_dir}")
+
+    def _run_batches(self, batches, profilers) -> Iterator[tuple]:
+        """The stages one batch after another: (paths, images, infos, im, results) per batch."""
+        for paths, images, infos in batches:
+            with profilers[0]:
+                im = self.preprocess(images)
+            with profilers[1]:
+                preds = self.inference(im)
+            with profilers[2]:
+                results = self.postprocess(preds, im, _originals(images), paths)
+            yield paths, images, infos, im, results
 
     # ------------------------------------------------------------------ saving
     def _ensure_save_dir(self) -> Path:
@@ -197,6 +204,11 @@ def _as_class_list(classes: Any) -> list[int] | None:
     if classes is None:
         return None
     return [int(c) for c in classes] if isinstance(classes, list | tuple) else [int(classes)]
+
+
+def _originals(images: list[np.ndarray] | torch.Tensor) -> list[np.ndarray]:
+    """The images Results keep: the BGR arrays as loaded, or a tensor source turned back into them."""
+    return _tensor_to_bgr(images) if isinstance(images, torch.Tensor) else images
 
 
 def _tensor_to_bgr(batch: torch.Tensor) -> list[np.ndarray]:
