@@ -88,8 +88,9 @@ def test_dynamic_engine(weights, reference):
     model = YOLO(engine)
     _check(reference[320], model.predict(SOURCES, imgsz=320, batch=4, device=0, verbose=False))
     _check(reference[416], model.predict(SOURCES, imgsz=416, batch=3, device=0, verbose=False))
+    assert b.forward(torch.zeros(5, 3, 320, 320, device="cuda")).shape[0] == 5  # chunks of the max batch
     with pytest.raises(ValueError, match="min .* max"):
-        b.forward(torch.zeros(5, 3, 320, 320, device="cuda"))
+        b.forward(torch.zeros(1, 3, 704, 320, device="cuda"))  # taller than the profile's max 640
 
 
 def test_plain_plan_layout_and_timing_cache_reuse(weights, reference):

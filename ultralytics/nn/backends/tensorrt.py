@@ -174,6 +174,11 @@ class TensorRTBackend(Backend):
         if im.device != self.device:
             raise ValueError(f"input is on {im.device} but the engine runs on {self.device}; move it first")
         shape = tuple(int(d) for d in im.shape)
+        max_batch = self.input.profile[2][0] if self.dynamic else 0
+        if max_batch and shape[0] > max_batch and len(shape) == 4:
+            # More images than the profile allows: run in chunks of the maximum batch, like AutoBackend does
+            # for static engines (the outputs are copied, since each chunk reuses the same buffer).
+            return torch.cat([self.forward(chunk).clone() for chunk in im.split(max_batch)])
         if shape != self._bound_shape:
             self._prepare(shape)
         self._buffers[self.input.name].copy_(im)  # casts to the engine's input dtype
