@@ -252,8 +252,9 @@ class DetectionValidator:
         plan = self._plan(split, backend, imgsz)
         metrics = DetMetrics(names)
         self.predictions = []
-        if backend.device.type != "cpu":
-            backend.warmup((len(plan[0][0]), 3, *plan[0][1]))
+        if plan:  # one untimed pass, so lazy initialisation (sessions, kernels, allocator) is not timed
+            with torch.no_grad():
+                backend(torch.zeros((len(plan[0][0]), 3, *plan[0][1]), dtype=backend.dtype, device=backend.device))
         timers = [Profile(backend.device) for _ in range(3)]
         progress = _progress(len(plan), bool(args.verbose), f"val {Path(data['yaml_file']).name} {args.split}")
         for batch in self._batches(split, plan, max(imgsz)):
@@ -301,7 +302,8 @@ class DetectionValidator:
             self.predictions.append({"file": str(file), "shape": [h0, w0], "det": out.numpy().tolist()})
 
     def _report(self, metrics: DetMetrics, plan) -> None:
-        LOGGER.info(metrics.table())
+        table = metrics.table()
+        LOGGER.info(table if self.args.verbose else "\n".join(table.splitlines()[:2]))
         s = metrics.speed
         shape = (len(plan[0][0]), 3, *plan[0][1]) if plan else None
         LOGGER.info(
