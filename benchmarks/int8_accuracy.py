@@ -2,12 +2,14 @@
 
 Run from the repository root (CPU, ONNX Runtime; a few minutes on 2 cores):
     python3 benchmarks/int8_accuracy.py [--methods minmax percentile entropy] [--fraction 1.0]
+    python3 benchmarks/int8_accuracy.py --precisions   # FP32 / FP16 / INT8 exports of the .pt, both evaluators
 Calibrates on shapes/calib (split=train), evaluates mAP with pycocotools on shapes/val at imgsz 320.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -22,6 +24,24 @@ from ultralytics.export.calibration import CalibrationSet  # noqa: E402
 from ultralytics.export.quantize import METHODS, quantize_onnx  # noqa: E402
 
 HEAD_POLICIES = {"head in float": "auto", "all Conv INT8": []}
+PRECISIONS = {"FP32": {}, "FP16": {"half": True}, "INT8": {"int8": True, "split": "train"}}
+
+
+def precision_table(imgsz: int) -> None:
+    """Export the .pt at each precision through YOLO.export and score it with pycocotools and YOLO.val."""
+    from ultralytics import YOLO
+
+    data, val = SHAPES / "shapes.yaml", SHAPES / "val" / "images"
+    print("| model | mAP50-95 (pycocotools) | mAP50-95 (project val) | mAP50 (project val) |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, kw in PRECISIONS.items():
+            pt = Path(tmp) / f"shapes_{name.lower()}.pt"
+            shutil.copy(MODELS / "shapes_yolov8n.pt", pt)
+            onnx_file = YOLO(pt).export(format="onnx", imgsz=imgsz, data=str(data), **kw)
+            ours = evaluate_onnx(onnx_file, val, imgsz)
+            metrics = YOLO(onnx_file).val(data=str(data), imgsz=imgsz, batch=1, verbose=False)
+            print(f"| {name} | {ours['mAP50-95']:.4f} | {metrics.box.map:.4f} | {metrics.box.map50:.4f} |")
 
 
 def main() -> None:
@@ -30,7 +50,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--fraction", type=float, default=1.0)
     parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--precisions", action="store_true", help="FP32/FP16/INT8 table through YOLO.export")
     args = parser.parse_args()
+    if args.precisions:
+        return precision_table(args.imgsz)
 
     val = SHAPES / "val" / "images"
     calib = CalibrationSet(SHAPES / "shapes.yaml", split="train", imgsz=args.imgsz, batch=8, fraction=args.fraction)

@@ -53,12 +53,12 @@ def make_int8_calibrator(
         )
     if method not in CALIBRATOR_CLASSES:
         raise ValueError(f"INT8 calibration method {method!r} is not valid here: use 'minmax' or 'entropy'")
-    base = getattr(trt, CALIBRATOR_CLASSES[method], None)
-    if base is None:
+    if not hasattr(trt, "CalibrationAlgoType"):  # 11.0 removed the calibrators with it
         raise RuntimeError(
             f"this TensorRT has no {CALIBRATOR_CLASSES[method]} (TensorRT 11 removed calibration): "
             "build from a Q/DQ ONNX made by ultralytics.export.quantize.quantize_onnx instead"
         )
+    base = getattr(trt, CALIBRATOR_CLASSES[method])
     algorithm = getattr(trt.CalibrationAlgoType, ALGORITHMS[method])
     fingerprint = _fingerprint(calib, method, model)
 
