@@ -56,6 +56,12 @@ def val_images() -> list[str]:
     return sorted(str(p) for p in (SHAPES / "val" / "images").glob("*.jpg"))
 
 
+@pytest.fixture(scope="session")
+def pt_square_predictions(pt_yolo, val_images) -> list:
+    """The .pt's predictions letterboxed to the full square (rect=False), as static ONNX models see them."""
+    return pt_yolo.predict(val_images, imgsz=IMGSZ, batch=25, rect=False, verbose=False)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Brute-force IoU of every xyxy box in `a` with every box in `b`."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])

@@ -73,9 +73,9 @@ def test_fp32_raw_outputs_match_pytorch(fp32_onnx, pt_yolo):
     assert checked >= 2
 
 
-def test_fp32_onnx_predicts_like_pytorch(fp32_onnx, pt_yolo, val_images):
-    # rect=False: the .pt letterboxes to the full square too, so both see identical input tensors.
-    pt = pt_yolo.predict(val_images, imgsz=IMGSZ, batch=25, rect=False, verbose=False)
+def test_fp32_onnx_predicts_like_pytorch(fp32_onnx, pt_square_predictions, val_images):
+    # rect=False in the fixture: the .pt letterboxes to the full square too, so both see identical input tensors.
+    pt = pt_square_predictions
     ox = YOLO(fp32_onnx).predict(val_images, imgsz=IMGSZ, batch=25, verbose=False)
     assert len(pt) == len(ox) == 100
     for a, b in zip(pt, ox):
@@ -111,7 +111,11 @@ def test_dynamic_export_runs_at_several_batches_and_sizes(dynamic_onnx, pt_yolo)
         with torch.no_grad():
             expected = pt_yolo.model(x).numpy()
         got = backend.forward(x).numpy()
-        assert got.shape == expected.shape == (batch, 8, (h // 8) * (w // 8) + (h // 16) * (w // 16) + (h // 32) * (w // 32))
+        assert (
+            got.shape
+            == expected.shape
+            == (batch, 8, (h // 8) * (w // 8) + (h // 16) * (w // 16) + (h // 32) * (w // 32))
+        )
         assert _rel_err(got, expected) < 1e-4, (batch, h, w)
 
 
