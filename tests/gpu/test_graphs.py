@@ -64,3 +64,32 @@ def test_threads_sharing_one_runner_get_their_own_results(yolo_backend):
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@requires_cuda
+def test_graph_family_replays_letterbox_and_nms_on_new_inputs(photos):
+    """Letterbox and NMS replayed from graphs give what the eager code gives, for fresh inputs each time."""
+    import numpy as np
+
+    from tests.gpu.test_nms import random_preds
+    from ultralytics.gpu.graphs import GraphFamily
+    from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
+    from ultralytics.gpu.nms import BatchedNMS
+
+    family = GraphFamily(torch.device("cuda"), max_members=2)
+    im = photos[-1]
+    geo = letterbox_geometry(im.shape[:2], (640, 640))
+    for k in range(3):
+        frames = torch.from_numpy(np.stack([np.roll(im, 7 * k, axis=1)] * 2)).cuda()
+        got = family(("lb", geo), lambda: lambda f: letterbox_batch(f, [geo] * f.shape[0]), frames)
+        torch.testing.assert_close(got, letterbox_batch(frames, [geo] * 2), rtol=0, atol=0)
+
+    nms_graphs = GraphFamily(torch.device("cuda"))
+    for seed in range(3):
+        preds = random_preds(b=2, seed=seed)
+        eager = BatchedNMS(0.25, 0.6, classes=[0, 2], top_k=1024)(preds)
+        graphed = BatchedNMS(0.25, 0.6, classes=[0, 2], top_k=1024, graphs=nms_graphs)(preds.cuda())
+        for a, b in zip(eager, graphed):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, atol=1e-3)
+    assert len(nms_graphs) == 1  # one settings key, replayed for every seed

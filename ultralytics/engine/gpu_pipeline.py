@@ -19,7 +19,7 @@ import torch
 
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
-from ultralytics.gpu.graphs import CudaGraphRunner
+from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
 from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
 from ultralytics.gpu.nms import BatchedNMS, PendingNMS
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
@@ -39,10 +39,15 @@ class _ModelState:
 
     def __init__(self, model: Any, use_graphs: bool):
         self.uploader = PinnedUploader(model.device)
-        use_graphs = use_graphs and model.device.type == "cuda"
+        use_graphs = use_graphs and model.device.type == "cuda"  # the network's graphs: PyTorch backend only
         # the backend's forward, not the AutoBackend's: a bound method of the dict's key would keep it alive
         backend = model.backend
         self.graphs = CudaGraphRunner(backend.forward, model.device, MAX_GRAPHS) if use_graphs else None
+        # letterbox (per frame size) and NMS (per settings) are short chains of small kernels: on CUDA
+        # they replay as graphs too, whatever the backend
+        cuda = model.device.type == "cuda"
+        self.letterbox_graphs = GraphFamily(model.device) if cuda else None
+        self.nms_graphs = GraphFamily(model.device) if cuda else None
 
 
 _STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -79,6 +84,7 @@ class GpuPipeline:
             classes=None if classes is None else [int(c) for c in classes],
             agnostic=bool(args.agnostic_nms),
             max_det=int(args.max_det),
+            graphs=self.state.nms_graphs,
         )
 
     # ------------------------------------------------------------------ source side
@@ -112,7 +118,12 @@ class GpuPipeline:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
         frames.wait()
         geometries = [letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in frames.host_shapes]
-        return letterbox_batch(frames.frames, geometries, dtype=self.model.dtype)
+        dtype = self.model.dtype
+        graphs = self.state.letterbox_graphs
+        if graphs is not None and isinstance(frames.frames, torch.Tensor):  # one frame size: one geometry
+            geo = geometries[0]
+            return graphs((geo, dtype), lambda: lambda f: letterbox_batch(f, [geo] * f.shape[0], dtype), frames.frames)
+        return letterbox_batch(frames.frames, geometries, dtype=dtype)
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
         if self.use_graphs:

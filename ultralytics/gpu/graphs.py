@@ -102,3 +102,30 @@ class CudaGraphRunner:
         self._graphs[(tuple(x.shape), x.dtype)] = entry
         LOGGER.debug(f"captured a CUDA graph for input {tuple(x.shape)} {x.dtype} ({len(self._graphs)} cached)")
         return entry
+
+
+class GraphFamily:
+    """CUDA graphs for a family of functions told apart by a hashable key (NMS settings, a letterbox
+    geometry): one `CudaGraphRunner` per key, the least recently used dropped beyond `max_members`."""
+
+    def __init__(self, device: torch.device, max_members: int = 8, max_graphs: int = 4):
+        self.device = torch.device(device)
+        self.max_members, self.max_graphs = max_members, max_graphs
+        self._members: OrderedDict[tuple, CudaGraphRunner] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __call__(
+        self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor
+    ) -> torch.Tensor:
+        """fn(x) through the graph of `key`; `make_fn()` builds fn the first time the key is seen."""
+        with self._lock:
+            runner = self._members.get(key)
+            if runner is None:
+                while len(self._members) >= self.max_members:
+                    self._members.popitem(last=False)
+                runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
+            self._members.move_to_end(key)
+        return runner(x)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ultralytics.gpu.graphs import GraphFamily
+
 MAX_WH = 7680  # class offset in pixels: boxes of different classes never overlap
 MAX_NMS = 30000  # upstream's cap on candidates per image
 
@@ -69,6 +71,7 @@ class BatchedNMS:
         top_k: int = 256,
         steps: int = 6,
         max_top_k: int = 4096,
+        graphs: GraphFamily | None = None,
     ):
         if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
             raise ValueError(f"conf and iou must be within 0..1, got conf={conf_thres} iou={iou_thres}")
@@ -78,6 +81,8 @@ class BatchedNMS:
         self.classes = None if classes is None else [int(c) for c in classes]
         self.agnostic, self.max_det = bool(agnostic), int(max_det)
         self.top_k, self.steps, self.max_top_k = int(top_k), int(steps), int(max_top_k)
+        self.graphs = graphs  # on CUDA: replay NMS as one graph instead of ~40 kernel launches
+        self._classes_on: dict[torch.device, torch.Tensor] = {}
 
     def __call__(self, preds: torch.Tensor) -> list[np.ndarray] | None:
         """Per-image (n, 6) float32 numpy detections, or None when an image has more than `max_top_k`
@@ -92,7 +97,21 @@ class BatchedNMS:
         return self._launch(preds, top_k, self.steps)
 
     def _launch(self, preds: torch.Tensor, top_k: int, steps: int) -> PendingNMS:
-        packed = self.run_on_device(preds, top_k, steps)
+        if self.classes is not None and preds.device not in self._classes_on:  # uploaded outside any capture
+            self._classes_on[preds.device] = torch.tensor(self.classes, device=preds.device)
+        if self.graphs is not None and preds.device.type == "cuda":
+            key = (
+                self.conf_thres,
+                self.iou_thres,
+                tuple(self.classes or ()),
+                self.agnostic,
+                self.max_det,
+                top_k,
+                steps,
+            )
+            packed = self.graphs(key, lambda: lambda p: self.run_on_device(p, top_k, steps), preds)
+        else:
+            packed = self.run_on_device(preds, top_k, steps)
         if packed.device.type != "cuda":
             return PendingNMS(preds, packed, None, top_k, steps)
         host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)
@@ -141,7 +160,7 @@ class BatchedNMS:
         scores, cls = x[..., 4:].max(-1)
         valid = scores > self.conf_thres
         if self.classes is not None:
-            valid &= torch.isin(cls, torch.tensor(self.classes, device=cls.device, dtype=cls.dtype))
+            valid &= torch.isin(cls, self._classes_on[cls.device].to(cls.dtype))
         candidates = valid.sum(1)
         masked = torch.where(valid, scores, torch.full_like(scores, -1.0))
         top_scores, idx = masked.topk(top_k, dim=1, sorted=True)
