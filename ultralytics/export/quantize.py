@@ -49,7 +49,8 @@ def quantize_onnx(
 
     `keep_fp_nodes`: Conv node names left unquantized. "auto" keeps the detection head's prediction
     convolutions (every Conv not followed by an activation: the last Conv of each cv2/cv3 branch and
-    DFL), which measurement shows are the layers INT8 hurts; None or [] quantizes every Conv.
+    DFL), which measurement shows are the layers INT8 hurts; another string is a regular expression
+    matched against node names; None or [] quantizes every Conv.
     """
     src, dst = Path(src), Path(dst)
     if method not in METHODS:
@@ -287,12 +288,22 @@ def insert_qdq(model: onnx.ModelProto, convs: list[onnx.NodeProto], amax: dict[s
 
     new_nodes: list[onnx.NodeProto] = []
     new_inits: list[TensorProto] = []
+    taken = {name for node in graph.node for name in (*node.input, *node.output)} | set(initializers)
+
+    def unique(stem: str) -> str:
+        """A name prefix no existing tensor starts with (sanitised names could collide)."""
+        candidate, index = stem, 1
+        while any(name.startswith(candidate + "_") for name in taken):
+            candidate, index = f"{stem}_{index}", index + 1
+        taken.add(candidate + "_")
+        return candidate
+
     dequantized: dict[str, str] = {}  # float tensor → its Q/DQ'd copy (shared by every Conv reading it)
 
     def activation_qdq(name: str) -> str:
         if name not in dequantized:
             scale = max(amax[name], 1e-8) / INT8_MAX
-            stem = _safe(name)
+            stem = unique(_safe(name))
             new_inits.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), f"{stem}_act_scale"))
             new_inits.append(numpy_helper.from_array(np.array(0, dtype=np.int8), f"{stem}_act_zero"))
             q, dq = f"{stem}_act_q", f"{stem}_act_dq"
@@ -304,7 +315,7 @@ def insert_qdq(model: onnx.ModelProto, convs: list[onnx.NodeProto], amax: dict[s
 
     def weight_dq(node: onnx.NodeProto) -> str:
         name = node.input[1]
-        stem = _safe(f"{node.name}_weight")
+        stem = unique(_safe(f"{node.name}_weight"))
         values, scale = quantize_weights(numpy_helper.to_array(initializers[name]).astype(np.float32))
         new_inits.append(numpy_helper.from_array(values, f"{stem}_int8"))
         new_inits.append(numpy_helper.from_array(scale, f"{stem}_scale"))
