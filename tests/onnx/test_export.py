@@ -171,3 +171,16 @@ def test_parse_metadata_accepts_engine_json_forms():
     assert parsed["names"] == {0: "a", 1: "b"} and parsed["imgsz"] == [640, 640] and parsed["batch"] == 4
     with pytest.raises(ValueError, match="stride"):
         parse_metadata({"stride": "thirty-two"})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_export_on_cuda_agrees_with_cpu(pt_yolo, fp16_onnx, tmp_path):
+    """One FP16 path (export FP32, convert the graph) on every device: the CUDA export must match."""
+    from ultralytics.export.onnx import export_onnx
+
+    cuda = export_onnx(pt_yolo.model, tmp_path / "cuda.onnx", imgsz=(IMGSZ, IMGSZ), half=True, device="cuda:0")
+    assert _elem_types(cuda) == (TensorProto.FLOAT16, TensorProto.FLOAT16)
+    a, b = OnnxRuntimeBackend(fp16_onnx), OnnxRuntimeBackend(cuda)
+    x = torch.from_numpy(np.load(REFERENCE / "shapes_raw_320.npz")["input_0"])
+    x = x if tuple(x.shape[2:]) == (IMGSZ, IMGSZ) else torch.full((1, 3, IMGSZ, IMGSZ), 0.5)
+    assert _rel_err(b.forward(x).float().numpy(), a.forward(x).float().numpy()) < 1e-3
