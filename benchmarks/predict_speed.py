@@ -1,7 +1,8 @@
 """Predict speed: end-to-end ms/img against network-only ms/img, and the CPU-preprocessing baseline.
 
 For every model × precision × batch it reports, all in one process on one GPU:
-  net_eager   network forward alone, eager PyTorch (CUDA events, median)
+  net_eager   network forward alone, eager PyTorch (CUDA events, median), at the input shape predict
+              uses for these frames (upstream's minimal rect padding: 720x1280 → 384x640 at imgsz 640)
   net_graph   network forward alone through the CUDA-graph runner (copy in + replay + copy out)
   e2e         `predict` over in-memory BGR frames with the GPU pipeline (letterbox, graphs, NMS on the
               device, prefetch): wall time of whole predict calls / images
@@ -38,6 +39,7 @@ from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import get_cfg  # noqa: E402
 from ultralytics.engine.predictor import DetectionPredictor  # noqa: E402
 from ultralytics.gpu.graphs import CudaGraphRunner  # noqa: E402
+from ultralytics.gpu.letterbox import letterbox_geometry  # noqa: E402
 from ultralytics.utils.torch_utils import select_device  # noqa: E402
 
 
@@ -186,7 +188,10 @@ def main() -> None:
         print("# WARNING not a CUDA device: a smoke run of the script only (no graphs, no GPU pipeline)")
     frame_hw = tuple(int(v) for v in opt.frame.lower().split("x"))
     frames = load_frames(opt.shared, opt.images, frame_hw)
-    print(f"# {device_name(device)}, torch {torch.__version__}, frames {frame_hw}, imgsz {opt.imgsz}")
+    in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=True).canvas_hw
+    print(
+        f"# {device_name(device)}, torch {torch.__version__}, frames {frame_hw}, imgsz {opt.imgsz}, network input {in_hw}"
+    )
 
     rows = []
     header = f"{'model':<14}{'prec':<6}{'batch':>6}{'net_eager':>11}{'net_graph':>11}{'e2e':>9}{'baseline':>10}{'e2e/net':>9}"
@@ -199,7 +204,10 @@ def main() -> None:
             runner = CudaGraphRunner(backend.backend.forward, device, max_graphs=4) if cuda else None
             for batch in opt.batches:
                 n = max(batch, opt.images // batch * batch)
-                x = torch.rand(batch, 3, opt.imgsz, opt.imgsz, device=device, dtype=backend.dtype)
+                # the shape predict really feeds the network: same-size frames get upstream's minimal
+                # "rect" padding (720x1280 at 640 → 384x640), so network-only is timed at that shape
+                in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=True, stride=backend.stride).canvas_hw
+                x = torch.rand(batch, 3, *in_hw, device=device, dtype=backend.dtype)
                 with torch.no_grad():
                     net_eager = cuda_median_ms(backend.backend.forward, x, opt.iters) / batch
                     net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner is not None else float("nan")
@@ -224,6 +232,7 @@ def main() -> None:
                     baseline_ms=base,
                     e2e_over_net=e2e / (net_graph if runner is not None else net_eager),
                     images_per_call=n,
+                    network_input=list(in_hw),
                 )
                 rows.append(row)
                 print(
