@@ -39,10 +39,12 @@ class _ModelState:
 
     def __init__(self, model: Any, use_graphs: bool):
         self.uploader = PinnedUploader(model.device)
-        use_graphs = use_graphs and model.device.type == "cuda"  # the network's graphs: PyTorch backend only
+        use_graphs = use_graphs and model.device.type == "cuda"
         # the backend's forward, not the AutoBackend's: a bound method of the dict's key would keep it alive
         backend = model.backend
         self.graphs = CudaGraphRunner(backend.forward, model.device, MAX_GRAPHS) if use_graphs else None
+        # a static TensorRT engine is graphed only at its one input shape (AutoBackend splits/pads the rest)
+        self.graph_shape = tuple(backend.input.shape) if _static_tensorrt(model) else None
         # letterbox (per frame size) and NMS (per settings) are short chains of small kernels: on CUDA
         # they replay as graphs too, whatever the backend
         cuda = model.device.type == "cuda"
@@ -58,9 +60,17 @@ def _state_for(model: Any) -> _ModelState:
     with _STATES_LOCK:
         state = _STATES.get(model)
         if state is None:
-            # Graphs for the PyTorch backend only: its forward is pure tensor work on one stream.
-            state = _STATES[model] = _ModelState(model, use_graphs=bool(model.pt))
+            # Network graphs for the PyTorch backend (pure tensor work on one stream) and for static
+            # TensorRT engines (fixed buffers, enqueued on the current stream: capturable, as upstream
+            # does). Dynamic engines re-allocate their buffers per shape, so a graph of an earlier shape
+            # would point at freed memory: they stay eager until the backend keeps buffers per shape.
+            state = _STATES[model] = _ModelState(model, use_graphs=bool(model.pt) or _static_tensorrt(model))
         return state
+
+
+def _static_tensorrt(model: Any) -> bool:
+    backend = getattr(model, "backend", None)
+    return type(backend).__name__ == "TensorRTBackend" and not backend.dynamic and hasattr(backend, "input")
 
 
 class GpuPipeline:
@@ -126,8 +136,9 @@ class GpuPipeline:
         return letterbox_batch(frames.frames, geometries, dtype=dtype)
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
-        if self.use_graphs:
-            return self.state.graphs(im.to(self.model.dtype))  # any batch: the PyTorch backend is dynamic
+        shape = self.state.graph_shape
+        if self.use_graphs and (shape is None or tuple(im.shape) == shape):
+            return self.state.graphs(im.to(self.model.dtype))
         return self.model(im)
 
     def postprocess(
