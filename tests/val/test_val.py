@@ -20,47 +20,68 @@ from ultralytics.utils.metrics import DetMetrics
 SHAPES_PT = MODELS / "shapes_yolov8n.pt"
 
 
+TAIL_CONF = 1e-4  # keeps the low-confidence tail (up to max_det per image); see docs/validation.md
+
+
 @pytest.fixture(scope="module")
 def shapes_val(tmp_path_factory):
-    """One full val of the shapes model at imgsz 320 (upstream's settings), predictions kept."""
+    """One full val of the shapes model at imgsz 320 with the low-confidence tail kept, predictions saved.
+
+    The default conf=0.001 result is derived from it with DetMetrics.above(0.001), which is exact
+    (matching is greedy in confidence order), so the suite runs the model over the set only once.
+    """
     torch.set_num_threads(1)  # the CPU is shared with the rest of the suite
     project = tmp_path_factory.mktemp("val")
     validator = DetectionValidator(
-        {"data": str(SHAPES / "shapes.yaml"), "imgsz": 320, "device": "cpu", "save_json": True, "project": str(project)}
+        {
+            "data": str(SHAPES / "shapes.yaml"),
+            "imgsz": 320,
+            "device": "cpu",
+            "conf": TAIL_CONF,
+            "save_json": True,
+            "project": str(project),
+        }
     )
     metrics = validator.run(str(SHAPES_PT))
     return validator, metrics
 
 
-def test_val_reproduces_upstream_precision_and_recall(shapes_val):
+@pytest.fixture(scope="module")
+def reference() -> dict:
+    return json.loads((REFERENCE / "shapes_val_320.json").read_text())
+
+
+def test_val_at_default_conf_reproduces_upstream_precision_and_recall(shapes_val, reference):
     """P and R (at the best-F1 confidence) depend on every prediction's class, confidence and IoU>=0.5
     match: equal to upstream's to 1e-6 means the same detections come out of the same pipeline."""
-    _, metrics = shapes_val
-    reference = json.loads((REFERENCE / "shapes_val_320.json").read_text())
+    _, tail = shapes_val
+    metrics = tail.above(0.001)
     assert metrics.box.mp == pytest.approx(reference["precision"], abs=1e-6)
     assert metrics.box.mr == pytest.approx(reference["recall"], abs=1e-6)
     assert metrics.box.map50 == pytest.approx(reference["mAP50"], abs=1e-6)
     assert metrics.seen == 100 and metrics.nt_per_class.sum() == load_split(SHAPES / "shapes.yaml").n_instances
-
-
-def test_val_map50_95_close_to_upstream(shapes_val):
-    """Measured gap: +0.53 points (0.9572 vs 0.9519), same in every class; see docs/validation.md."""
-    _, metrics = shapes_val
-    reference = json.loads((REFERENCE / "shapes_val_320.json").read_text())
+    # measured: 0.9572 vs upstream's 0.9519 (+0.53 points, every class higher); see the next tests
     assert abs(metrics.box.map - reference["mAP50-95"]) < 0.01
-    for i, c in enumerate(metrics.ap_class_index):
-        assert abs(metrics.box.ap[i] - reference["per_class_mAP50-95"][metrics.names[c]]) < 0.01
 
 
-@pytest.mark.xfail(reason="mAP50-95 is 0.53 points above upstream's (cause not found yet, docs/validation.md)")
-def test_val_map50_95_within_0_3_points_of_upstream(shapes_val):
+@pytest.mark.xfail(reason="at conf=0.001 mAP50-95 is 0.53 points above upstream's; docs/validation.md")
+def test_val_at_default_conf_within_0_3_points_of_upstream(shapes_val, reference):
+    _, tail = shapes_val
+    assert abs(tail.above(0.001).box.map - reference["mAP50-95"]) < 0.003
+
+
+def test_val_with_low_confidence_tail_matches_upstream_map(shapes_val, reference):
+    """Upstream's mAP50-95, overall and per class, is what our val gives when the low-confidence tail is
+    kept (conf 1e-4, max_det 300): the extra false positives lower the precision at the highest recall,
+    which upstream's AP integration rewards (docs/validation.md)."""
     _, metrics = shapes_val
-    reference = json.loads((REFERENCE / "shapes_val_320.json").read_text())
     assert abs(metrics.box.map - reference["mAP50-95"]) < 0.003
+    for i, c in enumerate(metrics.ap_class_index):
+        assert abs(metrics.box.ap[i] - reference["per_class_mAP50-95"][metrics.names[c]]) < 0.001
 
 
 def test_val_predictions_scored_by_pycocotools_agree(shapes_val):
-    """Our saved val predictions (conf 0.001) scored by pycocotools and by us: within 0.5 points."""
+    """Our saved val predictions scored by pycocotools and by us: within 0.5 points."""
     validator, metrics = shapes_val
     records = json.loads((validator.save_dir / "predictions.json").read_text())
     split = load_split(SHAPES / "shapes.yaml")

@@ -272,6 +272,19 @@ class DetMetrics:
             self.curves = {k: result[k] for k in ("p_curve", "r_curve", "f1_curve")}
         return self
 
+    def above(self, conf: float) -> DetMetrics:
+        """The metrics of only the predictions with confidence > conf, without running the model again.
+
+        Exact because matching is greedy in confidence order: a prediction's match never depends on
+        less confident ones, so dropping the tail leaves every other match unchanged.
+        """
+        out = DetMetrics(self.names, ap_method=self.ap_method)
+        for tp, c, cls, target in zip(*(self._stats[k] for k in ("tp", "conf", "pred_cls", "target_cls"))):
+            keep = c > conf
+            out.update(tp[keep], c[keep], cls[keep], target)
+        out.speed = dict(self.speed)
+        return out.process()
+
     # ------------------------------------------------------------------ results
     @property
     def keys(self) -> list[str]:
