@@ -167,7 +167,9 @@ def thread_throughput(model_path: str, device, frames, n_threads: int, shared_mo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["yolov8n.yaml", "yolov8s.yaml"])
+    ap.add_argument(
+        "--models", nargs="+", default=["yolov8n.yaml", "yolov8s.yaml"], help=".yaml/.pt, or an exported .onnx/.engine"
+    )
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"])
     ap.add_argument("--imgsz", type=int, default=640)
@@ -201,15 +203,20 @@ def main() -> None:
             fp16 = prec == "fp16"
             backend = model._backend(device, fp16)
             cuda = device.type == "cuda"
-            runner = CudaGraphRunner(backend.backend.forward, device, max_graphs=4) if cuda else None
+            # exported models (.onnx, .engine) go through AutoBackend (static batches split/padded), no graph
+            net_fn = backend.backend.forward if backend.pt else backend
+            runner = CudaGraphRunner(net_fn, device, max_graphs=4) if cuda and backend.pt else None
             for batch in opt.batches:
                 n = max(batch, opt.images // batch * batch)
                 # the shape predict really feeds the network: same-size frames get upstream's minimal
                 # "rect" padding (720x1280 at 640 → 384x640), so network-only is timed at that shape
-                in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=True, stride=backend.stride).canvas_hw
+                rect = backend.pt or backend.dynamic  # the predictor's rule for minimal padding
+                in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=rect, stride=backend.stride).canvas_hw
+                if backend.imgsz and not backend.dynamic:  # a static export takes only its own size
+                    in_hw = tuple(backend.imgsz)
                 x = torch.rand(batch, 3, *in_hw, device=device, dtype=backend.dtype)
                 with torch.no_grad():
-                    net_eager = cuda_median_ms(backend.backend.forward, x, opt.iters) / batch
+                    net_eager = cuda_median_ms(net_fn, x, opt.iters) / batch
                     net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner is not None else float("nan")
                 e2e = predict_ms_per_image(
                     make_predictor(model, device, fp16, batch, opt.imgsz, True), frames[:n], batch, opt.calls
@@ -223,7 +230,7 @@ def main() -> None:
                         max(2, opt.calls // 2),
                     )
                 row = dict(
-                    model=model_name,
+                    model=Path(model_name).name,
                     precision=prec,
                     batch=batch,
                     net_eager_ms=net_eager,
@@ -236,7 +243,7 @@ def main() -> None:
                 )
                 rows.append(row)
                 print(
-                    f"{model_name:<14}{prec:<6}{batch:>6}{net_eager:>11.3f}{net_graph:>11.3f}{e2e:>9.3f}{base:>10.3f}"
+                    f"{row['model']:<14}{prec:<6}{batch:>6}{net_eager:>11.3f}{net_graph:>11.3f}{e2e:>9.3f}{base:>10.3f}"
                     f"{row['e2e_over_net']:>9.2f}",
                     flush=True,
                 )

@@ -116,3 +116,13 @@ def test_bad_frames_raise_clear_errors(photos):
     other = letterbox_geometry(photos[0].shape[:2], (640, 640))
     with pytest.raises(ValueError, match="one canvas size"):
         letterbox_batch([torch.from_numpy(photos[0])] * 2, [geo, other])
+
+
+def test_chunked_resize_equals_one_pass(photos, monkeypatch):
+    """Bounding memory by resizing same-size frames in chunks changes nothing."""
+    import ultralytics.gpu.letterbox as lb
+
+    frames = [photos[0], np.ascontiguousarray(photos[0][::-1]), np.ascontiguousarray(photos[0][:, ::-1])]
+    whole = torch_letterbox(frames, (320, 320), False, "cpu")
+    monkeypatch.setattr(lb, "CHUNK_ELEMENTS", photos[0].size * 2)  # chunks of two frames
+    assert torch.equal(torch_letterbox(frames, (320, 320), False, "cpu"), whole)

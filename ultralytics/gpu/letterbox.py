@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ultralytics.data.augment import LetterboxParams, letterbox_params
 
 PAD_VALUE = 114  # upstream's grey border
+CHUNK_ELEMENTS = 64 * 1024 * 1024  # frame elements resized per interpolate call (256 MB as float32)
 
 
 def letterbox_geometry(
@@ -56,7 +57,9 @@ def letterbox_batch(
     first = frames[0]
     out = torch.full((n, 3, *canvas_hw), PAD_VALUE / 255, dtype=dtype, device=first.device)
     if isinstance(frames, torch.Tensor) and len(set(geometries)) == 1:
-        groups = [(slice(0, n), frames, geometries[0])]
+        # chunks bound the float32 copy of the full-size frames (32 4K frames would need 3.2 GB at once)
+        step = max(1, CHUNK_ELEMENTS // max(1, frames[0].numel()))
+        groups = [(slice(i, i + step), frames[i : i + step], geometries[0]) for i in range(0, n, step)]
     else:
         groups = [(slice(i, i + 1), frames[i][None], g) for i, g in enumerate(geometries)]
     for rows, batch, g in groups:
