@@ -136,3 +136,25 @@ def test_cuda_graphs_are_used_and_bounded(shapes_pt, shapes_images):
     graphs = pred.gpu.state.graphs
     assert graphs is not None and graphs.disabled_reason is None and 1 <= len(graphs) <= MAX_GRAPHS
     assert torch.cuda.is_available()
+
+
+def test_pipelined_loop_handles_tensors_and_early_stop(shapes_pt, shapes_images):
+    """The overlapped loop (CPU here) takes tensor sources, and leaving a stream early ends its thread."""
+    model = YOLO(shapes_pt)
+    tensor = torch.from_numpy(shapes_images[0][1][..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    reference = predictor_for(model, "cpu", imgsz=320)
+    ours = predictor_for(model, "cpu", imgsz=320)
+    ours.gpu = GpuPipeline(ours.model, ours.args)
+    assert_boxes_match(boxes_of(ours(tensor)), boxes_of(reference(tensor)), px=1e-3, conf=1e-4)
+
+    before = threading.active_count()
+    stream = ours([im for _, im in shapes_images], stream=True)
+    first = next(stream)
+    assert first.boxes is not None
+    stream.close()
+    deadline = threading.Event()
+    for _ in range(50):
+        if threading.active_count() <= before:
+            break
+        deadline.wait(0.1)
+    assert threading.active_count() <= before, "the prefetch thread outlived the closed stream"
