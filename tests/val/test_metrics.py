@@ -40,16 +40,20 @@ def test_box_iou_rejects_wrong_shapes():
         box_iou(np.zeros((3, 5)), np.zeros((2, 4)))
 
 
-def test_matching_takes_the_highest_iou_pair_once():
-    gt = np.array([[0, 0, 10, 10]], dtype=float)
-    preds = np.array([[0, 0, 10, 8.2], [0, 0, 10, 10], [0, 0, 10, 10]], dtype=float)  # IoU 0.82, 1, 1
-    iou = box_iou(gt, preds).numpy()
-    correct = match_predictions(np.array([0, 0, 1]), np.array([0]), iou)
-    # prediction 1 (IoU 1.0, right class) takes the only truth at every threshold; 2 has the wrong class
-    assert correct[1].all() and not correct[0].any() and not correct[2].any()
-    # with prediction 1 absent, prediction 0 (IoU 0.82) matches at thresholds <= 0.82 only
-    correct = match_predictions(np.array([0]), np.array([0]), iou[:, :1])
+def test_matching_gives_a_truth_to_its_most_confident_claimant():
+    """Upstream's rule, on hand-made IoU matrices (rows: truths, columns: predictions by confidence)."""
+    # one truth, two same-class predictions: the more confident (IoU 0.82) wins where both qualify,
+    # the better-placed one (IoU 1.0) only where the first is below the threshold
+    correct = match_predictions(np.array([0, 0]), np.array([0]), np.array([[0.82, 1.0]]))
+    assert correct[:, 0].tolist() == [True, False]  # t = 0.50
     assert correct[0].tolist() == [bool(t <= 0.82) for t in IOU_THRESHOLDS]
+    assert correct[1].tolist() == [bool(t > 0.82) for t in IOU_THRESHOLDS]
+    # a prediction whose best truth is taken does not fall back to its second best (COCO would)
+    iou = np.array([[1.0, 0.9], [0.0, 0.6]])  # truth A: both predictions; truth B: only prediction 1
+    correct = match_predictions(np.array([0, 0]), np.array([0, 0]), iou)
+    assert correct[0].all() and not correct[1, 0]
+    # classes must agree
+    assert not match_predictions(np.array([1]), np.array([0]), np.array([[1.0]])).any()
 
 
 def test_perfect_and_empty_predictions():
