@@ -155,3 +155,18 @@ def test_val_with_wrong_class_count(tmp_path):
     data.write_text(yaml.safe_dump({"path": str(SHAPES), "val": "val/images", "names": list("abcdefgh")}))
     with pytest.raises(ValueError, match="predicts 4 classes but the dataset d.yaml has 8"):
         DetectionValidator({"data": str(data), "device": "cpu"}).run(str(SHAPES_PT))
+
+
+def test_yolo_val_api_returns_metrics(tmp_path):
+    """The lead's YOLO.val passes its config namespace straight to DetectionValidator.run."""
+    from ultralytics import YOLO
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in ("00000", "00001"):
+        shutil.copy(SHAPES / "val" / "images" / f"{name}.jpg", tmp_path / "images")
+        shutil.copy(SHAPES / "val" / "labels" / f"{name}.txt", tmp_path / "labels")
+    data = tmp_path / "d.yaml"
+    data.write_text(yaml.safe_dump({"val": "images", "names": ["circle", "square", "triangle", "star"]}))
+    metrics = YOLO(SHAPES_PT).val(data=str(data), imgsz=160, device="cpu", verbose=False)
+    assert isinstance(metrics, DetMetrics) and metrics.seen == 2 and 0 < metrics.box.map <= 1

@@ -4,7 +4,7 @@ Upstream's val pipeline is reproduced where it changes the numbers, so an mAP he
 one printed by upstream for the same model and data:
 - images are first resized so their long side is `imgsz` (INTER_AREA when shrinking), then
   letterboxed without upscaling;
-- PyTorch (and dynamic) models use "rect" batches: images are ordered by aspect ratio and each batch
+- PyTorch models use "rect" batches: images are ordered by aspect ratio and each batch
   is padded to the smallest stride multiple that fits it plus half a stride, as upstream does;
   static exported models get the full square `imgsz` and their own batch size (from the model);
 - NMS keeps every class above `conf` per box (multi-label), conf=0.001, iou=0.7, max_det=300;
@@ -191,7 +191,9 @@ class DetectionValidator:
         batch = static_batch or max(1, int(self.args.batch or 1))
         if static_batch and self.args.batch not in (None, static_batch):
             LOGGER.info(f"val uses batch={static_batch}, the fixed batch size of this model")
-        rect = bool(self.args.rect) and (backend.pt or backend.dynamic) and imgsz[0] == imgsz[1]
+        # rect only for PyTorch: its batches can be up to half a stride larger than imgsz, which a dynamic
+        # engine's optimisation profile may not allow
+        rect = bool(self.args.rect) and backend.pt and imgsz[0] == imgsz[1]
         if not rect:
             return [(list(range(i, min(i + batch, len(split)))), imgsz) for i in range(0, len(split), batch)]
         shapes = [image_shape(p) for p in split.im_files]
