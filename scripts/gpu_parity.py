@@ -16,11 +16,20 @@ from tests.predict.parity import compare_image, load_reference
 from ultralytics import YOLO
 
 
-def parity(model: YOLO, imgsz: int, half: bool) -> tuple[int, int, int]:
+def parity(model: YOLO, imgsz: int, half: bool, gpu_pipeline: bool) -> tuple[int, int, int]:
     ref = load_reference(REFERENCE / f"shapes_predict_{imgsz}.json")
     names = sorted(ref["images"])
     paths = [str(SHAPES / "val" / "images" / n) for n in names]
-    results = model.predict(paths, imgsz=imgsz, conf=ref["conf"], iou=ref["iou"], device=0, half=half, verbose=False)
+    results = model.predict(
+        paths,
+        imgsz=imgsz,
+        conf=ref["conf"],
+        iou=ref["iou"],
+        device=0,
+        half=half,
+        gpu_pipeline=gpu_pipeline,
+        verbose=False,
+    )
     bad, boxes = 0, 0
     for name, r in zip(names, results):
         b = r.boxes.cpu()
@@ -35,7 +44,8 @@ def parity(model: YOLO, imgsz: int, half: bool) -> tuple[int, int, int]:
         )
         if problems:
             bad += 1
-            print(f"  {imgsz} {'fp16' if half else 'fp32'} {name}: {problems}")
+            if "-v" in sys.argv:
+                print(f"  {imgsz} {'fp16' if half else 'fp32'} {name}: {problems}")
     return len(names), bad, boxes
 
 
@@ -58,14 +68,21 @@ def main() -> int:
         print("CUDA is not available: nothing to check")
         return 1
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    if "--no-tf32" in sys.argv:  # cuDNN's default TF32 convolutions add ~1e-4 relative error to FP32
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    print(f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}")
     model = YOLO(MODELS / "shapes_yolov8n.pt")
     ok = True
-    print(f"{'imgsz':>5} {'prec':>5} {'images':>6} {'differ':>6} {'boxes':>6}")
-    for imgsz in (320, 640):
-        for half in (False, True):
-            n, bad, boxes = parity(model, imgsz, half)
-            ok &= bad == 0
-            print(f"{imgsz:>5} {'fp16' if half else 'fp32':>5} {n:>6} {bad:>6} {boxes:>6}")
+    print(f"{'preprocess':>10} {'imgsz':>5} {'prec':>5} {'images':>6} {'differ':>6} {'boxes':>6}")
+    for gpu_pipeline in (False, True):
+        for imgsz in (320, 640):
+            for half in (False, True):
+                n, bad, boxes = parity(model, imgsz, half, gpu_pipeline)
+                if not gpu_pipeline:  # the bar applies to upstream's CPU letterbox; the GPU letterbox is reported
+                    ok &= bad == 0
+                where = "gpu" if gpu_pipeline else "cpu"
+                print(f"{where:>10} {imgsz:>5} {'fp16' if half else 'fp32':>5} {n:>6} {bad:>6} {boxes:>6}")
     for name, rel in raw_outputs(YOLO(MODELS / "shapes_yolov8n.pt")):
         ok &= rel < 1e-3
         print(f"raw output {name}: relative error {rel:.2e}")

@@ -85,7 +85,7 @@ def test_cli_predict_writes_only_into_run_dir(tmp_path, shapes_pt):
 def test_cli_main_job_on_bundled_defaults(tmp_path):
     """The README's first command: `yolo predict` with nothing else, in a fresh folder."""
     out = subprocess.run(
-        [sys.executable, "-m", "ultralytics.cfg", "predict"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ultralytics", "predict"], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr + out.stdout
     saved = list((tmp_path / "runs/detect/predict").glob("*.jpg"))

@@ -42,7 +42,7 @@ class DetectionPredictor:
         self.save_dir: Path | None = None
         self.imgsz = self._resolve_imgsz()
         self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
-        if model.device.type == "cuda":
+        if model.device.type == "cuda" and cfg.gpu_pipeline is not False:
             from ultralytics.engine.gpu_pipeline import GpuPipeline
 
             self.gpu = GpuPipeline(model, cfg)

@@ -64,7 +64,10 @@ class PinnedUploader:
         self._slots = [_PinnedSlot() for _ in range(max(1, slots))]
         self._next = 0
         self._lock = threading.Lock()
-        self._stream = torch.cuda.Stream(self.device) if self.cuda else None
+        # Copies go on the device's default stream, which the consumer's work also uses, so ordering needs no
+        # cross-stream event: a side stream + wait_event failed on the H100 with "invalid argument" after
+        # ~80 prefetched batches of mixed frame sizes (root cause not found; see docs/performance.md).
+        self._stream = torch.cuda.default_stream(self.device) if self.cuda else None
 
     def upload(self, images: list[np.ndarray]) -> DeviceFrames:
         if not images:
@@ -105,4 +108,4 @@ class PinnedUploader:
                 frames: torch.Tensor | list[torch.Tensor] = flat.view(len(images), *images[0].shape)
             else:
                 frames = [flat[o : o + int(np.prod(s))].view(*s) for o, s in views]
-            return DeviceFrames(frames, shapes, ready=slot.done)
+            return DeviceFrames(frames, shapes)
