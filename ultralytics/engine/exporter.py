@@ -7,6 +7,7 @@ reports the result the way upstream does.
 from __future__ import annotations
 
 import copy
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,14 +90,13 @@ def _export_onnx(model, file: Path, args: IterableSimpleNamespace, device: torch
     from ultralytics.export.calibration import CalibrationSet
     from ultralytics.export.quantize import quantize_onnx
 
-    fp32 = export_onnx(model, file.with_name(f"{file.stem}.fp32.onnx"), half=False, metadata=meta, **common)
     calib = CalibrationSet(
         args.data, split=args.split or "val", imgsz=imgsz, fraction=float(args.fraction or 1.0), batch=batch
     )
     kw = {"method": args.calib_method} if args.calib_method else {}
-    out = quantize_onnx(fp32, file, calib, **kw)
-    fp32.unlink(missing_ok=True)
-    return out
+    with tempfile.TemporaryDirectory(prefix="yolo-int8-") as tmp:  # never touch a user's file next to the weights
+        fp32 = export_onnx(model, Path(tmp) / f"{file.stem}.fp32.onnx", half=False, metadata=meta, **common)
+        return quantize_onnx(fp32, file, calib, **kw)
 
 
 def _format_args(args: IterableSimpleNamespace) -> dict:
