@@ -26,7 +26,9 @@ TRT_VERSIONS = ["8.6.1", "10.0.1", "10.13.3.9", "10.16.1.11", "11.0.0.114", "11.
 
 def pytest_configure(config):
     if not FIXTURES.is_dir():
-        raise pytest.UsageError(f"shared fixtures not found at {FIXTURES}; set ULTRALYTICS_SHARED to the shared/ folder")
+        raise pytest.UsageError(
+            f"shared fixtures not found at {FIXTURES}; set ULTRALYTICS_SHARED to the shared/ folder"
+        )
 
 
 @pytest.fixture(scope="session")
