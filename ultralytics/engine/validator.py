@@ -131,7 +131,7 @@ class DetectionValidator:
     # ------------------------------------------------------------------ setup
     def _backend(self, model: Any):
         """An AutoBackend for a YOLO, a path, a DetectionModel or an AutoBackend."""
-        from ultralytics.nn.autobackend import AutoBackend
+        from ultralytics.nn.autobackend import AutoBackend, backend_for
 
         if isinstance(model, AutoBackend):
             return model
@@ -140,14 +140,7 @@ class DetectionValidator:
             self.args.half, False, self.args.quantize if self._is_16(self.args.quantize) else None
         )
         fp16 = precision == 16
-        weights = model
-        if hasattr(model, "model_path"):  # a YOLO
-            weights = model.model if model.model is not None else model.model_path
-        is_torch = isinstance(weights, torch.nn.Module) or Path(str(weights)).suffix.lower() in (".pt", ".pth", ".yaml")
-        if fp16 and device.type == "cpu" and is_torch:
-            LOGGER.warning("WARNING half=True is not supported for PyTorch models on the CPU; validating in FP32")
-            fp16 = False
-        return AutoBackend(weights, device=device, fp16=fp16)
+        return backend_for(model, device, fp16)
 
     @staticmethod
     def _is_16(quantize: Any) -> bool:

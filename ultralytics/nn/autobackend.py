@@ -94,3 +94,18 @@ class AutoBackend(nn.Module):
             shape[2:] = self.imgsz
         self.forward(torch.zeros(shape, dtype=self.dtype, device=self.device))
         LOGGER.debug(f"warmup done with input {shape}")
+
+
+def backend_for(model: object, device: torch.device, fp16: bool) -> AutoBackend:
+    """An AutoBackend for a YOLO object, a path or a torch module (val, benchmark and compare share this).
+
+    FP16 PyTorch on the CPU falls back to FP32 with a warning: torch's CPU kernels lack half convolutions.
+    """
+    weights = model
+    if hasattr(model, "model_path"):  # a YOLO
+        weights = model.model if model.model is not None else model.model_path
+    is_torch = isinstance(weights, nn.Module) or Path(str(weights)).suffix.lower() in (".pt", ".pth", ".yaml", ".yml")
+    if fp16 and device.type == "cpu" and is_torch:
+        LOGGER.warning("WARNING half=True is not supported for PyTorch models on the CPU; using FP32")
+        fp16 = False
+    return AutoBackend(weights, device=device, fp16=fp16)

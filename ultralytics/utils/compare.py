@@ -12,7 +12,6 @@ raw head outputs line up anchor by anchor and can be compared directly:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,16 +154,9 @@ def _compare_args(cfg, overrides: dict[str, Any]) -> IterableSimpleNamespace:
 
 
 def _backend(model: Any, device: torch.device, fp16: bool):
-    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.nn.autobackend import backend_for
 
-    weights = model
-    if hasattr(model, "model_path"):  # a YOLO
-        weights = model.model if model.model is not None else model.model_path
-    is_torch = isinstance(weights, torch.nn.Module) or Path(str(weights)).suffix.lower() in (".pt", ".pth", ".yaml")
-    if fp16 and device.type == "cpu" and is_torch:
-        LOGGER.warning("WARNING half=True is not supported for PyTorch models on the CPU; using FP32")
-        fp16 = False
-    return AutoBackend(weights, device=device, fp16=fp16)
+    return backend_for(model, device, fp16)
 
 
 def _common_imgsz(a, b, imgsz: Any) -> tuple[int, int]:
