@@ -48,6 +48,8 @@ _ONNX_LAYER_TYPES = {
 }  # fmt: skip
 
 
+_SHAPE_MEMO: dict | None = None
+
 class ITensor:
     def _setup(self, network, onnx_name: str, dtype, shape, *, is_input=False):
         self._network = network
@@ -93,7 +95,20 @@ class ITensor:
     def shape(self):
         producer = getattr(self, "_producer", None)
         if producer is not None and self._shape is None:
-            return type(self)._ctx.new("Dims", producer._output_shape(self._producer_index))
+            # Memoized for the duration of one outermost query: shapes are recomputed from the producers
+            # (parameters stay editable), and x * sigmoid(x) chains would otherwise cost 2**depth.
+            global _SHAPE_MEMO
+            outermost = _SHAPE_MEMO is None
+            if outermost:
+                _SHAPE_MEMO = {}
+            try:
+                if id(self) not in _SHAPE_MEMO:
+                    _SHAPE_MEMO[id(self)] = producer._output_shape(self._producer_index)
+                dims = _SHAPE_MEMO[id(self)]
+            finally:
+                if outermost:
+                    _SHAPE_MEMO = None
+            return type(self)._ctx.new("Dims", dims)
         return type(self)._ctx.new("Dims", self._shape if self._shape is not None else [])
 
     @shape.setter
