@@ -1,0 +1,264 @@
+"""Build the YOLOv8 detection network layer by layer with TensorRT's network definition API.
+
+This is the route without ONNX: the weights of a loaded `DetectionModel` go straight into `add_*`
+layers. It exists for installs where the ONNX parser is unavailable or misbehaves, and so that the
+graph TensorRT sees is exactly the one we wrote (no exporter or simplifier in between).
+
+Shape policy: the batch may be dynamic (-1, with an optimization profile chosen by the caller); height
+and width are fixed at build time because the anchor grid is baked in as constants. Every reshape uses
+0 ("copy this dimension") for the batch, so the same network serves any batch in the profile.
+
+Tricks that keep the graph free of batch-dependent slices:
+- C2f's `split` is done by two 1x1 convolutions carrying the two halves of `cv1`'s weights.
+- The head keeps box and class branches apart (they are separate in the model anyway) instead of
+  concatenating and splitting them.
+- DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins; the box
+  decoding (left, top, right, bottom) -> (cx, cy, w, h) is one constant 4x4 matrix multiply plus the
+  anchor centres, then a multiply by the per-anchor stride.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import nn
+
+INPUT_NAME = "images"
+OUTPUT_NAME = "output0"
+
+
+class NetworkBuildError(RuntimeError):
+    """The model contains something this route cannot express (use builder='onnx' instead)."""
+
+
+def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weights and bias with the BatchNorm (if still present) folded in, as float32 numpy."""
+    conv = conv_block.conv
+    weight = conv.weight.detach().to(torch.float64).cpu()
+    bias = (
+        conv.bias.detach().to(torch.float64).cpu()
+        if conv.bias is not None
+        else torch.zeros(weight.shape[0], dtype=torch.float64)
+    )
+    bn = conv_block._modules.get("bn")
+    if bn is not None:
+        scale = bn.weight.detach().double().cpu() / torch.sqrt(bn.running_var.detach().double().cpu() + bn.eps)
+        weight = weight * scale.view(-1, 1, 1, 1)
+        bias = (bias - bn.running_mean.detach().double().cpu()) * scale + bn.bias.detach().double().cpu()
+    return weight.float().numpy(), bias.float().numpy()
+
+
+def _anchor_grid(imgsz: tuple[int, int], strides: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres (1, 2, A) in grid units and per-anchor strides (1, 1, A), row-major per level."""
+    points, stride_rows = [], []
+    for stride in strides:
+        h, w = imgsz[0] // stride, imgsz[1] // stride
+        ys, xs = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+        points.append(np.stack((xs.ravel(), ys.ravel()), 0))
+        stride_rows.append(np.full((1, h * w), float(stride)))
+    return (
+        np.concatenate(points, 1)[None].astype(np.float32),
+        np.concatenate(stride_rows, 1)[None].astype(np.float32),
+    )
+
+
+class YoloNetworkWriter:
+    """Adds the layers of one DetectionModel to an INetworkDefinition.
+
+    Holds every numpy array handed to TensorRT as `Weights`: TensorRT reads them only at build time,
+    so they must outlive the build (keep this object alive until `build_serialized_network` returns).
+    """
+
+    def __init__(self, trt: ModuleType, network, dtype: np.dtype = np.float32):
+        self.trt = trt
+        self.network = network
+        self.dtype = np.dtype(dtype)
+        self.keep_alive: list[np.ndarray] = []
+
+    # ---------------------------------------------------------------- primitives
+    def weights(self, array: np.ndarray):
+        array = np.ascontiguousarray(array, dtype=self.dtype)
+        self.keep_alive.append(array)
+        return self.trt.Weights(array)
+
+    def constant(self, array: np.ndarray):
+        layer = self.network.add_constant(tuple(array.shape), self.weights(array))
+        return layer.get_output(0)
+
+    def conv(self, x, weight: np.ndarray, bias: np.ndarray, *, stride: int, padding: int, groups: int, dilation: int):
+        k = weight.shape[2:]
+        layer = self.network.add_convolution_nd(
+            x, int(weight.shape[0]), tuple(k), self.weights(weight), self.weights(bias)
+        )
+        layer.stride_nd = (stride, stride)
+        layer.padding_nd = (padding, padding)
+        layer.dilation_nd = (dilation, dilation)
+        layer.num_groups = groups
+        return layer.get_output(0)
+
+    def silu(self, x):
+        gate = self.network.add_activation(x, self.trt.ActivationType.SIGMOID).get_output(0)
+        return self.network.add_elementwise(x, gate, self.trt.ElementWiseOperation.PROD).get_output(0)
+
+    def add(self, a, b):
+        return self.network.add_elementwise(a, b, self.trt.ElementWiseOperation.SUM).get_output(0)
+
+    def concat(self, tensors: list, axis: int):
+        layer = self.network.add_concatenation(tensors)
+        layer.axis = axis  # always explicit: TensorRT's default is rank - 3, not the channel axis
+        return layer.get_output(0)
+
+    def reshape(self, x, dims: tuple[int, ...]):
+        layer = self.network.add_shuffle(x)
+        layer.reshape_dims = dims  # a leading 0 copies the (possibly dynamic) batch
+        return layer.get_output(0)
+
+    # ---------------------------------------------------------------- YOLOv8 modules
+    def conv_block(self, module: nn.Module, x, *, out_slice: slice | None = None):
+        """`Conv` (conv + folded BN + SiLU/identity); `out_slice` keeps only some output channels."""
+        weight, bias = folded_conv(module)
+        if out_slice is not None:
+            weight, bias = weight[out_slice], bias[out_slice]
+        conv = module.conv
+        if conv.stride[0] != conv.stride[1] or conv.padding[0] != conv.padding[1] or isinstance(conv.padding, str):
+            raise NetworkBuildError(f"non-square stride/padding in {conv} is not supported by builder='network'")
+        y = self.conv(
+            x,
+            weight,
+            bias,
+            stride=conv.stride[0],
+            padding=conv.padding[0],
+            groups=conv.groups,
+            dilation=conv.dilation[0],
+        )
+        act = module.act
+        if isinstance(act, nn.SiLU):
+            return self.silu(y)
+        if isinstance(act, nn.Identity):
+            return y
+        raise NetworkBuildError(f"activation {type(act).__name__} is not supported by builder='network' (SiLU only)")
+
+    def plain_conv(self, conv: nn.Conv2d, x):
+        bias = conv.bias.detach().float().cpu().numpy() if conv.bias is not None else np.zeros(conv.out_channels)
+        return self.conv(
+            x,
+            conv.weight.detach().float().cpu().numpy(),
+            bias,
+            stride=conv.stride[0],
+            padding=conv.padding[0],
+            groups=conv.groups,
+            dilation=conv.dilation[0],
+        )
+
+    def bottleneck(self, module: nn.Module, x):
+        y = self.conv_block(module.cv2, self.conv_block(module.cv1, x))
+        return self.add(x, y) if module.add else y
+
+    def c2f(self, module: nn.Module, x):
+        c = module.c
+        parts = [
+            self.conv_block(module.cv1, x, out_slice=slice(0, c)),
+            self.conv_block(module.cv1, x, out_slice=slice(c, 2 * c)),
+        ]
+        for block in module.m:
+            parts.append(self.bottleneck(block, parts[-1]))
+        return self.conv_block(module.cv2, self.concat(parts, 1))
+
+    def sppf(self, module: nn.Module, x):
+        pool = module.m
+        k, s, p = (v if isinstance(v, int) else v[0] for v in (pool.kernel_size, pool.stride, pool.padding))
+        pooled = [self.conv_block(module.cv1, x)]
+        for _ in range(getattr(module, "n", 3)):
+            layer = self.network.add_pooling_nd(pooled[-1], self.trt.PoolingType.MAX, (k, k))
+            layer.stride_nd = (s, s)
+            layer.padding_nd = (p, p)
+            pooled.append(layer.get_output(0))
+        y = self.conv_block(module.cv2, self.concat(pooled, 1))
+        return self.add(x, y) if getattr(module, "add", False) else y
+
+    def upsample(self, module: nn.Upsample, x):
+        if module.mode != "nearest" or module.scale_factor is None:
+            raise NetworkBuildError(f"only nearest upsampling by a scale factor is supported, got {module}")
+        scale = float(module.scale_factor if not isinstance(module.scale_factor, tuple) else module.scale_factor[0])
+        layer = self.network.add_resize(x)
+        layer.scales = [1.0, 1.0, scale, scale]
+        layer.resize_mode = self.trt.InterpolationMode.NEAREST
+        return layer.get_output(0)
+
+    def detect(self, module: nn.Module, feats: list, imgsz: tuple[int, int]):
+        """Per-level branches -> DFL -> decoded xywh in pixels, then sigmoid scores: (B, 4 + nc, A)."""
+        reg_max = int(module.reg_max)
+        strides = [int(s) for s in module.stride.tolist()]
+        boxes, scores = [], []
+        for i, feat in enumerate(feats):
+            h, w = imgsz[0] // strides[i], imgsz[1] // strides[i]
+            branches = []
+            for seq in (module.cv2[i], module.cv3[i]):
+                y = feat
+                for sub in seq:
+                    y = self.plain_conv(sub, y) if isinstance(sub, nn.Conv2d) else self.conv_block(sub, y)
+                branches.append(y)
+            boxes.append(self.reshape(branches[0], (0, 4, reg_max, h * w)))
+            scores.append(self.reshape(branches[1], (0, int(module.nc), h * w)))
+        box_logits = self.concat(boxes, 3)  # (B, 4, reg_max, A)
+        softmax = self.network.add_softmax(box_logits)
+        softmax.axes = 1 << 2
+        bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1))
+        weighted = self.network.add_elementwise(softmax.get_output(0), bins, self.trt.ElementWiseOperation.PROD)
+        distances = self.network.add_reduce(weighted.get_output(0), self.trt.ReduceOperation.SUM, 1 << 2, False)
+        # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
+        ltrb_to_xywh = np.array(
+            [[-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5], [1, 0, 1, 0], [0, 1, 0, 1]], dtype=np.float32
+        ).reshape(1, 4, 4)
+        none = self.trt.MatrixOperation.NONE
+        offsets = self.network.add_matrix_multiply(self.constant(ltrb_to_xywh), none, distances.get_output(0), none)
+        points, stride_row = _anchor_grid(imgsz, strides)
+        centres = self.constant(np.concatenate([points, np.zeros_like(points)], 1))  # (1, 4, A)
+        grid_xywh = self.add(offsets.get_output(0), centres)
+        xywh = self.network.add_elementwise(grid_xywh, self.constant(stride_row), self.trt.ElementWiseOperation.PROD)
+        cls = self.network.add_activation(self.concat(scores, 2), self.trt.ActivationType.SIGMOID)
+        return self.concat([xywh.get_output(0), cls.get_output(0)], 1)
+
+
+def populate_network(trt: ModuleType, network, model: nn.Module, *, imgsz: tuple[int, int], batch: int, dynamic: bool):
+    """Add input `images`, every layer of `model`, and output `output0` to `network` (FP32).
+
+    Returns the writer, which the caller must keep alive until the engine is built (it owns the
+    weight arrays). With `dynamic`, the batch dimension is -1; the caller adds the profile.
+    """
+    layers = list(model.model)
+    strides = [int(s) for s in layers[-1].stride.tolist()] if hasattr(layers[-1], "stride") else []
+    max_stride = max(strides) if strides else 32
+    if imgsz[0] % max_stride or imgsz[1] % max_stride:
+        raise NetworkBuildError(f"imgsz {imgsz} must be a multiple of the model's max stride {max_stride}")
+    writer = YoloNetworkWriter(trt, network)
+    x = network.add_input(INPUT_NAME, trt.float32, (-1 if dynamic else int(batch), 3, int(imgsz[0]), int(imgsz[1])))
+    outputs: list = []
+    for layer in layers:
+        source = layer.f
+        inputs = outputs[source] if isinstance(source, int) and source != -1 else x
+        if isinstance(source, (list, tuple)):
+            inputs = [x if j == -1 else outputs[j] for j in source]
+        name = type(layer).__name__
+        if name == "Conv":
+            x = writer.conv_block(layer, inputs)
+        elif name == "C2f":
+            x = writer.c2f(layer, inputs)
+        elif name == "SPPF":
+            x = writer.sppf(layer, inputs)
+        elif name == "Upsample":
+            x = writer.upsample(layer, inputs)
+        elif name == "Concat":
+            x = writer.concat(inputs, int(layer.d))
+        elif name == "Detect":
+            x = writer.detect(layer, inputs, imgsz)
+        else:
+            raise NetworkBuildError(
+                f"layer {layer.i} ({name}) has no network-API equivalent here; export with builder='onnx' instead"
+            )
+        outputs.append(x)
+    x.name = OUTPUT_NAME
+    network.mark_output(x)
+    return writer
