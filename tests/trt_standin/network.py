@@ -50,6 +50,7 @@ _ONNX_LAYER_TYPES = {
 
 _SHAPE_MEMO: dict | None = None
 
+
 class ITensor:
     def _setup(self, network, onnx_name: str, dtype, shape, *, is_input=False):
         self._network = network
