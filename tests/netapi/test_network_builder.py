@@ -71,3 +71,13 @@ def test_shapes_model_static_and_dynamic_batch(install_tensorrt_standin, version
         shapes_model, images[:1], build_and_run(trt, shapes_model, images[:1], imgsz=imgsz, dynamic=False)
     )
     assert_matches_torch(shapes_model, images, build_and_run(trt, shapes_model, images, imgsz=imgsz, dynamic=True))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_random_80_class_model(install_tensorrt_standin, version):
+    """Upstream's 80-class architecture with random weights: every channel width of the real yolov8n."""
+    trt = install_tensorrt_standin(version)
+    model = load_checkpoint(MODELS / "yolov8n_random_upstream.pt")[0].float().eval()
+    imgsz = (128, 160)
+    images = shapes_images(2, imgsz)
+    assert_matches_torch(model, images, build_and_run(trt, model, images, imgsz=imgsz, dynamic=True))
