@@ -81,3 +81,21 @@ def test_random_80_class_model(install_tensorrt_standin, version):
     imgsz = (128, 160)
     images = shapes_images(2, imgsz)
     assert_matches_torch(model, images, build_and_run(trt, model, images, imgsz=imgsz, dynamic=True))
+
+
+def test_unfused_batchnorm_is_folded(install_tensorrt_standin):
+    """An unfused model (BatchNorm with non-trivial statistics) gives the same output as PyTorch."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    trt = install_tensorrt_standin("10.16.1.11")
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    imgsz = (64, 96)
+    images = shapes_images(1, imgsz)
+    assert_matches_torch(model, images, build_and_run(trt, model, images, imgsz=imgsz, dynamic=False))
