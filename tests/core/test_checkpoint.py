@@ -23,15 +23,6 @@ from ultralytics.utils import IterableSimpleNamespace
 SHAPES_NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "star"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on the suite's 2 shared cores, extra threads mostly spin and slow everyone."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def small_model() -> DetectionModel:
     """A fresh 4-class YOLOv8n to craft checkpoints around."""

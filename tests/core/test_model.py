@@ -25,15 +25,6 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_scale
 PUBLISHED_PARAMS = {"n": 3_157_200, "s": 11_166_560, "m": 25_902_640, "l": 43_691_520, "x": 68_229_648}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on the suite's 2 shared cores, extra threads mostly spin and slow everyone."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def shapes_model() -> DetectionModel:
     return load_checkpoint(MODELS / "shapes_yolov8n.pt")[0]
