@@ -390,6 +390,18 @@ def _wrap_in_fp32(node, float_tensors: set[str], helper) -> list:
     return [*before, node, *after]
 
 
+def _rename_tensor(graph, name: str, new_name: str, *, producer: bool) -> None:
+    """Point every consumer of `name` (and, with `producer`, the node that makes it) at `new_name`."""
+    for node in graph.node:
+        for i, value in enumerate(node.input):
+            if value == name:
+                node.input[i] = new_name
+        if producer:
+            for i, value in enumerate(node.output):
+                if value == name:
+                    node.output[i] = new_name
+
+
 def _cast_io(graph, float_tensors: set[str], helper) -> None:
     """FP32 graph inputs/outputs around the FP16 body: a Cast after each input, before each output."""
     from onnx import TensorProto
@@ -399,22 +411,14 @@ def _cast_io(graph, float_tensors: set[str], helper) -> None:
         if value.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         inner = f"{value.name}_fp16"
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name == value.name:
-                    node.input[i] = inner
+        _rename_tensor(graph, value.name, inner, producer=False)
         head.append(helper.make_node("Cast", [value.name], [inner], to=TensorProto.FLOAT16))
     for value in graph.output:
         if value.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         inner = f"{value.name}_fp16"
-        for node in graph.node:
-            for i, name in enumerate(node.output):
-                if name == value.name:
-                    node.output[i] = inner
-            for i, name in enumerate(node.input):  # an output that is also consumed inside the graph
-                if name == value.name:
-                    node.input[i] = inner
+        # an output may also be consumed inside the graph: those uses move to the FP16 tensor too
+        _rename_tensor(graph, value.name, inner, producer=True)
         tail.append(helper.make_node("Cast", [inner], [value.name], to=TensorProto.FLOAT))
     nodes = [*head, *graph.node, *tail]
     del graph.node[:]
