@@ -134,15 +134,57 @@ def test_coco_method_reproduces_pycocotools_exactly(case):
     assert ours.box.map50 == pytest.approx(coco_50, abs=1e-9)
 
 
-def test_upstream_and_coco_integration_differ_only_past_the_last_recall():
-    """Where recall stops short of 1 (conf=0.25 predictions at IoU 0.95), upstream's closing segment to
-    (recall 1, precision 0) adds area that COCO does not count; at IoU 0.5, where recall is ~1, they agree."""
+def test_ap_ends_at_the_highest_recall_reached():
+    """One true positive among two ground truths (recall 0.5 at precision 1), worked by hand.
+
+    Upstream 8.4: precision 1 up to recall 0.49, 0 from the recall point 0.50 on (the envelope drops at
+    the highest recall reached) → 0.49 + one half-trapezoid 0.005 = 0.495, the value upstream's
+    maintainers quote for this case (ultralytics issue #25852). Upstream 8.3 joined (0.5, 1) straight
+    to (1, 0): 0.5 + 0.25 = 0.75.
+    """
+    result = ap_per_class(np.ones((1, 10), dtype=bool), np.array([0.9]), np.array([0]), np.array([0, 0]))
+    np.testing.assert_allclose(result["ap"], 0.49 + 0.01 / 2)
+    legacy = ap_per_class(
+        np.ones((1, 10), dtype=bool), np.array([0.9]), np.array([0]), np.array([0, 0]), method="upstream-8.3"
+    )
+    np.testing.assert_allclose(legacy["ap"], 0.5 + 0.5 * 0.5)
+
+
+def test_false_positives_after_the_last_true_positive_do_not_change_ap():
+    """Why our val once gave 0.53 points more than upstream at conf=0.001: under the 8.3 rule the ramp
+    to (1, 0) starts at the precision of the last ranked prediction, so trailing false positives (a lower
+    conf threshold) lower the AP; under upstream 8.4's rule they change nothing."""
+    rng = np.random.default_rng(3)
+    tp = rng.random((40, 10)) < 0.6
+    conf = np.sort(rng.uniform(0.2, 1.0, 40))[::-1]
+    target = np.zeros(60)  # 60 truths: recall stays below 1 at every threshold
+    tail_tp = np.zeros((200, 10), dtype=bool)
+    tail_conf = np.linspace(0.1, 0.001, 200)
+    with_tail = (np.concatenate((tp, tail_tp)), np.concatenate((conf, tail_conf)), np.zeros(240))
+    for method, changes in (("upstream", False), ("upstream-8.3", True)):
+        short = ap_per_class(tp, conf, np.zeros(40), target, method=method)["ap"]
+        long = ap_per_class(*with_tail, target, method=method)["ap"]
+        if changes:
+            assert (long < short - 1e-3).all()
+        else:
+            np.testing.assert_array_equal(long, short)
+
+
+@pytest.mark.parametrize("case", ["upstream_predictions", "perturbed"])
+def test_upstream_integration_is_close_to_pycocotools_where_recall_stops_short(case):
+    """Upstream 8.4 and COCO both give no area past the highest recall, so even on conf=0.25 predictions
+    (recall well below 1 at IoU 0.95) they agree within 0.3 points; they differ only in linear vs step
+    interpolation. The 8.3 rule's ramp to (1, 0) adds more than a point on the same predictions."""
     names, sizes, truths = shapes_ground_truth()
-    preds = upstream_predictions(names)
-    upstream, coco = our_map(truths, preds), our_map(truths, preds, ap_method="coco")
-    per_threshold = upstream.box.all_ap.mean(0) - coco.box.all_ap.mean(0)
-    assert abs(per_threshold[0]) < 0.002
-    assert per_threshold[-1] > 0.02 and per_threshold[-1] == per_threshold.max()
+    preds = upstream_predictions(names) if case == "upstream_predictions" else perturbed_predictions(sizes, truths)
+    coco_5095, _ = coco_map(sizes, truths, preds, max_dets=300)
+    assert abs(our_map(truths, preds).box.map - coco_5095) < 0.003
+    assert our_map(truths, preds, ap_method="upstream-8.3").box.map - coco_5095 > 0.01
+
+
+def test_unknown_ap_method_is_refused_up_front():
+    with pytest.raises(ValueError, match="ap_method 'voc' is not known; use one of upstream, upstream-8.3, coco"):
+        DetMetrics({0: "a"}, ap_method="voc")
 
 
 def test_det_metrics_results_and_table():

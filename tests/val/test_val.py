@@ -20,27 +20,13 @@ from ultralytics.utils.metrics import DetMetrics
 SHAPES_PT = MODELS / "shapes_yolov8n.pt"
 
 
-TAIL_CONF = 1e-4  # keeps the low-confidence tail (up to max_det per image); see docs/validation.md
-
-
 @pytest.fixture(scope="module")
 def shapes_val(tmp_path_factory):
-    """One full val of the shapes model at imgsz 320 with the low-confidence tail kept, predictions saved.
-
-    The default conf=0.001 result is derived from it with DetMetrics.above(0.001), which is exact
-    (matching is greedy in confidence order), so the suite runs the model over the set only once.
-    """
+    """One full val of the shapes model at imgsz 320 with val's defaults (conf 0.001), predictions saved."""
     torch.set_num_threads(1)  # the CPU is shared with the rest of the suite
     project = tmp_path_factory.mktemp("val")
     validator = DetectionValidator(
-        {
-            "data": str(SHAPES / "shapes.yaml"),
-            "imgsz": 320,
-            "device": "cpu",
-            "conf": TAIL_CONF,
-            "save_json": True,
-            "project": str(project),
-        }
+        {"data": str(SHAPES / "shapes.yaml"), "imgsz": 320, "device": "cpu", "save_json": True, "project": str(project)}
     )
     metrics = validator.run(str(SHAPES_PT))
     return validator, metrics
@@ -51,33 +37,33 @@ def reference() -> dict:
     return json.loads((REFERENCE / "shapes_val_320.json").read_text())
 
 
-def test_val_at_default_conf_reproduces_upstream_precision_and_recall(shapes_val, reference):
+def test_val_reproduces_upstream_precision_recall_and_map50(shapes_val, reference):
     """P and R (at the best-F1 confidence) depend on every prediction's class, confidence and IoU>=0.5
     match: equal to upstream's to 1e-6 means the same detections come out of the same pipeline."""
-    _, tail = shapes_val
-    metrics = tail.above(0.001)
+    validator, metrics = shapes_val
+    assert validator.args.conf == 0.001  # val's documented default, not passed by the fixture
     assert metrics.box.mp == pytest.approx(reference["precision"], abs=1e-6)
     assert metrics.box.mr == pytest.approx(reference["recall"], abs=1e-6)
     assert metrics.box.map50 == pytest.approx(reference["mAP50"], abs=1e-6)
     assert metrics.seen == 100 and metrics.nt_per_class.sum() == load_split(SHAPES / "shapes.yaml").n_instances
-    # measured: 0.9572 vs upstream's 0.9519 (+0.53 points, every class higher); see the next tests
-    assert abs(metrics.box.map - reference["mAP50-95"]) < 0.01
 
 
-@pytest.mark.xfail(reason="at conf=0.001 mAP50-95 is 0.53 points above upstream's; docs/validation.md")
-def test_val_at_default_conf_within_0_3_points_of_upstream(shapes_val, reference):
-    _, tail = shapes_val
-    assert abs(tail.above(0.001).box.map - reference["mAP50-95"]) < 0.003
-
-
-def test_val_with_low_confidence_tail_matches_upstream_map(shapes_val, reference):
-    """Upstream's mAP50-95, overall and per class, is what our val gives when the low-confidence tail is
-    kept (conf 1e-4, max_det 300): the extra false positives lower the precision at the highest recall,
-    which upstream's AP integration rewards (docs/validation.md)."""
+def test_val_map50_95_matches_upstream_overall_and_per_class(shapes_val, reference):
+    """Issue 7's bar is 0.3 points; we hold 0.05 (measured: equal to upstream 8.4.190's to 1e-15)."""
     _, metrics = shapes_val
-    assert abs(metrics.box.map - reference["mAP50-95"]) < 0.003
+    assert abs(metrics.box.map - reference["mAP50-95"]) < 0.0005
     for i, c in enumerate(metrics.ap_class_index):
-        assert abs(metrics.box.ap[i] - reference["per_class_mAP50-95"][metrics.names[c]]) < 0.001
+        assert abs(metrics.box.ap[i] - reference["per_class_mAP50-95"][metrics.names[c]]) < 0.0005
+
+
+def test_val_map_does_not_depend_on_the_low_confidence_tail(shapes_val, reference):
+    """Upstream 8.4's AP ends at the highest recall reached, so dropping the 0.001..0.01 detections (about
+    440 of 770 here) changes nothing; the 8.3 integration on the same detections is the +0.53 points
+    this project once reported (docs/validation.md)."""
+    _, metrics = shapes_val
+    assert metrics.above(0.01).box.map == pytest.approx(metrics.box.map, abs=1e-12)
+    legacy = metrics.above(0.0, ap_method="upstream-8.3").box.map
+    assert legacy - reference["mAP50-95"] > 0.003
 
 
 def test_val_predictions_scored_by_pycocotools_agree(shapes_val):

@@ -4,7 +4,8 @@ The protocol (what makes a number "mAP50-95" here):
 - a prediction is a true positive at IoU threshold t when the same-class ground-truth box it overlaps
   most (IoU >= t) is not claimed by a more confident prediction; thresholds 0.50, 0.55, ..., 0.95;
 - per class, predictions are ranked by confidence; AP is the area under the precision envelope
-  (precision made monotonically non-increasing), sampled at 101 recall points 0, 0.01, ..., 1 and
+  (precision made monotonically non-increasing), which ends at the highest recall the predictions
+  reach (precision 0 beyond it, upstream 8.4), sampled at 101 recall points 0, 0.01, ..., 1 and
   integrated with the trapezoid rule;
 - classes with no ground truth are left out of the means; mAP50-95 is the mean over classes and
   thresholds; P and R are read at the confidence where the (smoothed) mean F1 over classes peaks.
@@ -23,6 +24,7 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0, 1, 101)  # where the precision envelope is sampled for AP
 CONF_GRID = np.linspace(0, 1, 1000)  # confidences at which P, R and F1 curves are evaluated
 EPS = 1e-16
+AP_METHODS = ("upstream", "upstream-8.3", "coco")  # see average_precision
 
 
 def box_iou(box1: torch.Tensor | np.ndarray, box2: torch.Tensor | np.ndarray, eps: float = 1e-7) -> torch.Tensor:
@@ -80,11 +82,16 @@ def smooth(y: np.ndarray, fraction: float = 0.05) -> np.ndarray:
 def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "upstream") -> float:
     """Area under the precision envelope at 101 recall points 0, 0.01, ..., 1.
 
-    method="upstream" (the default, upstream Ultralytics): the envelope is closed with precision 0 at
-    recall 1, interpolated linearly between points and integrated with the trapezoid rule.
+    method="upstream" (the default, upstream Ultralytics 8.4): the envelope is linearly interpolated
+    between the ranked predictions, drops to precision 0 right after the highest recall reached and
+    stays 0 up to recall 1, and is integrated with the trapezoid rule. Recall the model never reaches
+    earns nothing, so the AP does not depend on how many false positives trail the last true one.
+    method="upstream-8.3": upstream before April 2026 (8.3.x, early 8.4.x), which joined the last point
+    straight to (recall 1, precision 0); that ramp credits unreached recall, and more so the fewer
+    low-confidence false positives there are, so its AP falls as the conf threshold is lowered.
     method="coco" (pycocotools): at each recall point, the envelope's value at the first ranked
     prediction reaching that recall (0 beyond the highest recall), averaged.
-    docs/validation.md explains when the two differ.
+    docs/validation.md explains when they differ.
     """
     if method == "coco":
         envelope = np.maximum.accumulate(np.asarray(precision)[::-1])[::-1]
@@ -95,11 +102,19 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
             if len(envelope)
             else 0.0
         )
-    if method != "upstream":
-        raise ValueError(f"AP method '{method}' is not known; use 'upstream' or 'coco'")
-    recall = np.concatenate(([0.0], recall, [1.0]))
-    precision = np.concatenate(([1.0], precision, [0.0]))
+    if method == "upstream":
+        # (highest recall, 0) then (1, 0): nothing beyond the recall actually reached
+        last = recall[-1] if len(recall) else 1.0
+        recall = np.concatenate(([0.0], recall, [last, 1.0]))
+        precision = np.concatenate(([1.0], precision, [0.0, 0.0]))
+    elif method == "upstream-8.3":
+        recall = np.concatenate(([0.0], recall, [1.0]))
+        precision = np.concatenate(([1.0], precision, [0.0]))
+    else:
+        raise ValueError(f"AP method '{method}' is not known; use one of {', '.join(AP_METHODS)}")
     envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
+    # Where a recall value repeats, np.interp takes the last (lowest-envelope) point of the run, as upstream's
+    # integration does: a recall point exactly at the highest recall reached therefore samples precision 0.
     sampled = np.interp(RECALL_POINTS, recall, envelope)
     return float(np.sum((sampled[1:] + sampled[:-1]) / 2 * np.diff(RECALL_POINTS)))
 
@@ -230,10 +245,13 @@ class DetMetrics:
 
     Usage: `update(correct, conf, pred_cls, target_cls)` once per image, `process()` once, then read
     `.box.map`, `.map50`, `.maps`, `.results_dict`, `.summary()`. `speed` (ms per image) is filled in
-    by the validator. `ap_method="coco"` integrates AP like pycocotools instead of like upstream.
+    by the validator. `ap_method` picks the AP integration: "upstream" (8.4, the default),
+    "upstream-8.3" (to compare with numbers printed by older upstream versions) or "coco" (pycocotools).
     """
 
     def __init__(self, names: dict[int, str] | None = None, ap_method: str = "upstream") -> None:
+        if ap_method not in AP_METHODS:
+            raise ValueError(f"ap_method '{ap_method}' is not known; use one of {', '.join(AP_METHODS)}")
         self.names: dict[int, str] = dict(names or {})
         self.ap_method = ap_method
         self.box = Metric()
@@ -272,13 +290,14 @@ class DetMetrics:
             self.curves = {k: result[k] for k in ("p_curve", "r_curve", "f1_curve")}
         return self
 
-    def above(self, conf: float) -> DetMetrics:
+    def above(self, conf: float, ap_method: str | None = None) -> DetMetrics:
         """The metrics of only the predictions with confidence > conf, without running the model again.
 
         Exact because matching is greedy in confidence order: a prediction's match never depends on
-        less confident ones, so dropping the tail leaves every other match unchanged.
+        less confident ones, so dropping the tail leaves every other match unchanged. `ap_method`
+        re-scores with another AP integration (default: this one's).
         """
-        out = DetMetrics(self.names, ap_method=self.ap_method)
+        out = DetMetrics(self.names, ap_method=ap_method or self.ap_method)
         for tp, c, cls, target in zip(*(self._stats[k] for k in ("tp", "conf", "pred_cls", "target_cls"))):
             keep = c > conf
             out.update(tp[keep], c[keep], cls[keep], target)
