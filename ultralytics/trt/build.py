@@ -1,5 +1,8 @@
-"""ONNX → serialized TensorRT plan: parse, configure, build, with failures that say why.
+"""Network → serialized TensorRT plan: fill the network, configure, build, with failures that say why.
 
+The network comes from one of two routes: TensorRT's ONNX parser (the default), or a `populate`
+callback that adds the layers itself through the network definition API (`builder="network"`).
+Everything after the network exists (builder config, precision, profile, timing cache) is shared.
 The parser's errors are all listed (not just the first), and a build that returns `None` raises
 with the TensorRT log tail, since that is the only place TensorRT says what went wrong.
 """
@@ -10,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from ultralytics.trt.config import TimingCacheFile, set_optimization_level, set_verbosity, set_workspace
 from ultralytics.trt.logger import make_logger
@@ -20,7 +24,7 @@ from ultralytics.trt.profile import add_profile
 
 @dataclass
 class BuildOptions:
-    """Everything the builder needs besides the ONNX file."""
+    """Everything the builder needs besides the ONNX file (or instead of it, with `populate`)."""
 
     fp16: bool = False  # set BuilderFlag.FP16 where it exists (<= 10.x)
     profile: Sequence[Sequence[int]] | None = None  # (min, opt, max) for dynamic inputs
@@ -31,6 +35,9 @@ class BuildOptions:
     # Extra configuration (INT8): called as configure(trt, builder, network, config, profile) before the build.
     configure: Callable | None = None
     keep_alive: object = None  # objects TensorRT only points to (a calibrator) must outlive the build
+    # The network-definition route: called as populate(trt, network) instead of the ONNX parser. What it
+    # returns (the weight arrays TensorRT only references) is kept alive until the build returns.
+    populate: Callable[[ModuleType, Any], Any] | None = None
 
 
 @dataclass
@@ -69,13 +76,22 @@ def network_io(trt: ModuleType, network) -> tuple[dict[str, str], dict[str, str]
     return inputs, outputs, dynamic
 
 
-def build_plan(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> BuiltEngine:
-    """Build a serialized engine from an ONNX file on the current CUDA device."""
+def build_plan(trt: ModuleType, onnx_path: Path | None, options: BuildOptions) -> BuiltEngine:
+    """Build a serialized engine on the current CUDA device from an ONNX file, or, when
+    `options.populate` is set, from the layers it adds (`onnx_path` is then None)."""
+    if (onnx_path is None) == (options.populate is None):
+        raise ValueError("build_plan needs exactly one network source: an ONNX file or options.populate")
     logger = make_logger(trt, options.verbose)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
-    parse_onnx(parser, Path(onnx_path))
+    if options.populate is not None:
+        source = "the network definition (builder='network')"
+        weights_in_use = options.populate(trt, network)  # TensorRT reads these arrays during the build
+    else:
+        source = str(onnx_path)
+        parser = trt.OnnxParser(network, logger)
+        parse_onnx(parser, Path(onnx_path))
+        weights_in_use = parser
     inputs, outputs, dynamic = network_io(trt, network)
 
     config = builder.create_builder_config()
@@ -87,9 +103,7 @@ def build_plan(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> Built
     profile = None
     if dynamic:
         if options.profile is None:
-            raise ValueError(
-                f"{onnx_path} has dynamic inputs; an optimization profile (min/opt/max shapes) is required"
-            )
+            raise ValueError(f"{source} has dynamic inputs; an optimization profile (min/opt/max shapes) is required")
         profile = add_profile(trt, builder, config, network, options.profile)
     if options.configure is not None:
         options.configure(trt, builder, network, config, profile)
@@ -97,9 +111,10 @@ def build_plan(trt: ModuleType, onnx_path: Path, options: BuildOptions) -> Built
     timing.attach(config)
 
     plan = builder.build_serialized_network(network, config)
+    del weights_in_use  # only now may the weight arrays go
     if plan is None:
         raise RuntimeError(
-            f"TensorRT failed to build an engine from {onnx_path} (build_serialized_network returned None).\n"
+            f"TensorRT failed to build an engine from {source} (build_serialized_network returned None).\n"
             f"TensorRT log (last messages):\n{logger.tail()}"
         )
     timing.save()
