@@ -9,6 +9,9 @@ work from 8.6 to 11.x:
   expect FP32 bindings (upstream's engines look like this).
 - INT8: a calibrator where TensorRT still has one (<= 10.x), else our Q/DQ ONNX (11.x).
 The intermediate ONNX lives in a temporary folder, so an existing `<stem>.onnx` is never overwritten.
+
+`builder="network"` skips the ONNX: `trt/network_builder.py` adds the layers from the model's weights
+(FP32 or FP16, dynamic batch only; see `trt/network_route.py`), and everything after that is shared.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
 from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
+from ultralytics.trt.network_route import batch_only_profile, check_builder, check_network_route, network_populate
 from ultralytics.trt.precision import enable_fp16, enable_int8
 from ultralytics.trt.profile import resolve_profile
 from ultralytics.utils import LOGGER
@@ -74,6 +78,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     dynamic = bool(cfg.dynamic)
     fp32_io = bool(cfg.fp32_io)
     layout = cfg.engine_layout or "ultralytics"
+    route = check_builder(getattr(cfg, "builder", None))
     device = _model_device(model)
 
     # Check everything cheap before the slow ONNX export and build.
@@ -85,7 +90,10 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     if not dynamic and any(s is not None for s in shapes):
         raise ValueError("min_shape/opt_shape/max_shape describe a dynamic engine; add dynamic=True or remove them")
     channels = int(getattr(model, "yaml", {}).get("ch", 3)) if isinstance(getattr(model, "yaml", None), dict) else 3
-    profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
+    if route == "network":
+        check_network_route(model, precision=precision, onnx_file=onnx_file)
+    profile_for = batch_only_profile if route == "network" else resolve_profile
+    profile = profile_for(batch, channels, imgsz, *shapes) if dynamic else None
     check_workspace(cfg.workspace)
     check_opt_level(cfg.opt_level)
     if not engine_path.parent.is_dir():
@@ -96,7 +104,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
 
     metadata = _metadata(model, cfg, imgsz, batch, precision)
     with tempfile.TemporaryDirectory(prefix="ultralytics-trt-") as tmp:
-        if onnx_file is None:
+        if onnx_file is None and route == "onnx":
             onnx_file = _export_onnx(
                 model, Path(tmp) / f"{engine_path.stem}.onnx", cfg, imgsz, batch, precision, metadata
             )
@@ -110,11 +118,15 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
             timing_cache=timing_cache_path(cfg.timing_cache, engine_path),
             verbose=bool(cfg.verbose),
         )
+        if route == "network":
+            options.populate = network_populate(
+                model, imgsz=imgsz, batch=batch, dynamic=dynamic, half=precision == 16, fp32_io=fp32_io
+            )
         if precision == 8:
             onnx_file = _prepare_int8(trt, Path(onnx_file), Path(tmp), engine_path, cfg, imgsz, batch, options)
         LOGGER.info(f"TensorRT {tensorrt_version(trt)}: building {engine_path.name} ({PRECISION_NAMES[precision]})...")
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            built = build_plan(trt, Path(onnx_file), options)
+            built = build_plan(trt, Path(onnx_file) if route == "onnx" else None, options)
     metadata.update(
         tensorrt=tensorrt_version(trt),
         precision=PRECISION_NAMES[precision],

@@ -25,8 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ultralytics.trt.network import always_strongly_typed
+
 INPUT_NAME = "images"
 OUTPUT_NAME = "output0"
+# The YOLOv8 detection modules this route can express (by class name, as in the model's yaml).
+SUPPORTED_LAYERS = frozenset({"Conv", "C2f", "SPPF", "Upsample", "Concat", "Detect"})
 
 
 class NetworkBuildError(RuntimeError):
@@ -72,6 +76,7 @@ class YoloNetworkWriter:
     """
 
     def __init__(self, trt: ModuleType, network, dtype: np.dtype = np.float32):
+        # `dtype` is the type of every weight and constant: FP16 makes a strongly typed network FP16.
         self.trt = trt
         self.network = network
         self.dtype = np.dtype(dtype)
@@ -109,6 +114,10 @@ class YoloNetworkWriter:
         layer = self.network.add_concatenation(tensors)
         layer.axis = axis  # always explicit: TensorRT's default is rank - 3, not the channel axis
         return layer.get_output(0)
+
+    def cast(self, x, dtype):
+        """An explicit type change (network edges): TensorRT inserts none by itself in a strongly typed network."""
+        return self.network.add_cast(x, dtype).get_output(0)
 
     def reshape(self, x, dims: tuple[int, ...]):
         layer = self.network.add_shuffle(x)
@@ -222,19 +231,53 @@ class YoloNetworkWriter:
         return self.concat([xywh.get_output(0), cls.get_output(0)], 1)
 
 
-def populate_network(trt: ModuleType, network, model: nn.Module, *, imgsz: tuple[int, int], batch: int, dynamic: bool):
-    """Add input `images`, every layer of `model`, and output `output0` to `network` (FP32).
+def network_dtypes(trt: ModuleType, *, half: bool, fp32_io: bool) -> tuple[np.dtype, object, object]:
+    """(weight dtype, body tensor type, I/O tensor type) for the requested precision.
+
+    - FP32: everything FP32.
+    - FP16 where TensorRT is weakly typed (`BuilderFlag.FP16` exists, <= 10.x): FP32 weights and body;
+      the builder flag (set by the caller) lets TensorRT choose FP16 kernels. Only the I/O are FP16.
+    - FP16 where TensorRT is always strongly typed (11.x): FP16 weights and constants, so type
+      inference makes every layer FP16; no flag exists to do it for us.
+    `fp32_io` keeps FP32 inputs/outputs around an FP16 engine (casts at the edges when the body is FP16).
+    """
+    if not half:
+        return np.dtype(np.float32), trt.float32, trt.float32
+    body = trt.float16 if always_strongly_typed(trt) else trt.float32
+    weights = np.dtype(np.float16) if body == trt.float16 else np.dtype(np.float32)
+    return weights, body, trt.float32 if fp32_io else trt.float16
+
+
+def populate_network(
+    trt: ModuleType,
+    network,
+    model: nn.Module,
+    *,
+    imgsz: tuple[int, int],
+    batch: int,
+    dynamic: bool,
+    half: bool = False,
+    fp32_io: bool = False,
+) -> YoloNetworkWriter:
+    """Add input `images`, every layer of `model`, and output `output0` to `network`.
 
     Returns the writer, which the caller must keep alive until the engine is built (it owns the
-    weight arrays). With `dynamic`, the batch dimension is -1; the caller adds the profile.
+    weight arrays). With `dynamic`, the batch dimension is -1; the caller adds the profile. With
+    `half`, see `network_dtypes` (the caller sets `BuilderFlag.FP16` where it exists).
     """
     layers = list(model.model)
     strides = [int(s) for s in layers[-1].stride.tolist()] if hasattr(layers[-1], "stride") else []
     max_stride = max(strides) if strides else 32
     if imgsz[0] % max_stride or imgsz[1] % max_stride:
         raise NetworkBuildError(f"imgsz {imgsz} must be a multiple of the model's max stride {max_stride}")
-    writer = YoloNetworkWriter(trt, network)
-    x = network.add_input(INPUT_NAME, trt.float32, (-1 if dynamic else int(batch), 3, int(imgsz[0]), int(imgsz[1])))
+    first_conv = getattr(layers[0], "conv", None)
+    channels = int(first_conv.in_channels) if isinstance(first_conv, nn.Conv2d) else 3
+    weight_dtype, body_type, io_type = network_dtypes(trt, half=half, fp32_io=fp32_io)
+    writer = YoloNetworkWriter(trt, network, weight_dtype)
+    images = network.add_input(
+        INPUT_NAME, io_type, (-1 if dynamic else int(batch), channels, int(imgsz[0]), int(imgsz[1]))
+    )
+    x = writer.cast(images, body_type) if io_type != body_type else images
     outputs: list = []
     for layer in layers:
         source = layer.f
@@ -259,6 +302,8 @@ def populate_network(trt: ModuleType, network, model: nn.Module, *, imgsz: tuple
                 f"layer {layer.i} ({name}) has no network-API equivalent here; export with builder='onnx' instead"
             )
         outputs.append(x)
+    if io_type != body_type:
+        x = writer.cast(x, io_type)
     x.name = OUTPUT_NAME
     network.mark_output(x)
     return writer
