@@ -124,7 +124,8 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
             )
         if precision == 8:
             onnx_file = _prepare_int8(trt, Path(onnx_file), Path(tmp), engine_path, cfg, imgsz, batch, options)
-        LOGGER.info(f"TensorRT {tensorrt_version(trt)}: building {engine_path.name} ({PRECISION_NAMES[precision]})...")
+        how = PRECISION_NAMES[precision] + (", builder=network" if route == "network" else "")
+        LOGGER.info(f"TensorRT {tensorrt_version(trt)}: building {engine_path.name} ({how})...")
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
             built = build_plan(trt, Path(onnx_file) if route == "onnx" else None, options)
     metadata.update(

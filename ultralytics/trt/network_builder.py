@@ -15,6 +15,11 @@ Tricks that keep the graph free of batch-dependent slices:
 - DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins; the box
   decoding (left, top, right, bottom) -> (cx, cy, w, h) is one constant 4x4 matrix multiply plus the
   anchor centres, then a multiply by the per-anchor stride.
+
+Precision (`network_dtypes`): FP32; FP16 through `BuilderFlag.FP16` where TensorRT is weakly typed
+(<= 10.x: FP32 weights, FP16 inputs/outputs through casts at the edges); on 11.x, always strongly
+typed, FP16 weights and constants make every layer FP16 by type inference. The network is not
+created with `STRONGLY_TYPED` there: 11.x records that flag as deprecated and ignored.
 """
 
 from __future__ import annotations
@@ -306,4 +311,7 @@ def populate_network(
         x = writer.cast(x, io_type)
     x.name = OUTPUT_NAME
     network.mark_output(x)
+    if hasattr(trt.BuilderFlag, "FP16"):
+        # Weak typing: an output's type is a request the builder may otherwise override; say it (read-only on 11.x).
+        x.dtype = io_type
     return writer
