@@ -106,6 +106,27 @@ def predict_ms_per_image(predictor, frames: list[np.ndarray], batch: int, calls:
     return statistics.median(times)
 
 
+def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str, float]:
+    """Median ms/img of each stage inside one real pipelined predict call, from CUDA events (no extra
+    synchronisation): the copy stream's upload, and on the compute stream preprocess (waiting for the
+    upload + letterbox), the network, NMS + its copy to the host. `busy` is their compute-stream sum:
+    when it is close to e2e the GPU is the limit; a larger e2e means the host left the GPU idle."""
+    uploader = predictor.gpu.state.uploader
+    uploader.copy_events = []
+    try:
+        results = predictor(frames)
+        sync(predictor.model.device)
+        copies = [s.elapsed_time(e) / n for s, e, n in uploader.copy_events]
+    finally:
+        uploader.copy_events = None
+    per_batch = [r.speed for r in results[::batch]]  # every image of a batch carries its batch's times
+    out = {"upload": statistics.median(copies) if copies else float("nan")}
+    for key, name in (("pre", "preprocess"), ("net", "inference"), ("post", "postprocess")):
+        out[key] = statistics.median(s[name] for s in per_batch)
+    out["busy"] = out["pre"] + out["net"] + out["post"]
+    return out
+
+
 def stage_breakdown(predictor, frames: list[np.ndarray], batch: int, iters: int) -> dict[str, float]:
     """Median ms/img of each GPU-pipeline stage run alone, synchronising after each (diagnostics only)."""
     from ultralytics.engine.gpu_pipeline import UploadedImages
@@ -218,9 +239,9 @@ def main() -> None:
                 with torch.no_grad():
                     net_eager = cuda_median_ms(net_fn, x, opt.iters) / batch
                     net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner is not None else float("nan")
-                e2e = predict_ms_per_image(
-                    make_predictor(model, device, fp16, batch, opt.imgsz, True), frames[:n], batch, opt.calls
-                )
+                fast = make_predictor(model, device, fp16, batch, opt.imgsz, True)
+                e2e = predict_ms_per_image(fast, frames[:n], batch, opt.calls)
+                events = pipeline_events(fast, frames[:n], batch) if fast.gpu is not None and cuda else {}
                 base = float("nan")
                 if not opt.no_baseline:
                     base = predict_ms_per_image(
@@ -240,6 +261,7 @@ def main() -> None:
                     e2e_over_net=e2e / (net_graph if runner is not None else net_eager),
                     images_per_call=n,
                     network_input=list(in_hw),
+                    events={k: round(v, 4) for k, v in events.items()},
                 )
                 rows.append(row)
                 print(
@@ -276,6 +298,17 @@ def main() -> None:
             f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['net_eager_ms']:>11.3f}{r['net_graph_ms']:>11.3f}"
             f"{r['e2e_ms']:>9.3f}{r['baseline_ms']:>10.3f}{r['e2e_over_net']:>9.2f}"
         )
+    event_keys = ("upload", "pre", "net", "post", "busy")
+    if any(r["events"] for r in rows):
+        print("\nstages inside the pipelined predict, CUDA events, median ms/img (upload on the copy stream;")
+        print("pre = wait for the upload + letterbox; post = NMS + copy to host; busy = pre + net + post):")
+        print(f"{'model':<14}{'prec':<6}{'batch':>6}{'e2e':>9}" + "".join(f"{k:>9}" for k in event_keys))
+        for r in rows:
+            if r["events"]:
+                print(
+                    f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['e2e_ms']:>9.3f}"
+                    + "".join(f"{r['events'][k]:>9.3f}" for k in event_keys)
+                )
     if breakdown_rows:
         print("\nstages alone, synchronised after each (ms/img):")
         keys = ("upload", "letterbox", "network", "nms", "results")

@@ -5,9 +5,11 @@ for Python; replaying a captured graph launches them all at once. A graph reads 
 writes its output to fixed buffers, so each call copies the input in and the output out. The cache
 is an LRU of `max_graphs` shapes so a stream of varying shapes cannot exhaust GPU memory.
 
-One lock serialises copy-in → replay → copy-out: the buffers are shared, and a replay on one stream
-while another thread copies into the same input would mix images. Work is enqueued on the caller's
-stream order through a private stream that waits for it, so calls from several threads are correct.
+Every runner on a device captures and replays on the device's one graph stream, under its one lock
+(`gpu/streams.py`): the lock keeps copy-in → replay → copy-out of one call together (the buffers are
+shared, so two threads must not interleave), and keeps every other thread of ours off the graph stream
+while a capture runs on it, since work enqueued there by any thread would land inside the capture. The
+graph stream waits for the caller's stream and the caller for it, so results follow the caller's order.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 
 import torch
 
+from ultralytics.gpu.streams import graph_stream
 from ultralytics.utils import LOGGER
 
 
@@ -39,8 +42,9 @@ class CudaGraphRunner:
         self.device = device
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[tuple, _Captured] = OrderedDict()
-        self._lock = threading.Lock()
-        self._stream = torch.cuda.Stream(device)
+        # shared by every runner on the device: a fresh torch.cuda.Stream() per runner comes from a pool of
+        # 32 and, after 32 runners, is another thread's upload or replay stream (see gpu/streams.py)
+        self._stream, self._lock = graph_stream(device)
         self._pool = None  # one memory pool for all graphs: replays never overlap (the lock)
         self.disabled_reason: str | None = None
 
@@ -72,8 +76,10 @@ class CudaGraphRunner:
 
     def _capture(self, x: torch.Tensor) -> _Captured | None:
         """Warm up on a side stream (cuDNN picks algorithms, lazy state settles), then capture."""
-        while len(self._graphs) >= self.max_graphs:
-            self._graphs.popitem(last=False)
+        if len(self._graphs) >= self.max_graphs:
+            self._stream.synchronize()  # a dropped graph may still be replaying
+            while len(self._graphs) >= self.max_graphs:
+                self._graphs.popitem(last=False)
         static_in = x.detach().clone()
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -124,8 +130,10 @@ class GraphFamily:
         with self._lock:
             runner = self._members.get(key)
             if runner is None:
-                while len(self._members) >= self.max_members:
-                    self._members.popitem(last=False)
+                if len(self._members) >= self.max_members:
+                    graph_stream(self.device)[0].synchronize()  # a dropped runner's graph may still be replaying
+                    while len(self._members) >= self.max_members:
+                        self._members.popitem(last=False)
                 runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
             self._members.move_to_end(key)
         return runner(x)

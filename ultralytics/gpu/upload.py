@@ -5,6 +5,11 @@ the bytes or less; pinned memory lets the copy run asynchronously (`non_blocking
 next batch, or launching kernels, overlaps the transfer. A pinned buffer is only reused after the copy
 that read it has finished (an event per buffer), otherwise a fast producer would overwrite frames
 still in flight.
+
+The copies run on the device's copy stream (`gpu/streams.py`), so the upload of batch i+1 overlaps the
+network of batch i. The consumer makes its stream wait for the copy's event and marks the frames as
+used on its stream (`DeviceFrames.wait`); the device memory was allocated on the copy stream, and
+without that mark the allocator could hand it to the next upload while the consumer still reads it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ultralytics.gpu.streams import copy_stream
 
 
 @dataclass
@@ -29,7 +36,8 @@ class DeviceFrames:
     ready: torch.cuda.Event | None = None
 
     def wait(self) -> None:
-        """Make the current stream wait for the upload, and tell the allocator the frames are used there."""
+        """Make the current stream wait for the upload, and tell the allocator the frames are used there
+        (call it on every stream that reads the frames; waiting twice costs nothing)."""
         if self.ready is None:
             return
         stream = torch.cuda.current_stream(self.ready_device)
@@ -37,7 +45,6 @@ class DeviceFrames:
         tensors = [self.frames] if isinstance(self.frames, torch.Tensor) else self.frames
         for t in tensors:
             t.record_stream(stream)
-        self.ready = None
 
     @property
     def ready_device(self) -> torch.device:
@@ -64,10 +71,9 @@ class PinnedUploader:
         self._slots = [_PinnedSlot() for _ in range(max(1, slots))]
         self._next = 0
         self._lock = threading.Lock()
-        # Copies go on the device's default stream, which the consumer's work also uses, so ordering needs no
-        # cross-stream event: a side stream + wait_event failed on the H100 with "invalid argument" after
-        # ~80 prefetched batches of mixed frame sizes (root cause not found; see docs/performance.md).
-        self._stream = torch.cuda.default_stream(self.device) if self.cuda else None
+        self._stream = copy_stream(self.device) if self.cuda else None
+        # diagnostics: set to a list to collect (start, end, frames) timing events of every upload's copies
+        self.copy_events: list[tuple[torch.cuda.Event, torch.cuda.Event, int]] | None = None
 
     def upload(self, images: list[np.ndarray]) -> DeviceFrames:
         if not images:
@@ -93,6 +99,10 @@ class PinnedUploader:
                 slot.buffer = torch.empty(total, dtype=torch.uint8, pin_memory=True)
             views, offset = [], 0
             with torch.cuda.stream(self._stream):
+                timed = self.copy_events is not None
+                if timed:
+                    start = torch.cuda.Event(enable_timing=True)
+                    start.record(self._stream)
                 flat = torch.empty(total, dtype=torch.uint8, device=self.device)
                 for im in images:
                     # host copy of frame k (several cores) overlaps the DMA of frame k-1
@@ -102,10 +112,13 @@ class PinnedUploader:
                     flat[offset : offset + n].copy_(staged, non_blocking=True)
                     views.append((offset, im.shape))
                     offset += n
-                slot.done = torch.cuda.Event()
-                slot.done.record(self._stream)
+                done = torch.cuda.Event(enable_timing=timed)
+                done.record(self._stream)
+                if timed:
+                    self.copy_events.append((start, done, len(images)))
+                slot.done = done
             if same:
                 frames: torch.Tensor | list[torch.Tensor] = flat.view(len(images), *images[0].shape)
             else:
                 frames = [flat[o : o + int(np.prod(s))].view(*s) for o, s in views]
-            return DeviceFrames(frames, shapes)
+            return DeviceFrames(frames, shapes, ready=done)

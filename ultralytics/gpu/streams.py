@@ -1,0 +1,53 @@
+"""The two CUDA streams the GPU pipeline uses besides the default stream, one of each per device.
+
+Why not `torch.cuda.Stream()` wherever a stream is needed: torch hands out streams from a fixed pool
+of 32 per device and priority, round-robin. The pipeline used to take a fresh one per graph runner
+(one per letterbox geometry, NMS setting, model) and another for uploads. After 32 of them, a runner's
+capture stream *was* the upload stream: while the main thread captured a letterbox graph on it
+(`thread_local` mode), the prefetch thread's copy and event record landed inside that capture, and
+waiting on the event failed with "CUDA error: invalid argument" (seen after ~80 mixed-size batches of
+the shapes val set, which has 33 frame sizes; `scripts/gpu_upload_repro.py` reproduces it).
+
+So there are exactly two, created once per device:
+- the copy stream, from the high-priority pool (graph streams come from the low-priority one, so the
+  two can never be the same stream): host→device uploads only, never captured;
+- the graph stream, from the low-priority pool, with one lock. Every capture *and* every replay of
+  every CUDA graph on the device holds the lock, so no other thread of ours can enqueue on the graph
+  stream while a capture runs on it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+_LOCK = threading.Lock()
+_COPY: dict[int, torch.cuda.Stream] = {}
+_GRAPH: dict[int, tuple[torch.cuda.Stream, threading.RLock]] = {}
+
+
+def _index(device: torch.device | str | int) -> int:
+    device = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"CUDA streams need a CUDA device, got '{device}'")
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def copy_stream(device: torch.device | str | int) -> torch.cuda.Stream:
+    """The device's upload stream (high priority: a small copy is not queued behind big kernels)."""
+    index = _index(device)
+    with _LOCK:
+        if index not in _COPY:
+            # torch keeps one pool per priority, so this stream is never one of the graph pool's
+            _COPY[index] = torch.cuda.Stream(index, priority=-1)
+        return _COPY[index]
+
+
+def graph_stream(device: torch.device | str | int) -> tuple[torch.cuda.Stream, threading.RLock]:
+    """The device's stream for capturing and replaying CUDA graphs, and the lock that guards it."""
+    index = _index(device)
+    with _LOCK:
+        if index not in _GRAPH:
+            _GRAPH[index] = (torch.cuda.Stream(index, priority=0), threading.RLock())
+        return _GRAPH[index]
