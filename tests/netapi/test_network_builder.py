@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES
+from tests.netapi.conftest import VERSIONS
 from ultralytics.nn.checkpoint import load_checkpoint
 from ultralytics.trt.network import network_flags
 from ultralytics.trt.network_builder import populate_network
 
-VERSIONS = ["8.6.1", "10.16.1.11", "11.4.0.106"]
 MODELS = FIXTURES / "models"
 
 
