@@ -16,23 +16,29 @@ from ultralytics.trt.network_builder import populate_network
 MODELS = FIXTURES / "models"
 
 
-def build_and_run(trt, model, images: np.ndarray, *, imgsz, dynamic: bool) -> np.ndarray:
+def build_engine(trt, model, *, imgsz, batch: int, dynamic: bool, max_imgsz=None):
+    """Build through the stand-in; the profile spans batch 1..4 and, with `max_imgsz`, sizes 32..max."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
-    writer = populate_network(trt, network, model, imgsz=imgsz, batch=images.shape[0], dynamic=dynamic)
+    writer = populate_network(trt, network, model, imgsz=imgsz, batch=batch, dynamic=dynamic, max_imgsz=max_imgsz)
     config = builder.create_builder_config()
     if dynamic:
         profile = builder.create_optimization_profile()
-        profile.set_shape("images", (1, 3, *imgsz), (2, 3, *imgsz), (4, 3, *imgsz))
+        low, high = ((32, 32), max_imgsz) if max_imgsz else (imgsz, imgsz)
+        profile.set_shape("images", (1, 3, *low), (2, 3, *imgsz), (4, 3, *high))
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     assert serialized is not None, "the stand-in refused to build the network (see its log)"
     del writer  # weights are copied into the plan by now
     engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
-    context = engine.create_execution_context()
     assert [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)] == ["images", "output0"]
     assert engine.get_tensor_dtype("output0") == trt.float32
+    return engine
+
+
+def run(engine, images: np.ndarray) -> np.ndarray:
+    context = engine.create_execution_context()
     images = np.ascontiguousarray(images, dtype=np.float32)
     assert context.set_input_shape("images", images.shape)
     out = np.zeros(tuple(context.get_tensor_shape("output0")), np.float32)
@@ -40,6 +46,10 @@ def build_and_run(trt, model, images: np.ndarray, *, imgsz, dynamic: bool) -> np
     context.set_tensor_address("output0", out.ctypes.data)
     assert context.execute_v2([images.ctypes.data, out.ctypes.data])
     return out
+
+
+def build_and_run(trt, model, images: np.ndarray, *, imgsz, dynamic: bool) -> np.ndarray:
+    return run(build_engine(trt, model, imgsz=imgsz, batch=images.shape[0], dynamic=dynamic), images)
 
 
 def shapes_images(n: int, imgsz: tuple[int, int]) -> np.ndarray:
@@ -71,6 +81,16 @@ def test_shapes_model_static_and_dynamic_batch(install_tensorrt_standin, version
         shapes_model, images[:1], build_and_run(trt, shapes_model, images[:1], imgsz=imgsz, dynamic=False)
     )
     assert_matches_torch(shapes_model, images, build_and_run(trt, shapes_model, images, imgsz=imgsz, dynamic=True))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_dynamic_height_and_width(install_tensorrt_standin, version, shapes_model):
+    """One engine, three sizes (not square, and the profile's smallest): anchor centres cut at run time."""
+    trt = install_tensorrt_standin(version)
+    engine = build_engine(trt, shapes_model, imgsz=(160, 192), batch=2, dynamic=True, max_imgsz=(256, 256))
+    for batch, size in ((3, (160, 192)), (1, (256, 224)), (2, (32, 32))):
+        images = shapes_images(batch, size)
+        assert_matches_torch(shapes_model, images, run(engine, images))
 
 
 @pytest.mark.parametrize("version", VERSIONS)

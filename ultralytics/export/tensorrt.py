@@ -11,7 +11,7 @@ work from 8.6 to 11.x:
 The intermediate ONNX lives in a temporary folder, so an existing `<stem>.onnx` is never overwritten.
 
 `builder="network"` skips the ONNX: `trt/network_builder.py` adds the layers from the model's weights
-(FP32 or FP16, dynamic batch only; see `trt/network_route.py`), and everything after that is shared.
+(FP32 or FP16, no INT8; see `trt/network_route.py`), and everything after that is shared.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
 from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
-from ultralytics.trt.network_route import batch_only_profile, check_builder, check_network_route, network_populate
+from ultralytics.trt.network_route import check_builder, check_network_route, network_populate
 from ultralytics.trt.precision import enable_fp16, enable_int8
 from ultralytics.trt.profile import resolve_profile
 from ultralytics.utils import LOGGER
@@ -92,8 +92,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     channels = int(getattr(model, "yaml", {}).get("ch", 3)) if isinstance(getattr(model, "yaml", None), dict) else 3
     if route == "network":
         check_network_route(model, precision=precision, onnx_file=onnx_file)
-    profile_for = batch_only_profile if route == "network" else resolve_profile
-    profile = profile_for(batch, channels, imgsz, *shapes) if dynamic else None
+    profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
     check_workspace(cfg.workspace)
     check_opt_level(cfg.opt_level)
     if not engine_path.parent.is_dir():
@@ -120,7 +119,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
         )
         if route == "network":
             options.populate = network_populate(
-                model, imgsz=imgsz, batch=batch, dynamic=dynamic, half=precision == 16, fp32_io=fp32_io
+                model, imgsz=imgsz, batch=batch, profile=profile, half=precision == 16, fp32_io=fp32_io
             )
         if precision == 8:
             onnx_file = _prepare_int8(trt, Path(onnx_file), Path(tmp), engine_path, cfg, imgsz, batch, options)

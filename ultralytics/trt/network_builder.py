@@ -4,9 +4,11 @@ This is the route without ONNX: the weights of a loaded `DetectionModel` go stra
 layers. It exists for installs where the ONNX parser is unavailable or misbehaves, and so that the
 graph TensorRT sees is exactly the one we wrote (no exporter or simplifier in between).
 
-Shape policy: the batch may be dynamic (-1, with an optimization profile chosen by the caller); height
-and width are fixed at build time because the anchor grid is baked in as constants. Every reshape uses
-0 ("copy this dimension") for the batch, so the same network serves any batch in the profile.
+Shape policy: static, dynamic batch, or dynamic batch, height and width (-1, with an optimization
+profile chosen by the caller). Every reshape uses 0 ("copy this dimension") for the batch and -1 for the
+anchors, so one network serves every shape in the profile. With fixed height and width the anchor
+centres are constants; with dynamic ones each level cuts its centres from a constant grid covering the
+profile's largest size, with the feature map's (h, w) read as a shape tensor at run time.
 
 Tricks that keep the graph free of batch-dependent slices:
 - C2f's `split` is done by two 1x1 convolutions carrying the two halves of `cv1`'s weights.
@@ -14,7 +16,7 @@ Tricks that keep the graph free of batch-dependent slices:
   concatenating and splitting them.
 - DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins; the box
   decoding (left, top, right, bottom) -> (cx, cy, w, h) is one constant 4x4 matrix multiply plus the
-  anchor centres, then a multiply by the per-anchor stride.
+  anchor centres, then a multiply by the level's stride (each level is decoded before the concat).
 
 Precision (`network_dtypes`): FP32; FP16 through `BuilderFlag.FP16` where TensorRT is weakly typed
 (<= 10.x: FP32 weights, FP16 inputs/outputs through casts at the edges); on 11.x, always strongly
@@ -59,18 +61,16 @@ def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return weight.float().numpy(), bias.float().numpy()
 
 
-def _anchor_grid(imgsz: tuple[int, int], strides: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Cell centres (1, 2, A) in grid units and per-anchor strides (1, 1, A), row-major per level."""
-    points, stride_rows = [], []
-    for stride in strides:
-        h, w = imgsz[0] // stride, imgsz[1] // stride
-        ys, xs = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-        points.append(np.stack((xs.ravel(), ys.ravel()), 0))
-        stride_rows.append(np.full((1, h * w), float(stride)))
-    return (
-        np.concatenate(points, 1)[None].astype(np.float32),
-        np.concatenate(stride_rows, 1)[None].astype(np.float32),
-    )
+# (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
+LTRB_TO_XYWH = np.array([[-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5], [1, 0, 1, 0], [0, 1, 0, 1]], np.float32)
+
+
+def centre_grid(h: int, w: int) -> np.ndarray:
+    """Cell centres of an h x w feature map in grid units, (1, 4, h, w): rows x, y and two zero rows
+    (added to the decoded (x, y, w, h), the zeros leave w and h alone)."""
+    ys, xs = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+    zeros = np.zeros_like(xs)
+    return np.stack((xs, ys, zeros, zeros), 0)[None].astype(np.float32)
 
 
 class YoloNetworkWriter:
@@ -201,39 +201,60 @@ class YoloNetworkWriter:
         layer.resize_mode = self.trt.InterpolationMode.NEAREST
         return layer.get_output(0)
 
-    def detect(self, module: nn.Module, feats: list, imgsz: tuple[int, int]):
-        """Per-level branches -> DFL -> decoded xywh in pixels, then sigmoid scores: (B, 4 + nc, A)."""
-        reg_max = int(module.reg_max)
+    def branch(self, seq: nn.Module, x):
+        """One of Detect's per-level branches: Conv, Conv, then a plain Conv2d."""
+        for sub in seq:
+            x = self.plain_conv(sub, x) if isinstance(sub, nn.Conv2d) else self.conv_block(sub, x)
+        return x
+
+    def detect(self, module: nn.Module, feats: list, imgsz: tuple[int, int], max_imgsz: tuple[int, int] | None = None):
+        """Per-level branches -> DFL -> decoded xywh in pixels, then sigmoid scores: (B, 4 + nc, A).
+
+        `max_imgsz` set: height and width are dynamic up to it, and each level's anchor centres are cut
+        at run time from a grid that covers it; else they are constants for `imgsz`.
+        """
+        reg_max, nc = int(module.reg_max), int(module.nc)
         strides = [int(s) for s in module.stride.tolist()]
+        bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1))
+        ltrb_to_xywh = self.constant(LTRB_TO_XYWH.reshape(1, 4, 4))
         boxes, scores = [], []
         for i, feat in enumerate(feats):
-            h, w = imgsz[0] // strides[i], imgsz[1] // strides[i]
-            branches = []
-            for seq in (module.cv2[i], module.cv3[i]):
-                y = feat
-                for sub in seq:
-                    y = self.plain_conv(sub, y) if isinstance(sub, nn.Conv2d) else self.conv_block(sub, y)
-                branches.append(y)
-            boxes.append(self.reshape(branches[0], (0, 4, reg_max, h * w)))
-            scores.append(self.reshape(branches[1], (0, int(module.nc), h * w)))
-        box_logits = self.concat(boxes, 3)  # (B, 4, reg_max, A)
-        softmax = self.network.add_softmax(box_logits)
+            logits = self.reshape(self.branch(module.cv2[i], feat), (0, 4, reg_max, -1))
+            centres = self.anchor_centres(feat, strides[i], imgsz, max_imgsz)
+            boxes.append(self.decode_boxes(logits, centres, strides[i], bins, ltrb_to_xywh))
+            scores.append(self.reshape(self.branch(module.cv3[i], feat), (0, nc, -1)))
+        cls = self.network.add_activation(self.concat(scores, 2), self.trt.ActivationType.SIGMOID)
+        return self.concat([self.concat(boxes, 2), cls.get_output(0)], 1)
+
+    def decode_boxes(self, logits, centres, stride: int, bins, ltrb_to_xywh):
+        """One level: DFL (softmax over the bins, then their expectation) and (l, t, r, b) -> xywh pixels.
+
+        logits (B, 4, reg_max, A_i), centres (1, 4, A_i) -> (B, 4, A_i).
+        """
+        softmax = self.network.add_softmax(logits)
         softmax.axes = 1 << 2
-        bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1))
         weighted = self.network.add_elementwise(softmax.get_output(0), bins, self.trt.ElementWiseOperation.PROD)
         distances = self.network.add_reduce(weighted.get_output(0), self.trt.ReduceOperation.SUM, 1 << 2, False)
-        # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
-        ltrb_to_xywh = np.array(
-            [[-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5], [1, 0, 1, 0], [0, 1, 0, 1]], dtype=np.float32
-        ).reshape(1, 4, 4)
         none = self.trt.MatrixOperation.NONE
-        offsets = self.network.add_matrix_multiply(self.constant(ltrb_to_xywh), none, distances.get_output(0), none)
-        points, stride_row = _anchor_grid(imgsz, strides)
-        centres = self.constant(np.concatenate([points, np.zeros_like(points)], 1))  # (1, 4, A)
-        grid_xywh = self.add(offsets.get_output(0), centres)
-        xywh = self.network.add_elementwise(grid_xywh, self.constant(stride_row), self.trt.ElementWiseOperation.PROD)
-        cls = self.network.add_activation(self.concat(scores, 2), self.trt.ActivationType.SIGMOID)
-        return self.concat([xywh.get_output(0), cls.get_output(0)], 1)
+        offsets = self.network.add_matrix_multiply(ltrb_to_xywh, none, distances.get_output(0), none)
+        in_cells = self.add(offsets.get_output(0), centres)
+        stride_value = self.constant(np.full((1, 1, 1), float(stride), np.float32))
+        return self.network.add_elementwise(in_cells, stride_value, self.trt.ElementWiseOperation.PROD).get_output(0)
+
+    def anchor_centres(self, feat, stride: int, imgsz: tuple[int, int], max_imgsz: tuple[int, int] | None):
+        """The level's cell centres as (1, 4, h * w) (see `centre_grid`)."""
+        if max_imgsz is None:
+            h, w = imgsz[0] // stride, imgsz[1] // stride
+            return self.constant(centre_grid(h, w).reshape(1, 4, h * w))
+        grid = self.constant(centre_grid(max_imgsz[0] // stride, max_imgsz[1] // stride))
+        # Cut the top-left (h, w) corner; the size [1, 4, h, w] is a shape tensor: the grid's first two
+        # dimensions and the feature map's last two, so its integer type is always the one TensorRT uses.
+        lead = self.network.add_slice(self.network.add_shape(grid).get_output(0), (0,), (2,), (1,))
+        hw = self.network.add_slice(self.network.add_shape(feat).get_output(0), (2,), (2,), (1,))
+        size = self.concat([lead.get_output(0), hw.get_output(0)], 0)
+        corner = self.network.add_slice(grid, (0, 0, 0, 0), (1, 4, 1, 1), (1, 1, 1, 1))
+        corner.set_input(2, size)
+        return self.reshape(corner.get_output(0), (1, 4, -1))
 
 
 def network_dtypes(trt: ModuleType, *, half: bool, fp32_io: bool) -> tuple[np.dtype, object, object]:
@@ -261,27 +282,31 @@ def populate_network(
     imgsz: tuple[int, int],
     batch: int,
     dynamic: bool,
+    max_imgsz: tuple[int, int] | None = None,
     half: bool = False,
     fp32_io: bool = False,
 ) -> YoloNetworkWriter:
     """Add input `images`, every layer of `model`, and output `output0` to `network`.
 
     Returns the writer, which the caller must keep alive until the engine is built (it owns the
-    weight arrays). With `dynamic`, the batch dimension is -1; the caller adds the profile. With
-    `half`, see `network_dtypes` (the caller sets `BuilderFlag.FP16` where it exists).
+    weight arrays). With `dynamic`, the batch dimension is -1, and with `max_imgsz` too height and
+    width (up to `max_imgsz`, the profile's largest size); the caller adds the profile. With `half`,
+    see `network_dtypes` (the caller sets `BuilderFlag.FP16` where it exists).
     """
     layers = list(model.model)
     strides = [int(s) for s in layers[-1].stride.tolist()] if hasattr(layers[-1], "stride") else []
     max_stride = max(strides) if strides else 32
-    if imgsz[0] % max_stride or imgsz[1] % max_stride:
-        raise NetworkBuildError(f"imgsz {imgsz} must be a multiple of the model's max stride {max_stride}")
+    for size in (imgsz, max_imgsz) if max_imgsz is not None else (imgsz,):
+        if size[0] % max_stride or size[1] % max_stride:
+            raise NetworkBuildError(f"image size {size} must be a multiple of the model's max stride {max_stride}")
+    if max_imgsz is not None and not dynamic:
+        raise NetworkBuildError("max_imgsz (dynamic height and width) needs dynamic=True")
     first_conv = getattr(layers[0], "conv", None)
     channels = int(first_conv.in_channels) if isinstance(first_conv, nn.Conv2d) else 3
     weight_dtype, body_type, io_type = network_dtypes(trt, half=half, fp32_io=fp32_io)
     writer = YoloNetworkWriter(trt, network, weight_dtype)
-    images = network.add_input(
-        INPUT_NAME, io_type, (-1 if dynamic else int(batch), channels, int(imgsz[0]), int(imgsz[1]))
-    )
+    height, width = (-1, -1) if max_imgsz is not None else (int(imgsz[0]), int(imgsz[1]))
+    images = network.add_input(INPUT_NAME, io_type, (-1 if dynamic else int(batch), channels, height, width))
     x = writer.cast(images, body_type) if io_type != body_type else images
     outputs: list = []
     for layer in layers:
@@ -301,7 +326,7 @@ def populate_network(
         elif name == "Concat":
             x = writer.concat(inputs, int(layer.d))
         elif name == "Detect":
-            x = writer.detect(layer, inputs, imgsz)
+            x = writer.detect(layer, inputs, imgsz, max_imgsz)
         else:
             raise NetworkBuildError(
                 f"layer {layer.i} ({name}) has no network-API equivalent here; export with builder='onnx' instead"

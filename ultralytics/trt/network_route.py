@@ -1,4 +1,4 @@
-"""The `builder="network"` export route: what it can build, its optimization profile, its populate callback.
+"""The `builder="network"` export route: what it can build, and its populate callback.
 
 `export/tensorrt.py` shares everything else with the ONNX route (builder config, precision flags,
 timing cache, engine file, metadata); this module holds only what differs, so that the export
@@ -15,7 +15,6 @@ from typing import Any
 from torch import nn
 
 from ultralytics.trt.network_builder import SUPPORTED_LAYERS, populate_network
-from ultralytics.trt.profile import resolve_profile
 
 BUILDERS = ("onnx", "network")
 
@@ -51,43 +50,27 @@ def check_network_route(model: nn.Module, *, precision: int, onnx_file) -> None:
         )
 
 
-def batch_only_profile(
-    batch: int,
-    channels: int,
-    imgsz: Sequence[int],
-    min_shape=None,
-    opt_shape=None,
-    max_shape=None,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """(min, opt, max) shapes where only the batch varies: the anchor grid fixes height and width.
-
-    The batch limits follow the ONNX route's rule (1 .. `batch`, or the user's shapes); a user shape
-    with another height or width is an error rather than something silently replaced.
-    """
-    h, w = int(imgsz[0]), int(imgsz[1])
-    shapes = resolve_profile(batch, channels, (h, w), min_shape, opt_shape, max_shape)
-    given = (("min_shape", min_shape), ("opt_shape", opt_shape), ("max_shape", max_shape))
-    for (key, value), shape in zip(given, shapes):
-        if value is not None and tuple(shape[2:]) != (h, w):
-            raise ValueError(
-                f"{key}={list(shape)}: builder=network fixes the image size at imgsz={[h, w]} (the anchor grid is "
-                f"built into the network), so only the batch may vary. Give height and width {h}, {w}, or export "
-                "with builder=onnx for dynamic image sizes."
-            )
-    lo, opt, hi = ((int(s[0]), channels, h, w) for s in shapes)
-    return lo, opt, hi
-
-
 def network_populate(
-    model: nn.Module, *, imgsz: Sequence[int], batch: int, dynamic: bool, half: bool, fp32_io: bool
+    model: nn.Module,
+    *,
+    imgsz: Sequence[int],
+    batch: int,
+    profile: Sequence[Sequence[int]] | None,
+    half: bool,
+    fp32_io: bool,
 ) -> Callable[[ModuleType, Any], Any]:
-    """The `BuildOptions.populate` callback that adds `model` to the network build_plan creates."""
+    """The `BuildOptions.populate` callback that adds `model` to the network build_plan creates.
+
+    With a profile (dynamic=True) batch, height and width are dynamic, as on the ONNX route; the anchor
+    grid then covers the profile's largest size.
+    """
     return functools.partial(
         populate_network,
         model=model,
         imgsz=(int(imgsz[0]), int(imgsz[1])),
         batch=int(batch),
-        dynamic=bool(dynamic),
+        dynamic=profile is not None,
+        max_imgsz=(int(profile[2][2]), int(profile[2][3])) if profile is not None else None,
         half=bool(half),
         fp32_io=bool(fp32_io),
     )
