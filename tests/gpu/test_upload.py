@@ -29,12 +29,21 @@ def test_rejects_non_uint8_or_gray():
         up.upload([])
 
 
+def test_rejects_unknown_staging():
+    with pytest.raises(ValueError, match="staging"):
+        PinnedUploader(torch.device("cpu"), staging="fast")
+
+
 @requires_cuda
-def test_cuda_upload_roundtrip_with_buffer_reuse(photos):
-    up = PinnedUploader(torch.device("cuda"), slots=2)
+@pytest.mark.parametrize("staging", ["ring", "batch"])
+def test_cuda_upload_roundtrip_with_buffer_reuse(photos, staging):
+    """More uploads in flight than pinned buffers, none waited for until the end; one frame is larger
+    than a ring chunk, so it goes through the ring in pieces."""
+    up = PinnedUploader(torch.device("cuda"), staging=staging)
     rng = np.random.default_rng(0)
-    batches = [[rng.integers(0, 256, im.shape, dtype=np.uint8) for im in photos] for _ in range(5)]
-    uploaded = [up.upload(b) for b in batches]  # 5 uploads through 2 buffers, none waited for yet
+    shapes = [im.shape for im in photos] + [(1500, 1200, 3)]  # 5.4 MB: more than one 4 MB chunk
+    batches = [[rng.integers(0, 256, s, dtype=np.uint8) for s in shapes] for _ in range(6)]
+    uploaded = [up.upload(b) for b in batches]
     for frames, batch in zip(uploaded, batches):
         frames.wait()
         for f, im in zip(frames.frames, batch):

@@ -32,7 +32,8 @@ def resize_bilinear_uint8(frames: torch.Tensor, size_hw: tuple[int, int]) -> tor
     if tuple(x.shape[2:]) == tuple(size_hw):
         return x
     x = F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False, antialias=False)
-    return x.round_().clamp_(0, 255)
+    # no clamp needed: bilinear weights are convex, so values stay within 0..255 up to float rounding
+    return x.round_()
 
 
 def letterbox_batch(
@@ -55,7 +56,7 @@ def letterbox_batch(
         )
     n = len(geometries)
     first = frames[0]
-    out = torch.full((n, 3, *canvas_hw), PAD_VALUE / 255, dtype=dtype, device=first.device)
+    out = torch.empty((n, 3, *canvas_hw), dtype=dtype, device=first.device)
     if isinstance(frames, torch.Tensor) and len(set(geometries)) == 1:
         # chunks bound the float32 copy of the full-size frames (32 4K frames would need 3.2 GB at once)
         step = max(1, CHUNK_ELEMENTS // max(1, frames[0].numel()))
@@ -69,6 +70,19 @@ def letterbox_batch(
             )
         w, h = g.new_unpad
         resized = resize_bilinear_uint8(batch, (h, w))
-        # BGR→RGB by writing the channels reversed; /255 and the dtype cast happen in the same copy.
-        out[rows, :, g.top : g.top + h, g.left : g.left + w] = resized.flip(1).div_(255)
+        _fill_border(out[rows], g.top, g.left, h, w)
+        # BGR→RGB by writing each channel to its mirrored place, /255 and the dtype cast in the same pass
+        # (a flip would first copy the whole float image)
+        inside = out[rows, :, g.top : g.top + h, g.left : g.left + w]
+        for c in range(3):
+            torch.div(resized[:, 2 - c], 255, out=inside[:, c])
     return out
+
+
+def _fill_border(canvas: torch.Tensor, top: int, left: int, h: int, w: int) -> None:
+    """Paint the grey border around the (h, w) image at (top, left); the image area is written after."""
+    grey = PAD_VALUE / 255
+    canvas[:, :, :top].fill_(grey)
+    canvas[:, :, top + h :].fill_(grey)
+    canvas[:, :, top : top + h, :left].fill_(grey)
+    canvas[:, :, top : top + h, left + w :].fill_(grey)
