@@ -129,16 +129,14 @@ def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str
 
 def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) -> dict[str, float]:
     """ms/img of the pieces of an upload of len(frames) frames, each alone: the DMA from pinned memory
-    (CUDA events), the host copy into pinned memory (one big buffer, or a 4 MB chunk reused), both
-    uploader stagings end to end, and a plain pageable `.to(device)` per frame."""
-    from ultralytics.gpu.upload import RING_CHUNK, PinnedUploader
+    (CUDA events), the host copy into pinned memory (one torch.cat), the uploader end to end, and a
+    plain pageable `.to(device)` per frame."""
+    from ultralytics.gpu.upload import PinnedUploader
 
     n = len(frames)
-    total = sum(f.size for f in frames)
-    pinned = torch.empty(total, dtype=torch.uint8, pin_memory=True)
-    chunk = torch.empty(RING_CHUNK, dtype=torch.uint8, pin_memory=True)
-    dev = torch.empty(total, dtype=torch.uint8, device=device)
     sources = [torch.from_numpy(f).view(-1) for f in frames]
+    pinned = torch.empty(sum(t.numel() for t in sources), dtype=torch.uint8, pin_memory=True)
+    dev = torch.empty(pinned.numel(), dtype=torch.uint8, device=device)
 
     def wall(fn) -> float:
         fn()
@@ -151,16 +149,6 @@ def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) ->
             times.append((time.perf_counter() - t0) * 1e3 / n)
         return statistics.median(times)
 
-    def stage_big():
-        o = 0
-        for src in sources:
-            pinned[o : o + src.numel()].copy_(src)
-            o += src.numel()
-
-    def stage_chunk():
-        for src in sources:
-            chunk[: src.numel()].copy_(src[:RING_CHUNK])
-
     dma = []
     for _ in range(iters + 2):
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -169,14 +157,13 @@ def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) ->
         end.record()
         end.synchronize()
         dma.append(start.elapsed_time(end) / n)
-    out = {"dma": statistics.median(dma[2:])}
-    out["host_copy_big"] = wall(stage_big)
-    out["host_copy_4MB"] = wall(stage_chunk)
-    for staging in ("ring", "batch"):
-        up = PinnedUploader(device, staging=staging)
-        out[f"uploader_{staging}"] = wall(lambda up=up: up.upload(frames).wait())
-    out["pageable_to"] = wall(lambda: [torch.from_numpy(f).to(device, non_blocking=True) for f in frames])
-    return out
+    up = PinnedUploader(device)
+    return {
+        "dma": statistics.median(dma[2:]),
+        "host_copy": wall(lambda: torch.cat(sources, out=pinned)),
+        "uploader": wall(lambda: up.upload(frames).wait()),
+        "pageable_to": wall(lambda: [torch.from_numpy(f).to(device, non_blocking=True) for f in frames]),
+    }
 
 
 def stage_breakdown(predictor, frames: list[np.ndarray], batch: int, iters: int) -> dict[str, float]:
@@ -253,13 +240,6 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true", help="skip the CPU-preprocessing baseline")
     ap.add_argument("--threads", type=int, default=4, help="also measure N threads (0: skip)")
     ap.add_argument("--breakdown", action="store_true", help="also time each GPU stage alone (batch 1 and 32)")
-    ap.add_argument(
-        "--staging",
-        nargs="+",
-        default=["ring"],
-        choices=["ring", "batch"],
-        help="upload staging; the first is the table's",
-    )
     ap.add_argument("--upload-floor", action="store_true", help="also time the pieces of a batch-32 upload alone")
     ap.add_argument("--device", default="0")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
@@ -300,15 +280,8 @@ def main() -> None:
                     net_eager = cuda_median_ms(net_fn, x, opt.iters) / batch
                     net_graph = cuda_median_ms(runner, x, opt.iters) / batch if runner is not None else float("nan")
                 fast = make_predictor(model, device, fp16, batch, opt.imgsz, True)
-                by_staging, events = {}, {}
-                for staging in opt.staging if fast.gpu is not None else [None]:
-                    if staging is not None:
-                        fast.gpu.state.uploader.staging = staging
-                    by_staging[staging] = predict_ms_per_image(fast, frames[:n], batch, opt.calls)
-                    if fast.gpu is not None and cuda:
-                        events[staging] = pipeline_events(fast, frames[:n], batch)
-                first = next(iter(by_staging))
-                e2e = by_staging[first]
+                e2e = predict_ms_per_image(fast, frames[:n], batch, opt.calls)
+                events = pipeline_events(fast, frames[:n], batch) if fast.gpu is not None and cuda else {}
                 base = float("nan")
                 if not opt.no_baseline:
                     base = predict_ms_per_image(
@@ -328,10 +301,7 @@ def main() -> None:
                     e2e_over_net=e2e / (net_graph if runner is not None else net_eager),
                     images_per_call=n,
                     network_input=list(in_hw),
-                    staging=first,
-                    e2e_by_staging=by_staging,
-                    events={k: round(v, 4) for k, v in events.get(first, {}).items()},
-                    events_by_staging={st: {k: round(v, 4) for k, v in ev.items()} for st, ev in events.items()},
+                    events={k: round(v, 4) for k, v in events.items()},
                 )
                 rows.append(row)
                 print(
@@ -381,14 +351,6 @@ def main() -> None:
                     f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['e2e_ms']:>9.3f}"
                     + "".join(f"{r['events'][k]:>9.3f}" for k in event_keys)
                 )
-    if len(opt.staging) > 1:
-        print("\ne2e ms/img by upload staging (CUDA-event upload time on the copy stream in brackets):")
-        for r in rows:
-            cells = "".join(
-                f"{str(st):>7} {v:.3f} ({r['events_by_staging'].get(st, {}).get('upload', float('nan')):.3f})"
-                for st, v in r["e2e_by_staging"].items()
-            )
-            print(f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}  net {r['net_graph_ms']:.3f} {cells}")
     if floors:
         print(f"\nupload pieces alone, {min(32, len(frames))} frames {frame_hw}, ms/img:")
         print("  " + "  ".join(f"{k} {v:.3f}" for k, v in floors.items()))

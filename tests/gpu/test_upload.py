@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.gpu.conftest import requires_cuda
+from ultralytics.gpu import upload
 from ultralytics.gpu.upload import PinnedUploader
 
 
@@ -29,19 +30,14 @@ def test_rejects_non_uint8_or_gray():
         up.upload([])
 
 
-def test_rejects_unknown_staging():
-    with pytest.raises(ValueError, match="staging"):
-        PinnedUploader(torch.device("cpu"), staging="fast")
-
-
 @requires_cuda
-@pytest.mark.parametrize("staging", ["ring", "batch"])
-def test_cuda_upload_roundtrip_with_buffer_reuse(photos, staging):
-    """More uploads in flight than pinned buffers, none waited for until the end; one frame is larger
-    than a ring chunk, so it goes through the ring in pieces."""
-    up = PinnedUploader(torch.device("cuda"), staging=staging)
+def test_cuda_upload_roundtrip_with_buffer_reuse(photos, monkeypatch):
+    """More uploads in flight than pinned buffers, none waited for until the end; small staging groups,
+    so a batch goes up in several copies and a frame larger than a group in a group of its own."""
+    monkeypatch.setattr(upload, "GROUP_BYTES", 1 << 20)
+    up = PinnedUploader(torch.device("cuda"), slots=2)
     rng = np.random.default_rng(0)
-    shapes = [im.shape for im in photos] + [(1500, 1200, 3)]  # 5.4 MB: more than one 4 MB chunk
+    shapes = [im.shape for im in photos] + [(1500, 1200, 3), (8, 8, 3)]  # 5.4 MB: more than a group
     batches = [[rng.integers(0, 256, s, dtype=np.uint8) for s in shapes] for _ in range(6)]
     uploaded = [up.upload(b) for b in batches]
     for frames, batch in zip(uploaded, batches):
