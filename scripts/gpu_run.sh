@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 8 on the GPU machine, in one call: the CUDA tests of the GPU pipeline, then the speed table.
+# Issue 8 on the GPU machine, in one call: the CUDA tests of the GPU pipeline, the side-stream crash repro
+# (scripts/gpu_upload_repro.py), then the speed table.
 #
 # Here, first:  scripts/gpu_run.sh --stage
 #   copies the fixtures the tests need into .devcarry/gpu_shared (ignored by git; ../shared does not

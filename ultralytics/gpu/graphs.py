@@ -75,7 +75,7 @@ class CudaGraphRunner:
             return out
 
     def _capture(self, x: torch.Tensor) -> _Captured | None:
-        """Warm up on a side stream (cuDNN picks algorithms, lazy state settles), then capture."""
+        """Warm up on the graph stream (cuDNN picks algorithms, lazy state settles), then capture."""
         if len(self._graphs) >= self.max_graphs:
             self._stream.synchronize()  # a dropped graph may still be replaying
             while len(self._graphs) >= self.max_graphs:

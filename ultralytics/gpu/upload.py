@@ -7,9 +7,9 @@ that read it has finished (an event per buffer), otherwise a fast producer would
 still in flight.
 
 Frames are staged a group at a time (`torch.cat` into the pinned buffer, then one DMA per group): a
-single torch call copies a whole group with the GIL released. Staging frame by frame took the GIL
-several times a frame, and the prefetch thread, competing with the main thread's Python, staged at
-half its stand-alone speed (0.19–0.32 against 0.10 ms per 720p frame, H100 host).
+single torch call copies a whole group with the GIL released. Staged frame by frame, the prefetch
+thread took the GIL several times a frame while the main thread ran Python, and staged at 0.19–0.32 ms
+per 720p frame against 0.10 alone; by groups, 0.17–0.19 (H100 host, benchmarks/NOTES.md).
 
 The copies run on the device's copy stream (`gpu/streams.py`), so the upload of batch i+1 overlaps the
 network of batch i. The consumer makes its stream wait for the copy's event and marks the frames as
