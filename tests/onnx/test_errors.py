@@ -26,6 +26,16 @@ def test_half_with_int8_is_refused_through_yolo(pt_yolo):
         pt_yolo.export(format="onnx", half=True, int8=True, imgsz=320)
 
 
+def test_network_builder_is_refused_for_onnx_and_nothing_is_written(pt_yolo):
+    """builder=network only makes sense for engines: an ONNX export must not silently ignore it."""
+    target = pt_yolo.ckpt_path.with_suffix(".onnx")
+    before = target.stat().st_mtime_ns if target.exists() else None
+    with pytest.raises(ValueError, match="builder=network .*format=engine only"):
+        pt_yolo.export(format="onnx", builder="network", imgsz=320)
+    after = target.stat().st_mtime_ns if target.exists() else None
+    assert after == before
+
+
 def test_unsupported_opset_is_refused_before_export(model, tmp_path):
     with pytest.raises(ValueError, match="opset=99 is not supported"):
         export_onnx(model, tmp_path / "m.onnx", imgsz=(320, 320), opset=99)
