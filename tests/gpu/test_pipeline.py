@@ -10,8 +10,9 @@ import torch
 
 from tests.gpu.conftest import requires_cuda
 from ultralytics import YOLO
-from ultralytics.engine.gpu_pipeline import GpuPipeline
+from ultralytics.engine.gpu_pipeline import GpuPipeline, scale_to_originals
 from ultralytics.engine.predictor import DetectionPredictor
+from ultralytics.utils.ops import scale_boxes
 
 
 def boxes_of(results) -> list[np.ndarray]:
@@ -158,3 +159,27 @@ def test_pipelined_loop_handles_tensors_and_early_stop(shapes_pt, shapes_images)
             break
         deadline.wait(0.1)
     assert threading.active_count() <= before, "the prefetch thread outlived the closed stream"
+
+
+@pytest.mark.parametrize("same_size", [True, False])
+def test_batched_box_scaling_equals_scale_boxes(same_size):
+    """The whole-batch box scaling gives ops.scale_boxes' float32 values bit for bit, image by image:
+    boxes inside, outside (clipped) and none, one original size or several."""
+    rng = np.random.default_rng(0)
+    im_hw = (384, 640)
+    shapes = [(720, 1280, 3)] * 4 if same_size else [(720, 1280, 3), (480, 640, 3), (1080, 607, 3), (33, 900, 3)]
+    dets = []
+    for n in (5, 0, 1, 12):
+        d = np.empty((n, 6), np.float32)
+        d[:, :4] = rng.uniform(-40, 700, (n, 4))
+        d[:, 4], d[:, 5] = rng.uniform(0.25, 1, n), rng.integers(0, 80, n)
+        dets.append(d)
+    before = [d.copy() for d in dets]
+    got = scale_to_originals(dets, im_hw, shapes)
+    for g, d, shape, b in zip(got, dets, shapes, before):
+        want = b.copy()
+        want[:, :4] = scale_boxes(im_hw, want[:, :4], shape)
+        assert g.dtype == np.float32 and g.shape == want.shape
+        assert np.array_equal(g, want)
+        assert np.array_equal(d, b)  # the inputs (views of the NMS host buffer) are left alone
+    assert scale_to_originals([], im_hw, []) == []

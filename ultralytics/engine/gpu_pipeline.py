@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ultralytics.data.augment import letterbox_params
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
 from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
 from ultralytics.gpu.nms import BatchedNMS, PendingNMS
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
-from ultralytics.utils.ops import non_max_suppression, scale_boxes
+from ultralytics.utils.ops import non_max_suppression
 
 MAX_GRAPHS = 8  # captured input shapes kept per model
 
@@ -127,7 +128,8 @@ class GpuPipeline:
         """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1."""
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
         frames.wait()
-        geometries = [letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in frames.host_shapes]
+        per_shape = {hw: letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
+        geometries = [per_shape[hw] for hw in frames.host_shapes]
         dtype = self.model.dtype
         graphs = self.state.letterbox_graphs
         if graphs is not None and isinstance(frames.frames, torch.Tensor):  # one frame size: one geometry
@@ -162,12 +164,12 @@ class GpuPipeline:
                 max_det=n.max_det,
             )
             dets = [d.cpu().numpy() for d in found]
-        results = []
-        for det, orig, path in zip(dets, orig_imgs, paths):
-            det = det.copy()
-            det[:, :4] = scale_boxes(im_hw, det[:, :4], orig.shape)  # numpy: a fraction of torch's per-op cost
-            results.append(Results(orig, path=path, names=self.model.names, boxes=torch.from_numpy(det)))
-        return results
+        scaled = scale_to_originals(dets, im_hw, [orig.shape for orig in orig_imgs])
+        names = self.model.names
+        return [
+            Results(orig, path=path, names=names, boxes=torch.from_numpy(det))
+            for det, orig, path in zip(scaled, orig_imgs, paths)
+        ]
 
     # ------------------------------------------------------------------ driver
     def pipelined(
@@ -202,3 +204,43 @@ class GpuPipeline:
             if pair is not None:
                 profiler.publish(pair)  # this batch's own stage times; its events are complete
         return paths, images, infos, im, results
+
+
+def scale_to_originals(
+    dets: list[np.ndarray], im_hw: tuple[int, ...], orig_shapes: list[tuple[int, ...]]
+) -> list[np.ndarray]:
+    """Every image's (N, 6) detections mapped from the letterboxed batch back to its original image, as
+    fresh arrays (the inputs may be views of a reused host buffer).
+
+    The same arithmetic as `ops.scale_boxes` per image (subtract the pad, divide by the gain in
+    float32, clip), done once for the whole batch: at batch 32, 32 calls of a dozen tiny numpy ops each
+    held the GIL for ~1 ms per batch, time the prefetch thread's staging then waited for.
+    """
+    if not dets:
+        return []
+    counts = [len(d) for d in dets]
+    rows = np.concatenate(dets)
+    if rows.dtype != np.float32:
+        rows = rows.astype(np.float32)
+    # per original shape: pad x/y, gain x/y, width, height (the values scale_boxes derives)
+    params = {shape: _unletterbox(im_hw, shape) for shape in set(orig_shapes)}
+    if len(params) == 1:
+        per_row = np.array(next(iter(params.values())), np.float32)[None, :]
+    else:
+        per_image = np.array([params[shape] for shape in orig_shapes], np.float32)
+        per_row = np.repeat(per_image, counts, axis=0)
+    pad, gain, size = per_row[:, 0:2], per_row[:, 2:4], per_row[:, 4:6]
+    for xy in (rows[:, 0:2], rows[:, 2:4]):  # (x1, y1), then (x2, y2)
+        xy -= pad
+        xy /= gain
+        np.clip(xy, 0, size, out=xy)
+    return np.split(rows, np.cumsum(counts)[:-1])
+
+
+def _unletterbox(im_hw: tuple[int, ...], orig_shape: tuple[int, ...]) -> tuple[float, ...]:
+    """(pad_x, pad_y, gain_x, gain_y, w, h) that `ops.scale_boxes` uses for one original shape."""
+    p = letterbox_params(tuple(orig_shape[:2]), tuple(im_hw[:2]), auto=False)
+    gain_x, gain_y = p.new_unpad[0] / orig_shape[1], p.new_unpad[1] / orig_shape[0]
+    pad_x = round((im_hw[1] - p.new_unpad[0]) / 2 - 0.1)
+    pad_y = round((im_hw[0] - p.new_unpad[1]) / 2 - 0.1)
+    return pad_x, pad_y, gain_x, gain_y, orig_shape[1], orig_shape[0]
