@@ -127,6 +127,111 @@ def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str
     return out
 
 
+STAGING_VARIANTS = {
+    "torch_cat": ("torch", None),
+    "threads2": ("threads", 2),
+    "threads4": ("threads", 4),
+    "threads8": ("threads", 8),
+}
+
+
+def compare_staging(
+    predictor, frames: list[np.ndarray], batch: int, calls: int
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """e2e ms/img with each way of staging frames into pinned memory (torch.cat's OpenMP copy, or
+    memmoves over N threads of our own), 3 alternating rounds so drift on the machine hits all alike;
+    then one host breakdown per variant."""
+    from ultralytics.gpu import upload
+
+    uploader = predictor.gpu.state.uploader
+    saved = uploader.host_copy, upload.HOST_COPY_THREADS
+
+    def use(variant: str) -> None:
+        host_copy, threads = STAGING_VARIANTS[variant]
+        uploader.host_copy, upload.HOST_COPY_THREADS = host_copy, threads or saved[1]
+
+    times: dict[str, list[float]] = {k: [] for k in STAGING_VARIANTS}
+    hosts = {}
+    try:
+        for _ in range(3):
+            for name in STAGING_VARIANTS:
+                use(name)
+                times[name].append(round(predict_ms_per_image(predictor, frames, batch, calls), 4))
+        for name in STAGING_VARIANTS:
+            use(name)
+            hosts[name] = {k: round(v, 4) for k, v in host_breakdown(predictor, frames).items()}
+    finally:
+        uploader.host_copy, upload.HOST_COPY_THREADS = saved
+    return times, hosts
+
+
+def host_breakdown(predictor, frames: list[np.ndarray]) -> dict[str, float]:
+    """Host ms/img of each piece of one real pipelined predict call, timed with perf_counter around the
+    pipeline's own methods (wrapped on this predictor only; no extra synchronisation).
+
+    Main thread: `wait_batch` (waiting for the prefetch thread's next batch), `pre` / `net` / `nms_launch`
+    (enqueueing those stages), `nms_wait` (waiting for a batch's detections on the host), `results`
+    (box scaling + Results), and `other` (the rest of the call: the predictor's own loop, timers).
+    Prefetch thread: `upload` (whole upload calls), of which `stage` is the host copies into pinned
+    memory and `slot_wait` the wait for a free pinned buffer.
+    """
+    gpu = predictor.gpu
+    acc: dict[str, float] = dict.fromkeys(("wait_batch", "pre", "net", "nms_launch", "nms_wait", "results"), 0.0)
+
+    def timed(key, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[key] += time.perf_counter() - t0
+
+        return wrapper
+
+    def timed_iter(it):
+        it = iter(it)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            finally:
+                acc["wait_batch"] += time.perf_counter() - t0
+            yield item
+
+    originals = {k: getattr(obj, k) for obj, k in ((predictor, "preprocess"), (predictor, "inference"))}
+    prefetch, finish_post, nms_launch, nms_finish = gpu.prefetch, gpu.finish_postprocess, gpu.nms.launch, gpu.nms.finish
+    predictor.preprocess = timed("pre", originals["preprocess"])
+    predictor.inference = timed("net", originals["inference"])
+    gpu.prefetch = lambda batches, *a, **k: timed_iter(prefetch(batches, *a, **k))
+    gpu.nms.launch = timed("nms_launch", nms_launch)
+    gpu.nms.finish = timed("nms_wait", nms_finish)
+    gpu.finish_postprocess = timed("results", finish_post)  # includes nms_wait; subtracted below
+    uploader = gpu.state.uploader
+    uploader.host_times = []
+    try:
+        sync(predictor.model.device)
+        t0 = time.perf_counter()
+        predictor(frames)
+        sync(predictor.model.device)
+        total = time.perf_counter() - t0
+        host = uploader.host_times
+    finally:
+        for k in ("preprocess", "inference", "prefetch", "finish_postprocess"):
+            (predictor if k in originals else gpu).__dict__.pop(k, None)
+        gpu.nms.__dict__.pop("launch", None)
+        gpu.nms.__dict__.pop("finish", None)
+        uploader.host_times = None
+    acc["results"] -= acc["nms_wait"]
+    acc["other"] = total - sum(acc.values())
+    acc["upload"] = sum(h[2] for h in host)
+    acc["stage"] = sum(h[1] for h in host)
+    acc["slot_wait"] = sum(h[0] for h in host)
+    acc["total"] = total
+    return {k: v * 1e3 / len(frames) for k, v in acc.items()}
+
+
 def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) -> dict[str, float]:
     """ms/img of the pieces of an upload of len(frames) frames, each alone: the DMA from pinned memory
     (CUDA events), the host copy into pinned memory (one torch.cat), the uploader end to end, and a
@@ -158,10 +263,13 @@ def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) ->
         end.synchronize()
         dma.append(start.elapsed_time(end) / n)
     up = PinnedUploader(device)
+    up_torch = PinnedUploader(device)
+    up_torch.host_copy = "torch"
     return {
         "dma": statistics.median(dma[2:]),
         "host_copy": wall(lambda: torch.cat(sources, out=pinned)),
         "uploader": wall(lambda: up.upload(frames).wait()),
+        "uploader_torch_cat": wall(lambda: up_torch.upload(frames).wait()),
         "pageable_to": wall(lambda: [torch.from_numpy(f).to(device, non_blocking=True) for f in frames]),
     }
 
@@ -241,6 +349,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=4, help="also measure N threads (0: skip)")
     ap.add_argument("--breakdown", action="store_true", help="also time each GPU stage alone (batch 1 and 32)")
     ap.add_argument("--upload-floor", action="store_true", help="also time the pieces of a batch-32 upload alone")
+    ap.add_argument(
+        "--compare-staging",
+        action="store_true",
+        help="at batch >= 8 also time e2e with each host copy (threads, torch), alternating, same process",
+    )
+    ap.add_argument("--host-breakdown", action="store_true", help="host time per piece of one pipelined call")
     ap.add_argument("--device", default="0")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--json", type=Path, help="write every row here")
@@ -282,6 +396,13 @@ def main() -> None:
                 fast = make_predictor(model, device, fp16, batch, opt.imgsz, True)
                 e2e = predict_ms_per_image(fast, frames[:n], batch, opt.calls)
                 events = pipeline_events(fast, frames[:n], batch) if fast.gpu is not None and cuda else {}
+                host = {}
+                if opt.host_breakdown and fast.gpu is not None:
+                    host["default"] = {k: round(v, 4) for k, v in host_breakdown(fast, frames[:n]).items()}
+                staging = {}
+                if opt.compare_staging and fast.gpu is not None and batch >= 8:
+                    staging, hosts = compare_staging(fast, frames[:n], batch, opt.calls)
+                    host.update(hosts)
                 base = float("nan")
                 if not opt.no_baseline:
                     base = predict_ms_per_image(
@@ -302,6 +423,8 @@ def main() -> None:
                     images_per_call=n,
                     network_input=list(in_hw),
                     events={k: round(v, 4) for k, v in events.items()},
+                    host=host,
+                    staging=staging,
                 )
                 rows.append(row)
                 print(
@@ -351,6 +474,28 @@ def main() -> None:
                     f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{r['e2e_ms']:>9.3f}"
                     + "".join(f"{r['events'][k]:>9.3f}" for k in event_keys)
                 )
+    host_keys = ("total", "wait_batch", "pre", "net", "nms_launch", "nms_wait", "results", "other", "upload", "stage")
+    if any(r["host"] for r in rows):
+        print("\nhost time inside one pipelined predict, perf_counter, ms/img (main thread: wait_batch .. other,")
+        print("summing to total; prefetch thread: upload, of which stage = host copies into pinned memory):")
+        print(f"{'model':<14}{'prec':<6}{'batch':>6}{'staging':>11}" + "".join(f"{k:>11}" for k in host_keys))
+        for r in rows:
+            for variant, h in r["host"].items():
+                print(
+                    f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{variant:>11}"
+                    + "".join(f"{h[k]:>11.3f}" for k in host_keys)
+                )
+    if any(r["staging"] for r in rows):
+        print("\ne2e ms/img by host copy (3 alternating rounds, each the median of --calls predict calls),")
+        print("and e2e/net_graph of the median round:")
+        for r in rows:
+            if r["staging"]:
+                cells = []
+                for k, v in r["staging"].items():
+                    cells.append(
+                        f"{k} {' '.join(f'{t:.3f}' for t in v)} ({statistics.median(v) / r['net_graph_ms']:.2f}x)"
+                    )
+                print(f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}  " + "  |  ".join(cells))
     if floors:
         print(f"\nupload pieces alone, {min(32, len(frames))} frames {frame_hw}, ms/img:")
         print("  " + "  ".join(f"{k} {v:.3f}" for k, v in floors.items()))

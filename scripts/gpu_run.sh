@@ -32,9 +32,12 @@ python3 -c "import torch, cv2; print('torch', torch.__version__, 'cuda', torch.v
 timeout 240 python3 -m pytest tests/gpu -q -rs -p no:cacheprovider --durations=8 2>&1 | tee "$OUT/pytest.log"
 echo "pytest exit: ${PIPESTATUS[0]}"
 
-# the side-stream crash, isolated (old stream choice against gpu/streams.py), one process per case
-timeout 200 python3 scripts/gpu_upload_repro.py 2>&1 | tee "$OUT/repro.log"
+# the side-stream crash, isolated (old stream choice against gpu/streams.py), one process per case;
+# GPU_RUN_SKIP_REPRO=1 skips it (the stream code is unchanged and test_overlap.py runs the crash pattern)
+if [[ "${GPU_RUN_SKIP_REPRO:-0}" != 1 ]]; then
+    timeout 200 python3 scripts/gpu_upload_repro.py 2>&1 | tee "$OUT/repro.log"
+fi
 
-timeout 300 python3 benchmarks/predict_speed.py --shared "$ULTRALYTICS_SHARED" --json "$OUT/predict_speed.json" "$@" 2>&1 \
+timeout "${GPU_RUN_BENCH_TIMEOUT:-300}" python3 benchmarks/predict_speed.py --shared "$ULTRALYTICS_SHARED" --json "$OUT/predict_speed.json" "$@" 2>&1 \
     | tee "$OUT/bench.log"
 echo "benchmark exit: ${PIPESTATUS[0]}"

@@ -90,7 +90,9 @@ def _copy_pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max(1, HOST_COPY_THREADS - 1), thread_name_prefix="ultralytics-stage")
+            # threads start only as copies run side by side (HOST_COPY_THREADS - 1 of them); the cap is
+            # higher only so a benchmark can raise HOST_COPY_THREADS at run time
+            _POOL = ThreadPoolExecutor(os.cpu_count() or 4, thread_name_prefix="ultralytics-stage")
         return _POOL
 
 
