@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import plan
-from .common import TRT_TO_NUMPY, dims_list, log
+from .common import TRT_TO_NUMPY, BitFlags, dims_list, log
 from .core import make_host_memory
 from .memory import read_tensor
 from .sessions import load_error
@@ -156,7 +156,7 @@ class ITimingCache:
         return True
 
 
-class IBuilderConfig:
+class IBuilderConfig(BitFlags):
     def _setup(self):
         ctx = type(self)._ctx
         self._flags = 0
@@ -174,24 +174,6 @@ class IBuilderConfig:
         self._device_type = ctx.classes["DeviceType"].GPU
         self._engine_capability = ctx.classes["EngineCapability"].STANDARD
         self._hardware_compatibility_level = ctx.classes["HardwareCompatibilityLevel"].NONE
-
-    # flags
-    @property
-    def flags(self):
-        return self._flags
-
-    @flags.setter
-    def flags(self, value):
-        self._flags = int(value)
-
-    def set_flag(self, flag):
-        self._flags |= 1 << int(flag)
-
-    def clear_flag(self, flag):
-        self._flags &= ~(1 << int(flag))
-
-    def get_flag(self, flag):
-        return bool(self._flags & (1 << int(flag)))
 
     def set_quantization_flag(self, flag):
         self._quantization_flags |= 1 << int(flag)

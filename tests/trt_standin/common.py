@@ -42,3 +42,26 @@ def log(logger: Any, severity: str, message: str) -> None:
 def dims_list(value: Any) -> list[int]:
     """Dims / tuple / list → list of Python ints."""
     return [int(v) for v in value]
+
+
+class BitFlags:
+    """The `flags` bit set that IBuilderConfig and OnnxParser both expose (one bit per enum member)."""
+
+    _flags = 0
+
+    @property
+    def flags(self):
+        return self._flags
+
+    @flags.setter
+    def flags(self, value):
+        self._flags = int(value)
+
+    def set_flag(self, flag):
+        self._flags |= 1 << int(flag)
+
+    def clear_flag(self, flag):
+        self._flags &= ~(1 << int(flag))
+
+    def get_flag(self, flag):
+        return bool(self._flags & (1 << int(flag)))

@@ -14,7 +14,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from .common import ONNX_TO_TRT, TRT_TO_ONNX, log
+from .common import ONNX_TO_TRT, TRT_TO_ONNX, BitFlags, log
 
 _CPU_KERNELS: set[tuple[str, str]] | None = None
 
@@ -428,7 +428,7 @@ class ParserError:
         return f"In function {self._func}:\n[{int(self._code)}] {self._desc}{where}"
 
 
-class OnnxParser:
+class OnnxParser(BitFlags):
     """Imports an ONNX model into the network; ops ONNX Runtime's CPU provider lacks are errors."""
 
     def __init__(self, network, logger):
@@ -446,23 +446,6 @@ class OnnxParser:
 
     def clear_errors(self):
         self._errors = []
-
-    @property
-    def flags(self):
-        return self._flags
-
-    @flags.setter
-    def flags(self, value):
-        self._flags = int(value)
-
-    def set_flag(self, flag):
-        self._flags |= 1 << int(flag)
-
-    def clear_flag(self, flag):
-        self._flags &= ~(1 << int(flag))
-
-    def get_flag(self, flag):
-        return bool(self._flags & (1 << int(flag)))
 
     def supports_operator(self, op_name):
         return ("ai.onnx", op_name) in cpu_kernels()
