@@ -64,3 +64,32 @@ def install_tensorrt_standin(monkeypatch):
 def trt(request, install_tensorrt_standin):
     """The stand-in `tensorrt` module, once per recorded TensorRT version."""
     return install_tensorrt_standin(request.param)
+
+
+# --- real TensorRT (tests/trt_real, tests/netapi/test_real_tensorrt.py): skip unless NVIDIA's library and
+# a CUDA GPU are both present; each test exports from its own copy of the weights.
+REAL_TRT_SOURCES = [str(p) for p in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:16]]
+
+
+@pytest.fixture(scope="module")
+def real_trt():
+    import torch
+
+    trt = pytest.importorskip("tensorrt", reason="real TensorRT is not installed")
+    if "trt_standin" in str(getattr(trt, "__file__", "")) or not hasattr(trt, "__file__"):
+        pytest.skip("the installed `tensorrt` is the test stand-in, not NVIDIA's library")
+    if not torch.cuda.is_available():
+        pytest.skip("real TensorRT needs a CUDA GPU")
+    return trt
+
+
+@pytest.fixture
+def gpu_weights(real_trt, shapes_pt, tmp_path, monkeypatch) -> Path:
+    import shutil
+
+    from ultralytics.trt.device import HOST_MEMORY_ENV
+
+    monkeypatch.delenv(HOST_MEMORY_ENV, raising=False)  # real buffers on the GPU
+    target = tmp_path / "shapes.pt"
+    shutil.copy(shapes_pt, target)
+    return target

@@ -3,36 +3,13 @@ dynamic FP16 engine of the shapes model, compared with the .pt. Skipped without 
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import torch
 
-from tests.conftest import SHAPES
+from tests.conftest import REAL_TRT_SOURCES as SOURCES
 from tests.trt.matching import agreement
-from ultralytics.trt.device import HOST_MEMORY_ENV
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.cuda]
-SOURCES = [str(p) for p in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:16]]
-
-
-@pytest.fixture(scope="module")
-def real_trt():
-    trt = pytest.importorskip("tensorrt", reason="real TensorRT is not installed")
-    if "trt_standin" in str(getattr(trt, "__file__", "")) or not hasattr(trt, "__file__"):
-        pytest.skip("the installed `tensorrt` is the test stand-in, not NVIDIA's library")
-    if not torch.cuda.is_available():
-        pytest.skip("real TensorRT needs a CUDA GPU")
-    return trt
-
-
-@pytest.fixture
-def gpu_weights(real_trt, shapes_pt, tmp_path, monkeypatch) -> Path:
-    monkeypatch.delenv(HOST_MEMORY_ENV, raising=False)  # real buffers on the GPU
-    target = tmp_path / "shapes.pt"
-    shutil.copy(shapes_pt, target)
-    return target
 
 
 @pytest.fixture(scope="module")

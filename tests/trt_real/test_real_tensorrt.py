@@ -3,36 +3,15 @@ of the shapes model, run them, and compare with the .pt. Skipped without `tensor
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import SHAPES
+from tests.conftest import REAL_TRT_SOURCES as SOURCES
 from tests.trt.matching import agreement
-from ultralytics.trt.device import HOST_MEMORY_ENV
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.cuda]
-SOURCES = [str(p) for p in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:16]]
-
-
-@pytest.fixture(scope="module")
-def real_trt():
-    trt = pytest.importorskip("tensorrt", reason="real TensorRT is not installed")
-    if "trt_standin" in str(getattr(trt, "__file__", "")) or not hasattr(trt, "__file__"):
-        pytest.skip("the installed `tensorrt` is the test stand-in, not NVIDIA's library")
-    if not torch.cuda.is_available():
-        pytest.skip("real TensorRT needs a CUDA GPU")
-    return trt
-
-
-@pytest.fixture
-def weights(real_trt, shapes_pt, tmp_path, monkeypatch) -> Path:
-    monkeypatch.delenv(HOST_MEMORY_ENV, raising=False)  # real buffers on the GPU
-    dst = tmp_path / "shapes.pt"
-    shutil.copy(shapes_pt, dst)
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -56,34 +35,34 @@ def _check(reference, results):
     assert matched >= 0.99 and extra == 0, (matched, extra)
 
 
-def test_fp32_engine(weights, reference):
+def test_fp32_engine(gpu_weights, reference):
     from ultralytics import YOLO
 
-    engine, b = _export_and_load(weights)
+    engine, b = _export_and_load(gpu_weights)
     assert b.input.dtype == torch.float32 and not b.dynamic and b.imgsz == (320, 320)
     _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
 
 
-def test_fp16_engine_has_fp16_io(weights, reference):
+def test_fp16_engine_has_fp16_io(gpu_weights, reference):
     from ultralytics import YOLO
 
-    engine, b = _export_and_load(weights, half=True)
+    engine, b = _export_and_load(gpu_weights, half=True)
     assert b.fp16 and b.input.dtype == torch.float16 and b.output.dtype == torch.float16
     _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
 
 
-def test_fp16_engine_with_fp32_io(weights, reference):
+def test_fp16_engine_with_fp32_io(gpu_weights, reference):
     from ultralytics import YOLO
 
-    engine, b = _export_and_load(weights, half=True, fp32_io=True)
+    engine, b = _export_and_load(gpu_weights, half=True, fp32_io=True)
     assert not b.fp16 and b.input.dtype == torch.float32 and b.output.dtype == torch.float32
     _check(reference[320], YOLO(engine).predict(SOURCES, device=0, verbose=False))
 
 
-def test_dynamic_engine(weights, reference):
+def test_dynamic_engine(gpu_weights, reference):
     from ultralytics import YOLO
 
-    engine, b = _export_and_load(weights, dynamic=True, batch=4)
+    engine, b = _export_and_load(gpu_weights, dynamic=True, batch=4)
     assert b.dynamic and b.batch == 4
     model = YOLO(engine)
     _check(reference[320], model.predict(SOURCES, imgsz=320, batch=4, device=0, verbose=False))
@@ -93,11 +72,11 @@ def test_dynamic_engine(weights, reference):
         b.forward(torch.zeros(1, 3, 704, 320, device="cuda"))  # taller than the profile's max 640
 
 
-def test_plain_plan_layout_and_timing_cache_reuse(weights, reference):
+def test_plain_plan_layout_and_timing_cache_reuse(gpu_weights, reference):
     from ultralytics import YOLO
 
-    engine, _ = _export_and_load(weights, half=True, engine_layout="plan")
+    engine, _ = _export_and_load(gpu_weights, half=True, engine_layout="plan")
     cache = Path(engine).with_name("shapes.timing.cache")
     assert cache.is_file() and Path(engine).with_suffix(".json").is_file()
-    engine2, _ = _export_and_load(weights, half=True, engine_layout="plan")  # second build reuses the cache
+    engine2, _ = _export_and_load(gpu_weights, half=True, engine_layout="plan")  # second build reuses the cache
     _check(reference[320], YOLO(engine2).predict(SOURCES, device=0, verbose=False))
