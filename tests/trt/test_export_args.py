@@ -86,3 +86,25 @@ def test_timing_cache_location(tmp_path):
     assert timing_cache_path(None, engine) == tmp_path / "yolov8n.timing.cache"
     assert timing_cache_path(False, engine) is None and timing_cache_path("off", engine) is None
     assert timing_cache_path("/tmp/shared.cache", engine).name == "shared.cache"
+
+
+@pytest.mark.parametrize("requested, parsed", [(None, 17), (13, 13)])
+def test_intermediate_onnx_opset_is_one_every_parser_reads(
+    trt, detection_model, tmp_path, monkeypatch, requested, parsed
+):
+    """TensorRT 8.6's parser reads opsets up to 17: the engine route defaults to it; opset= still wins."""
+    import onnx
+
+    from ultralytics.export import onnx as onnx_export
+
+    seen = []
+    real_export = onnx_export.export_onnx
+
+    def recording_export(*args, **kwargs):
+        path = real_export(*args, **kwargs)
+        seen.append(next(o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")))
+        return path
+
+    monkeypatch.setattr(onnx_export, "export_onnx", recording_export)
+    export(detection_model, tmp_path, opset=requested)
+    assert seen == [parsed]

@@ -34,6 +34,10 @@ from ultralytics.trt.profile import resolve_profile
 from ultralytics.utils import LOGGER
 
 PRECISION_NAMES = {32: "fp32", 16: "fp16", 8: "int8"}
+# Default opset of the intermediate ONNX: the newest every supported parser reads. NVIDIA's support
+# matrix gives TensorRT 8.6's parser opsets up to 17 (11.x: 9 to 25); nothing YOLOv8 uses differs
+# between 17 and 18, so 17 costs nothing and keeps 8.6 working. An explicit `opset=` is kept as given.
+ENGINE_OPSET = 17
 # The export arguments upstream records in an engine's metadata ("args"), plus the older half/int8.
 METADATA_ARG_KEYS = ("batch", "data", "dynamic", "quantize", "half", "int8", "opset", "simplify", "workspace", "nms")
 
@@ -160,7 +164,7 @@ def _export_onnx(model, path: Path, cfg, imgsz, batch: int, precision: int, meta
         batch=batch,
         dynamic=bool(cfg.dynamic),
         simplify=bool(cfg.simplify) if cfg.simplify is not None else True,
-        opset=cfg.opset,
+        opset=cfg.opset or ENGINE_OPSET,
         half=precision == 16,
         keep_io_types=bool(cfg.fp32_io),
         device=_model_device(model),
