@@ -24,94 +24,130 @@ data-dependent shape, so the resize can be captured in a CUDA graph.
 
 from __future__ import annotations
 
+import functools
+import operator
+from typing import NamedTuple
+
 import torch
 
 COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 COEF_ONE = 1 << COEF_BITS
+ROUNDING_BIAS = 2 << 16  # the final "+2 before >> 2", moved ahead of the ">> 16" of one tap (exact)
+
+
+class Taps(NamedTuple):
+    """The two source taps of every output index along one axis, both taps in one gather.
+
+    `index` is (first taps of all outputs, then second taps), so one `index_select` fetches both;
+    `weight` and `bias` line up with it. `bias` carries the final rounding term (rows only).
+    """
+
+    index: torch.Tensor  # int64, (2 * n,)
+    weight: torch.Tensor  # int32, (2 * n,)
+    bias: torch.Tensor  # int32, (2 * n,)
 
 
 def resize_linear_uint8_exact(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     """BHWC uint8 frames → BCHW float32 whole grey levels, equal to cv2.INTER_LINEAR on every pixel.
 
-    Same contract as `letterbox.resize_bilinear_uint8`, so the two are interchangeable.
+    Same contract as `letterbox.resize_bilinear_uint8`, so the two are interchangeable. The result is a
+    contiguous BCHW tensor.
     """
-    _check_inputs(frames, size_hw)
-    out_h, out_w = (int(s) for s in size_hw)
+    out_h, out_w = _check_inputs(frames, size_hw)
     in_h, in_w = frames.shape[1], frames.shape[2]
+    x = frames.permute(0, 3, 1, 2)  # a BCHW view; the first gather makes it contiguous
     if (in_h, in_w) == (out_h, out_w):
-        return frames.permute(0, 3, 1, 2).float()
+        return x.float()  # OpenCV copies; the formulas below would give the same numbers
 
-    device = frames.device
-    x0, x1, a0, a1 = _column_taps(in_w, out_w, device)
-    y0, y1, b0, b1 = _row_taps(in_h, out_h, device)
-
+    cols = _taps(in_w, out_w, frames.device, is_rows=False)
+    rows = _taps(in_h, out_h, frames.device, is_rows=True)
     if 2 * out_h < in_h:
-        # strong vertical downscale: pick the needed source rows first, so the horizontal pass only
-        # touches 2 * out_h rows instead of all in_h (same numbers, the passes act on separate axes)
-        top = _horizontal_pass(frames.index_select(1, y0), x0, x1, a0, a1)
-        bottom = _horizontal_pass(frames.index_select(1, y1), x0, x1, a0, a1)
+        # strong vertical downscale: fetch the needed source rows first, so the horizontal pass touches
+        # 2 * out_h rows instead of all in_h (same numbers: each pass acts on its own axis)
+        taps_hw = _horizontal_pass(x.index_select(2, rows.index), cols)
     else:
-        rows = _horizontal_pass(frames, x0, x1, a0, a1)
-        top, bottom = rows.index_select(1, y0), rows.index_select(1, y1)
-
-    # vertical pass, as OpenCV's 16-bit SIMD does it: drop 4 bits, multiply-high by the 11-bit weight
-    b0 = b0.view(1, -1, 1, 1)
-    b1 = b1.view(1, -1, 1, 1)
-    top = (top >> 4).mul_(b0) >> 16
-    bottom = (bottom >> 4).mul_(b1) >> 16
-    value = top.add_(bottom).add_(2) >> 2
-    # saturate like the SIMD pack (weights rounding up can push a white pixel to 256)
-    return value.clamp_(max=255).permute(0, 3, 1, 2).float()
+        taps_hw = _horizontal_pass(x, cols).index_select(2, rows.index)
+    return _vertical_pass(taps_hw, rows)
 
 
-def _horizontal_pass(
-    frames: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, a0: torch.Tensor, a1: torch.Tensor
-) -> torch.Tensor:
-    """Int32 BHWC rows interpolated along W in 11-bit fixed point (exact: no rounding in this pass)."""
-    left = frames.index_select(2, x0).to(torch.int32)
-    right = frames.index_select(2, x1).to(torch.int32)
-    return left.mul_(a0.view(1, 1, -1, 1)).add_(right.mul_(a1.view(1, 1, -1, 1)))
+def _horizontal_pass(x: torch.Tensor, cols: Taps) -> torch.Tensor:
+    """BCHW uint8 → BCHW int32 rows interpolated along W in 11-bit fixed point, already shifted >> 4.
+
+    The sum is exact (at most 255 * 2048 per tap); the >> 4 is the first step of OpenCV's vertical pass,
+    done here on the (usually fewer) source rows.
+    """
+    out_w = cols.index.numel() // 2
+    products = torch.mul(x.index_select(3, cols.index), cols.weight)  # uint8 * int32 → int32
+    summed = products[..., :out_w] + products[..., out_w:]
+    return summed.bitwise_right_shift_(4)
 
 
-def _source_positions(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Integer source index and float32 fraction for every output index, computed as OpenCV does."""
-    scale = 1.0 / (out_size / in_size)  # OpenCV inverts the double ratio dst/src, not src/dst
+def _vertical_pass(taps_hw: torch.Tensor, rows: Taps) -> torch.Tensor:
+    """(B, C, 2 * out_h, out_w) int32 first/second row taps → BCHW float32 grey levels.
+
+    OpenCV's 16-bit SIMD form, which its scalar tail mirrors: each tap is multiplied by its weight and
+    keeps the high 16 bits, then `(sum + 2) >> 2`. No saturation is needed: with weights summing to at
+    most 2049 the largest value is (1020 + 2) >> 2 = 255.
+    """
+    out_h = rows.index.numel() // 2
+    weighted = torch.addcmul(rows.bias.view(1, 1, -1, 1), taps_hw, rows.weight.view(1, 1, -1, 1))
+    weighted.bitwise_right_shift_(16)
+    summed = weighted[:, :, :out_h] + weighted[:, :, out_h:]
+    return summed.bitwise_right_shift_(2).float()
+
+
+def _taps(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> Taps:
+    """The tables for one axis; cached, except while a CUDA graph is being captured.
+
+    A table first built during capture would hold nothing until the graph replays, so it is then built
+    inside the graph (a few tiny kernels) and not kept.
+    """
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return _build_taps(in_size, out_size, device, is_rows)
+    return _cached_taps(in_size, out_size, device, is_rows)
+
+
+def _build_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> Taps:
+    """Where OpenCV samples and with which 11-bit weights (see the module docstring)."""
+    scale = 1.0 / (out_size / in_size)  # OpenCV inverts the double ratio dst/src
     centres = torch.arange(out_size, dtype=torch.float64, device=device)
     position = ((centres + 0.5) * scale - 0.5).to(torch.float32)
-    index = torch.floor(position)
-    return index.to(torch.int64), position - index
+    first = torch.floor(position)
+    fraction = position - first
+    first = first.to(torch.int64)
+    if is_rows:
+        # rows: clamp the row read, keep the fraction (both taps may read the same edge row)
+        second = (first + 1).clamp_(0, in_size - 1)
+        first = first.clamp_(0, in_size - 1)
+    else:
+        # columns: a sample outside [0, in_size - 1) reads the edge column with fraction 0
+        outside = (first < 0) | (first >= in_size - 1)
+        fraction = torch.where(outside, torch.zeros_like(fraction), fraction)
+        first = first.clamp_(0, in_size - 1)
+        second = (first + 1).clamp_(max=in_size - 1)
+    # round half to even, like OpenCV's saturate_cast<short>(float)
+    weight_first = torch.round((1.0 - fraction) * COEF_ONE).to(torch.int32)
+    weight_second = torch.round(fraction * COEF_ONE).to(torch.int32)
+    bias = torch.zeros(2 * out_size, dtype=torch.int32, device=device)
+    if is_rows:
+        bias[:out_size] = ROUNDING_BIAS
+    return Taps(torch.cat([first, second]), torch.cat([weight_first, weight_second]), bias)
 
 
-def _weights(fraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """11-bit weights of the two taps, rounded half to even like OpenCV's saturate_cast<short>."""
-    w0 = torch.round((1.0 - fraction) * COEF_ONE).to(torch.int32)
-    w1 = torch.round(fraction * COEF_ONE).to(torch.int32)
-    return w0, w1
+_cached_taps = functools.lru_cache(maxsize=64)(_build_taps)
 
 
-def _column_taps(in_w: int, out_w: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Columns clamp to the edge with fraction 0 (OpenCV resets the fraction for out-of-image columns)."""
-    index, fraction = _source_positions(in_w, out_w, device)
-    outside = (index < 0) | (index >= in_w - 1)
-    fraction = torch.where(outside, torch.zeros_like(fraction), fraction)
-    x0 = index.clamp(0, in_w - 1)
-    x1 = (x0 + 1).clamp_(max=in_w - 1)
-    return (x0, x1, *_weights(fraction))
-
-
-def _row_taps(in_h: int, out_h: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """Rows clamp to the edge but keep their fraction (OpenCV clamps only the row it reads)."""
-    index, fraction = _source_positions(in_h, out_h, device)
-    y0 = index.clamp(0, in_h - 1)
-    y1 = (index + 1).clamp(0, in_h - 1)
-    return (y0, y1, *_weights(fraction))
-
-
-def _check_inputs(frames: torch.Tensor, size_hw: tuple[int, int]) -> None:
+def _check_inputs(frames: torch.Tensor, size_hw: tuple[int, int]) -> tuple[int, int]:
+    """Clear errors for what would otherwise fail deep inside torch (or silently resize wrongly)."""
     if not isinstance(frames, torch.Tensor) or frames.dtype != torch.uint8 or frames.ndim != 4:
         got = f"{tuple(frames.shape)} {frames.dtype}" if isinstance(frames, torch.Tensor) else type(frames).__name__
         raise ValueError(f"frames must be a BHWC uint8 tensor (batch, height, width, channels), got {got}")
-    if min(frames.shape[1], frames.shape[2]) < 1:
+    if frames.shape[1] < 1 or frames.shape[2] < 1:
         raise ValueError(f"frames must be at least 1x1 pixels, got height x width {tuple(frames.shape[1:3])}")
-    if len(size_hw) != 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in size_hw):
-        raise ValueError(f"size_hw must be two positive ints (height, width), got {size_hw!r}")
+    try:
+        out_h, out_w = (operator.index(s) for s in size_hw)
+    except (TypeError, ValueError):
+        raise ValueError(f"size_hw must be two ints (height, width), got {size_hw!r}") from None
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"size_hw must be positive (height, width), got {size_hw!r}")
+    return out_h, out_w
