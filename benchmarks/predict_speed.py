@@ -127,42 +127,32 @@ def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str
     return out
 
 
-STAGING_VARIANTS = {
-    "torch_cat": ("torch", None),
-    "threads2": ("threads", 2),
-    "threads4": ("threads", 4),
-    "threads8": ("threads", 8),
-}
+LETTERBOX_VARIANTS = {"beside": 8, "graphed": 0}  # gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH per variant
 
 
-def compare_staging(
+def compare_letterbox(
     predictor, frames: list[np.ndarray], batch: int, calls: int
-) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
-    """e2e ms/img with each way of staging frames into pinned memory (torch.cat's OpenMP copy, or
-    memmoves over N threads of our own), 3 alternating rounds so drift on the machine hits all alike;
-    then one host breakdown per variant."""
-    from ultralytics.gpu import upload
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """e2e ms/img with the letterbox beside the previous network (eager, letterbox stream) and after it
+    (graphed, graph stream), 3 alternating rounds so drift on the machine hits both alike; then one
+    CUDA-event stage breakdown and one host breakdown per variant."""
+    from ultralytics.engine import gpu_pipeline
 
-    uploader = predictor.gpu.state.uploader
-    saved = uploader.host_copy, upload.HOST_COPY_THREADS
-
-    def use(variant: str) -> None:
-        host_copy, threads = STAGING_VARIANTS[variant]
-        uploader.host_copy, upload.HOST_COPY_THREADS = host_copy, threads or saved[1]
-
-    times: dict[str, list[float]] = {k: [] for k in STAGING_VARIANTS}
-    hosts = {}
+    saved = gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH
+    times: dict[str, list[float]] = {k: [] for k in LETTERBOX_VARIANTS}
+    events, hosts = {}, {}
     try:
         for _ in range(3):
-            for name in STAGING_VARIANTS:
-                use(name)
+            for name, from_batch in LETTERBOX_VARIANTS.items():
+                gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = from_batch
                 times[name].append(round(predict_ms_per_image(predictor, frames, batch, calls), 4))
-        for name in STAGING_VARIANTS:
-            use(name)
+        for name, from_batch in LETTERBOX_VARIANTS.items():
+            gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = from_batch
+            events[name] = {k: round(v, 4) for k, v in pipeline_events(predictor, frames, batch).items()}
             hosts[name] = {k: round(v, 4) for k, v in host_breakdown(predictor, frames).items()}
     finally:
-        uploader.host_copy, upload.HOST_COPY_THREADS = saved
-    return times, hosts
+        gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = saved
+    return times, events, hosts
 
 
 def host_breakdown(predictor, frames: list[np.ndarray]) -> dict[str, float]:
@@ -232,7 +222,9 @@ def host_breakdown(predictor, frames: list[np.ndarray]) -> dict[str, float]:
     return {k: v * 1e3 / len(frames) for k, v in acc.items()}
 
 
-def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) -> dict[str, float]:
+def upload_floors(
+    device: torch.device, frames: list[np.ndarray], iters: int, frames_cold: list[np.ndarray]
+) -> dict[str, float]:
     """ms/img of the pieces of an upload of len(frames) frames, each alone: the DMA from pinned memory
     (CUDA events), the host copy into pinned memory (one torch.cat), the uploader end to end, and a
     plain pageable `.to(device)` per frame."""
@@ -263,13 +255,14 @@ def upload_floors(device: torch.device, frames: list[np.ndarray], iters: int) ->
         end.synchronize()
         dma.append(start.elapsed_time(end) / n)
     up = PinnedUploader(device)
-    up_torch = PinnedUploader(device)
-    up_torch.host_copy = "torch"
+    cold = [torch.from_numpy(f).view(-1) for f in frames_cold]
+    cold_pinned = torch.empty(sum(t.numel() for t in cold), dtype=torch.uint8, pin_memory=True)
     return {
         "dma": statistics.median(dma[2:]),
         "host_copy": wall(lambda: torch.cat(sources, out=pinned)),
         "uploader": wall(lambda: up.upload(frames).wait()),
-        "uploader_torch_cat": wall(lambda: up_torch.upload(frames).wait()),
+        # the same copy over len(frames_cold) distinct frames (bigger than the caches), as in the pipeline
+        "host_copy_cold": wall(lambda: torch.cat(cold, out=cold_pinned)) * n / len(frames_cold),
         "pageable_to": wall(lambda: [torch.from_numpy(f).to(device, non_blocking=True) for f in frames]),
     }
 
@@ -350,9 +343,9 @@ def main() -> None:
     ap.add_argument("--breakdown", action="store_true", help="also time each GPU stage alone (batch 1 and 32)")
     ap.add_argument("--upload-floor", action="store_true", help="also time the pieces of a batch-32 upload alone")
     ap.add_argument(
-        "--compare-staging",
+        "--compare-letterbox",
         action="store_true",
-        help="at batch >= 8 also time e2e with each host copy (threads, torch), alternating, same process",
+        help="at batch >= 8 also time e2e with the letterbox beside / after the previous network, alternating",
     )
     ap.add_argument("--host-breakdown", action="store_true", help="host time per piece of one pipelined call")
     ap.add_argument("--device", default="0")
@@ -399,9 +392,9 @@ def main() -> None:
                 host = {}
                 if opt.host_breakdown and fast.gpu is not None:
                     host["default"] = {k: round(v, 4) for k, v in host_breakdown(fast, frames[:n]).items()}
-                staging = {}
-                if opt.compare_staging and fast.gpu is not None and batch >= 8:
-                    staging, hosts = compare_staging(fast, frames[:n], batch, opt.calls)
+                variants, variant_events = {}, {}
+                if opt.compare_letterbox and fast.gpu is not None and batch >= 8:
+                    variants, variant_events, hosts = compare_letterbox(fast, frames[:n], batch, opt.calls)
                     host.update(hosts)
                 base = float("nan")
                 if not opt.no_baseline:
@@ -424,7 +417,8 @@ def main() -> None:
                     network_input=list(in_hw),
                     events={k: round(v, 4) for k, v in events.items()},
                     host=host,
-                    staging=staging,
+                    variants=variants,
+                    variant_events=variant_events,
                 )
                 rows.append(row)
                 print(
@@ -436,7 +430,7 @@ def main() -> None:
             if cuda:
                 torch.cuda.empty_cache()
 
-    floors = upload_floors(device, frames[:32], opt.iters) if opt.upload_floor and device.type == "cuda" else {}
+    floors = upload_floors(device, frames[:32], opt.iters, frames) if opt.upload_floor and device.type == "cuda" else {}
 
     breakdown_rows = []
     if opt.breakdown and device.type == "cuda":
@@ -478,24 +472,30 @@ def main() -> None:
     if any(r["host"] for r in rows):
         print("\nhost time inside one pipelined predict, perf_counter, ms/img (main thread: wait_batch .. other,")
         print("summing to total; prefetch thread: upload, of which stage = host copies into pinned memory):")
-        print(f"{'model':<14}{'prec':<6}{'batch':>6}{'staging':>11}" + "".join(f"{k:>11}" for k in host_keys))
+        print(f"{'model':<14}{'prec':<6}{'batch':>6}{'variant':>11}" + "".join(f"{k:>11}" for k in host_keys))
         for r in rows:
             for variant, h in r["host"].items():
                 print(
                     f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{variant:>11}"
                     + "".join(f"{h[k]:>11.3f}" for k in host_keys)
                 )
-    if any(r["staging"] for r in rows):
-        print("\ne2e ms/img by host copy (3 alternating rounds, each the median of --calls predict calls),")
-        print("and e2e/net_graph of the median round:")
+    if any(r["variants"] for r in rows):
+        print("\ne2e ms/img, letterbox beside the previous network (eager, own stream) or after it (graphed),")
+        print("3 alternating rounds, each the median of --calls predict calls; e2e/net_graph of the median round:")
         for r in rows:
-            if r["staging"]:
-                cells = []
-                for k, v in r["staging"].items():
-                    cells.append(
-                        f"{k} {' '.join(f'{t:.3f}' for t in v)} ({statistics.median(v) / r['net_graph_ms']:.2f}x)"
-                    )
+            if r["variants"]:
+                cells = [
+                    f"{k} {' '.join(f'{t:.3f}' for t in v)} ({statistics.median(v) / r['net_graph_ms']:.2f}x)"
+                    for k, v in r["variants"].items()
+                ]
                 print(f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}  " + "  |  ".join(cells))
+        print("their CUDA-event stages (pre = the compute stream's wait for upload + letterbox):")
+        for r in rows:
+            for k, ev in r["variant_events"].items():
+                print(
+                    f"{r['model']:<14}{r['precision']:<6}{r['batch']:>6}{k:>9}"
+                    + "".join(f"{ev[key]:>9.3f}" for key in event_keys)
+                )
     if floors:
         print(f"\nupload pieces alone, {min(32, len(frames))} frames {frame_hw}, ms/img:")
         print("  " + "  ".join(f"{k} {v:.3f}" for k, v in floors.items()))

@@ -116,6 +116,28 @@ def test_cuda_pipeline_matches_cpu_path(shapes_pt, shapes_images, batch):
 
 
 @requires_cuda
+def test_cuda_letterbox_beside_the_network_matches(shapes_pt, shapes_images, monkeypatch):
+    """Batches of >= OVERLAP_LETTERBOX_FROM_BATCH equal frames are letterboxed eagerly on the letterbox
+    stream: the same tensor, bit for bit, as the graphed letterbox, and the same boxes as the CPU path
+    over several batches in flight (9 frames at batch 8: a full batch and a graphed one of 1)."""
+    from ultralytics.engine import gpu_pipeline
+
+    model = YOLO(shapes_pt)
+    square = [im for _, im in shapes_images if im.shape[:2] == (320, 320)]
+    sources = [square[i % len(square)] for i in range(9)]
+    pred = predictor_for(model, "0", batch=8, imgsz=320)
+    beside = pred.preprocess(sources[:8])
+    monkeypatch.setattr(gpu_pipeline, "OVERLAP_LETTERBOX_FROM_BATCH", 0)
+    graphed = pred.preprocess(sources[:8])
+    torch.cuda.synchronize()
+    assert torch.equal(beside, graphed)
+    monkeypatch.undo()
+    cpu = boxes_of(model.predict(sources, device="cpu", imgsz=320, batch=8, verbose=False))
+    for _ in range(3):
+        assert_boxes_match(boxes_of(pred(sources + sources)), cpu + cpu)
+
+
+@requires_cuda
 def test_cuda_pipeline_on_files_and_fp16(shapes_pt, shapes_images):
     """A directory-like list of files goes through prefetch; FP16 stays within a pixel or two."""
     model = YOLO(shapes_pt)

@@ -44,23 +44,3 @@ def test_cuda_upload_roundtrip_with_buffer_reuse(photos, monkeypatch):
         frames.wait()
         for f, im in zip(frames.frames, batch):
             assert np.array_equal(f.cpu().numpy(), im)
-
-
-@pytest.mark.parametrize("threads", [1, 2, 3, 7])
-def test_copy_into_puts_frames_back_to_back(photos, threads):
-    """The threaded host copy writes every byte of every frame (split by bytes, so a frame may be cut
-    between threads) and nothing past them: compared with np.concatenate on a poisoned buffer."""
-    frames = [photos[0], photos[1][:5, :7], photos[2], np.ones((1, 1, 3), np.uint8)]
-    expected = np.concatenate([f.reshape(-1) for f in frames])
-    dst = np.full(expected.size + 100, 0xA5, np.uint8)
-    upload.copy_into(dst, [np.ascontiguousarray(f) for f in frames], threads=threads)
-    assert np.array_equal(dst[: expected.size], expected)
-    assert (dst[expected.size :] == 0xA5).all()
-
-
-def test_copy_into_rejects_a_short_or_strided_buffer(photos):
-    frame = np.ascontiguousarray(photos[0])
-    with pytest.raises(ValueError, match="at least"):
-        upload.copy_into(np.empty(frame.nbytes - 1, np.uint8), [frame])
-    with pytest.raises(ValueError, match="C-contiguous"):
-        upload.copy_into(np.empty(frame.nbytes, np.uint8), [photos[0][:, ::2]])

@@ -8,9 +8,12 @@ capture stream *was* the upload stream: while the main thread captured a letterb
 waiting on the event failed with "CUDA error: invalid argument" (seen after ~80 mixed-size batches of
 the shapes val set, which has 33 frame sizes; `scripts/gpu_upload_repro.py` reproduces it).
 
-So there are exactly two, created once per device:
+So there are exactly three, created once per device:
 - the copy stream, from the high-priority pool (graph streams come from the low-priority one, so the
   two can never be the same stream): host→device uploads only, never captured;
+- the letterbox stream, the next one of the high-priority pool: large batches are letterboxed on it
+  eagerly, so the letterbox of batch i+1 runs beside the network of batch i instead of after it;
+  never captured either;
 - the graph stream, from the low-priority pool, with one lock. Every capture *and* every replay of
   every CUDA graph on the device holds the lock, so no other thread of ours can enqueue on the graph
   stream while a capture runs on it.
@@ -25,6 +28,7 @@ import torch
 _LOCK = threading.Lock()
 _COPY: dict[int, torch.cuda.Stream] = {}
 _GRAPH: dict[int, tuple[torch.cuda.Stream, threading.RLock]] = {}
+_LETTERBOX: dict[int, torch.cuda.Stream] = {}
 
 
 def _index(device: torch.device | str | int) -> int:
@@ -51,3 +55,16 @@ def graph_stream(device: torch.device | str | int) -> tuple[torch.cuda.Stream, t
         if index not in _GRAPH:
             _GRAPH[index] = (torch.cuda.Stream(index, priority=0), threading.RLock())
         return _GRAPH[index]
+
+
+def letterbox_stream(device: torch.device | str | int) -> torch.cuda.Stream:
+    """The device's stream for eager letterboxing of large batches (high priority, never captured)."""
+    index = _index(device)
+    copy = copy_stream(index)
+    with _LOCK:
+        if index not in _LETTERBOX:
+            stream = torch.cuda.Stream(index, priority=-1)
+            if stream.cuda_stream == copy.cuda_stream:  # the pool wrapped around: take the next one
+                stream = torch.cuda.Stream(index, priority=-1)
+            _LETTERBOX[index] = stream
+        return _LETTERBOX[index]

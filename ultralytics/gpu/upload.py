@@ -6,14 +6,12 @@ next batch, or launching kernels, overlaps the transfer. A pinned buffer is only
 that read it has finished (an event per buffer), otherwise a fast producer would overwrite frames
 still in flight.
 
-Frames are staged a group at a time (host copies into the pinned buffer, then one DMA per group, so
-the DMA of one group overlaps staging the next). The host copies are plain memmoves split by bytes
-over a few threads of our own (`host_copy`), each with the GIL released. Not `torch.cat`: its copy is
-an OpenMP parallel region over every core, and such a region is as slow as its slowest thread; with
-the main thread busy on one core (launching, spinning on CUDA events, building Results) a region
-thread gets descheduled and the whole copy waits. In the pipeline `torch.cat` staged at 0.17–0.19 ms
-per 720p frame against 0.10 alone (H100 host, benchmarks/NOTES.md); on a 2-core machine with the
-other core busy it copied at 0.3 GB/s against 12 GB/s for one memmove.
+Frames are staged a group at a time (`torch.cat` into the pinned buffer, then one DMA per group, so
+the DMA of one group overlaps staging the next); one torch call copies a whole group with the GIL
+released. In the pipeline this host copy runs at the host's memory bandwidth for frames that come
+from DRAM (0.13-0.19 ms per 720p frame on the H100/H200 hosts, against 0.04 when the same 32 frames
+are copied again and again from cache): it, not the GPU, paces yolov8n at batch 32. Memmoves over
+2/4/8 threads of our own were measured against it in the pipeline and were slower (benchmarks/NOTES.md).
 
 The copies run on the device's copy stream (`gpu/streams.py`), so the upload of batch i+1 overlaps the
 network of batch i. The consumer makes its stream wait for the copy's event and marks the frames as
@@ -23,11 +21,8 @@ without that mark the allocator could hand it to the next upload while the consu
 
 from __future__ import annotations
 
-import ctypes
-import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,53 +75,6 @@ class _PinnedSlot:
 
 
 GROUP_BYTES = 32 << 20  # frames staged per group: the DMA of one group overlaps staging the next
-HOST_COPY_THREADS = max(1, min(4, (os.cpu_count() or 2) // 2))  # a few, never every core (see above)
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _copy_pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            # threads start only as copies run side by side (HOST_COPY_THREADS - 1 of them); the cap is
-            # higher only so a benchmark can raise HOST_COPY_THREADS at run time
-            _POOL = ThreadPoolExecutor(os.cpu_count() or 4, thread_name_prefix="ultralytics-stage")
-        return _POOL
-
-
-def _memmove_all(segments: list[tuple[int, int, int]]) -> None:
-    for dst, src, n in segments:
-        ctypes.memmove(dst, src, n)  # a ctypes foreign call: runs with the GIL released
-
-
-def copy_into(dst: np.ndarray, sources: list[np.ndarray], threads: int | None = None) -> None:
-    """Copy C-contiguous uint8 `sources` back to back into the 1-D uint8 `dst`, split into equal byte
-    ranges over `threads` threads (the caller's included), each range one memmove per frame piece."""
-    threads = HOST_COPY_THREADS if threads is None else max(1, threads)
-    total = sum(s.nbytes for s in sources)
-    if dst.ndim != 1 or dst.dtype != np.uint8 or not dst.flags.c_contiguous or dst.nbytes < total:
-        raise ValueError(f"copy_into needs a contiguous 1-D uint8 buffer of at least {total} bytes")
-    if any(s.dtype != np.uint8 or not s.flags.c_contiguous for s in sources):
-        raise ValueError("copy_into copies C-contiguous uint8 arrays only")
-    share = -(-total // threads)  # ceil: at most `threads` ranges
-    ranges: list[list[tuple[int, int, int]]] = [[] for _ in range(threads)]
-    base, offset = dst.ctypes.data, 0
-    for s in sources:
-        src, n = s.ctypes.data, s.nbytes
-        while n:
-            k = offset // share
-            piece = min(n, (k + 1) * share - offset)
-            ranges[k].append((base + offset, src, piece))
-            offset, src, n = offset + piece, src + piece, n - piece
-    work = [r for r in ranges if r]
-    if not work:
-        return
-    futures = [_copy_pool().submit(_memmove_all, r) for r in work[1:]] if len(work) > 1 else []
-    _memmove_all(work[0])
-    for f in futures:
-        f.result()
 
 
 class PinnedUploader:
@@ -135,8 +83,6 @@ class PinnedUploader:
     On a CPU device it just wraps the arrays (no copy), so the same code runs in CI.
     Thread-safe: a prefetch thread and the caller may upload at the same time.
     """
-
-    host_copy = "threads"  # or "torch": one torch.cat per group, kept to measure against (benchmark)
 
     def __init__(self, device: torch.device, slots: int = 3):
         self.device = torch.device(device)
@@ -164,10 +110,8 @@ class PinnedUploader:
         if not self.cuda:
             tensors = [torch.from_numpy(np.ascontiguousarray(im)) for im in images]
             return DeviceFrames(torch.stack(tensors) if same else tensors, shapes)
-        arrays = [np.ascontiguousarray(im) for im in images]
-        offsets = np.cumsum([0] + [im.nbytes for im in arrays]).tolist()
-        use_torch = self.host_copy == "torch"
-        sources = [torch.from_numpy(im).view(-1) for im in arrays] if use_torch else None
+        sources = [torch.from_numpy(np.ascontiguousarray(im)).view(-1) for im in images]
+        offsets = np.cumsum([0] + [t.numel() for t in sources]).tolist()
         t_call = time.perf_counter()
         with self._lock, torch.cuda.stream(self._stream):
             timed = self.copy_events is not None
@@ -179,15 +123,11 @@ class PinnedUploader:
             t_reserve = time.perf_counter()
             staging = slot.reserve(offsets[-1])
             t_reserve, copying = time.perf_counter() - t_reserve, 0.0
-            staging_np = staging.numpy()
             flat = torch.empty(offsets[-1], dtype=torch.uint8, device=self.device)
             for first, last in _groups(offsets, GROUP_BYTES):
                 begin, end = offsets[first], offsets[last]
                 t_copy = time.perf_counter()
-                if use_torch:
-                    torch.cat(sources[first:last], out=staging[begin:end])
-                else:
-                    copy_into(staging_np[begin:end], arrays[first:last])
+                torch.cat(sources[first:last], out=staging[begin:end])
                 copying += time.perf_counter() - t_copy
                 flat[begin:end].copy_(staging[begin:end], non_blocking=True)
             done = torch.cuda.Event(enable_timing=timed)
