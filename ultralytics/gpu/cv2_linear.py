@@ -4,7 +4,8 @@ Why: float bilinear (`F.interpolate`) samples where OpenCV does, but OpenCV comp
 fixed point, so a float resize differs from it by one grey level on ~10% of pixels, enough to move
 low-confidence boxes. Reproducing OpenCV's integer scheme makes the GPU letterbox equal the CPU one.
 
-OpenCV's 8-bit scheme (observed in cv2 4.x/5.0.0 and checked pixel for pixel by tests/gpu/test_cv2_linear.py):
+OpenCV's 8-bit scheme (from its resize source, checked pixel for pixel against the installed cv2 5.0.0 by
+tests/gpu/test_cv2_linear.py):
 - Source coordinate of output column dx: `fx = float32((dx + 0.5) * scale_x - 0.5)` with the float64
   `scale_x = 1 / (dst_w / src_w)`; `x0 = floor(fx)`, fraction `t = fx - x0` (float32).
 - Columns: a sample left of the image (x0 < 0) or at/after its last column (x0 >= w - 1) is clamped to
@@ -13,13 +14,16 @@ OpenCV's 8-bit scheme (observed in cv2 4.x/5.0.0 and checked pixel for pixel by 
   each tap separately, so the distinction is visible in the output.
 - Weights are 11-bit: `round_half_even((1 - t) * 2048)` and `round_half_even(t * 2048)` (float32 math).
 - Horizontal pass: `h = s[x0] * a0 + s[x1] * a1`, exact in int32 (at most 255 * 2048 per tap).
-- Vertical pass (the 16-bit SIMD form, which OpenCV's scalar tail mirrors, so no width dependence):
-  `((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16)`, then `(v + 2) >> 2`, saturated to 0..255.
-An exact 2x downscale in both axes is sent by OpenCV to INTER_AREA, which gives the same numbers
+- Vertical pass (the 16-bit SIMD form; OpenCV's scalar tail for uint8 computes the very same formula,
+  so the result does not depend on the CPU's SIMD width, nor on the thread count):
+  `((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16)`, then `(v + 2) >> 2` (never above 255).
+OpenCV sends an exact 2x downscale in both axes to INTER_AREA, which gives the same numbers
 (`(a + b + c + d + 2) >> 2`), so it needs no separate branch here.
+Not covered: OpenCV builds whose HAL replaces resize (e.g. Carotene or KleidiCV on ARM hosts) may round
+differently; the tests compare with whatever cv2 is installed, so they would show it.
 
-Everything is torch ops on the frames' device with shapes fixed by the sizes alone: no host sync, no
-data-dependent shape, so the resize can be captured in a CUDA graph.
+Everything is torch ops on the frames' device with shapes fixed by the sizes alone: no data-dependent
+shape and, once a size's tables are cached, no host sync, so the resize can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -97,14 +101,24 @@ def _vertical_pass(taps_hw: torch.Tensor, rows: Taps) -> torch.Tensor:
 
 
 def _taps(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> Taps:
-    """The tables for one axis; cached, except while a CUDA graph is being captured.
+    """The tables for one axis: cached per device, except while a CUDA graph is being captured.
 
-    A table first built during capture would hold nothing until the graph replays, so it is then built
-    inside the graph (a few tiny kernels) and not kept.
+    A table first needed during a capture is built by kernels inside the graph (it holds nothing until
+    the graph replays, so it must not be cached). Outside a capture it is built once on the CPU and
+    copied over; the one-off wait for that copy (only on a new size) keeps a table built on one stream
+    from being read half-written by another.
     """
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return _build_taps(in_size, out_size, device, is_rows)
     return _cached_taps(in_size, out_size, device, is_rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> Taps:
+    taps = Taps(*(t.to(device) for t in _build_taps(in_size, out_size, torch.device("cpu"), is_rows)))
+    if device.type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
+    return taps
 
 
 def _build_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> Taps:
@@ -132,9 +146,6 @@ def _build_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool
     if is_rows:
         bias[:out_size] = ROUNDING_BIAS
     return Taps(torch.cat([first, second]), torch.cat([weight_first, weight_second]), bias)
-
-
-_cached_taps = functools.lru_cache(maxsize=64)(_build_taps)
 
 
 def _check_inputs(frames: torch.Tensor, size_hw: tuple[int, int]) -> tuple[int, int]:
