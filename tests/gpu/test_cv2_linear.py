@@ -2,18 +2,21 @@
 
 The oracle is OpenCV itself, on real photos, the shapes val images at the sizes predict letterboxes to,
 video-sized frames, and seeded noise (noise puts every pixel on a different rounding case) at random,
-extreme and 1-pixel sizes. The float `F.interpolate` resize is run on the same cases to show they
+extreme and 1-pixel sizes. A second, independent oracle is upstream's recorded network input
+(reference/shapes_raw_*.npz): letterboxing with this resize reproduces it bit for bit. The float `F.interpolate` resize is run on the same cases to show they
 exercise OpenCV's fixed-point rounding: it must differ somewhere, or the tests would prove nothing.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SHAPES
+from tests.conftest import REFERENCE, SHAPES
 from tests.gpu.conftest import requires_cuda
 from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
 from ultralytics.gpu.letterbox import letterbox_geometry, resize_bilinear_uint8
@@ -139,6 +142,24 @@ def test_flat_extremes_stay_put(value):
         out = torch_resize_chw([image], size_hw)
         assert (out == value).all()
         assert differing_pixels([image], size_hw) == 0
+
+
+@pytest.mark.parametrize("imgsz", PREDICT_SIZES)
+def test_letterboxed_input_equals_upstreams_reference_tensor(imgsz):
+    """Resize + grey pad + BGR→RGB + /255 gives upstream's recorded network input bit for bit."""
+    reference = np.load(REFERENCE / f"shapes_raw_{imgsz}.npz")
+    for k in range(4):
+        expected = reference[f"input_{k}"]
+        image = cv2.imread(str(SHAPES / "val" / "images" / Path(str(reference[f"name_{k}"])).name))
+        canvas_hw = expected.shape[2:]
+        geometry = letterbox_geometry(image.shape[:2], (imgsz, imgsz), auto=canvas_hw != (imgsz, imgsz))
+        w, h = geometry.new_unpad
+        resized = resize_linear_uint8_exact(torch.from_numpy(image)[None], (h, w))
+        canvas = torch.full((1, 3, *canvas_hw), 114.0)
+        canvas[:, :, geometry.top : geometry.top + h, geometry.left : geometry.left + w] = resized
+        got = (canvas.flip(1) / 255).numpy()
+        assert got.shape == expected.shape
+        assert int((got != expected).sum()) == 0, (imgsz, k)
 
 
 def test_float_interpolate_differs_on_the_same_cases(photos, val_images):
