@@ -179,6 +179,11 @@ def test_output_contract(photos):
     same = resize_linear_uint8_exact(frames, tuple(frames.shape[1:3]))
     assert torch.equal(same, frames.permute(0, 3, 1, 2).float())
     assert torch.equal(resize_linear_uint8_exact(frames, (np.int64(100), np.int64(60))), out)
+    crop = frames[:, 10:-20:2, 5:]  # a strided view (an ROI of a larger frame) needs no copy first
+    assert torch.equal(
+        resize_linear_uint8_exact(crop, (77, 91)), resize_linear_uint8_exact(crop.contiguous(), (77, 91))
+    )
+    assert differing_pixels([crop[0].numpy()], (77, 91)) == 0
 
 
 @pytest.mark.parametrize(
