@@ -17,6 +17,8 @@ if [[ "${1:-}" == "--stage" ]]; then
     cp -r "$SRC/images" "$STAGE/fixtures/"
     cp "$SRC/models/shapes_yolov8n.pt" "$STAGE/fixtures/models/"
     cp -r "$SRC/shapes/val" "$SRC/shapes/shapes.yaml" "$STAGE/fixtures/shapes/"
+    # upstream's recorded network inputs (tests/gpu/test_cv2_linear.py compares the letterbox to them)
+    mkdir -p "$STAGE/fixtures/reference" && cp "$SRC"/reference/shapes_raw_*.npz "$STAGE/fixtures/reference/"
     du -sh "$STAGE"
     exit 0
 fi
