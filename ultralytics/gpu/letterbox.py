@@ -3,17 +3,23 @@
 The CPU path letterboxes with OpenCV and uploads a float tensor; here uint8 frames are uploaded once
 and everything else runs on the device. The geometry (scale, rounded new size, padding split) comes
 from the same function the CPU `LetterBox` uses, so both paths put every pixel at the same place.
-Bilinear `F.interpolate` with `align_corners=False, antialias=False` samples exactly where
-`cv2.INTER_LINEAR` does; the result is rounded to integers like OpenCV's uint8 output, so the two
-agree within one grey level (OpenCV interpolates in 11-bit fixed point).
+The resize is `gpu/cv2_linear.py`: OpenCV's 8-bit INTER_LINEAR fixed-point scheme reproduced in torch,
+so the GPU letterbox equals the CPU one bit for bit (a float bilinear resize differs by one grey level
+on ~10% of pixels, enough to move low-confidence boxes). `ULTRALYTICS_GPU_RESIZE=fast` switches to the
+float `F.interpolate` resize (within one grey level), kept for speed comparisons.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
 
 from ultralytics.data.augment import LetterboxParams, letterbox_params
+from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
+
+RESIZE_ENV = "ULTRALYTICS_GPU_RESIZE"  # "exact" (default, OpenCV's numbers) or "fast" (float bilinear)
 
 PAD_VALUE = 114  # upstream's grey border
 CHUNK_ELEMENTS = 64 * 1024 * 1024  # frame elements resized per interpolate call (256 MB as float32)
@@ -69,7 +75,7 @@ def letterbox_batch(
                 f"frames must be uint8 HWC images with 3 channels (BGR), got {tuple(batch.shape)} {batch.dtype}"
             )
         w, h = g.new_unpad
-        resized = resize_bilinear_uint8(batch, (h, w))
+        resized = _resize(batch, (h, w))
         _fill_border(out[rows], g.top, g.left, h, w)
         # BGR→RGB by writing each channel to its mirrored place, /255 and the dtype cast in the same pass
         # (a flip would first copy the whole float image)
@@ -77,6 +83,15 @@ def letterbox_batch(
         for c in range(3):
             torch.div(resized[:, 2 - c], 255, out=inside[:, c])
     return out
+
+
+def _resize(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    mode = os.environ.get(RESIZE_ENV, "exact").strip().lower()
+    if mode == "fast":
+        return resize_bilinear_uint8(frames, size_hw)
+    if mode != "exact":
+        raise ValueError(f"{RESIZE_ENV}={mode!r} is not valid: use 'exact' (the default) or 'fast'")
+    return resize_linear_uint8_exact(frames, size_hw)
 
 
 def _fill_border(canvas: torch.Tensor, top: int, left: int, h: int, w: int) -> None:
