@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
+
 import cv2
 import numpy as np
 import pytest
@@ -26,3 +30,24 @@ def shapes_images() -> list[tuple[str, np.ndarray]]:
     paths = sorted((SHAPES / "val" / "images").glob("*.jpg"))
     paths = paths[:3] + paths[8:11]
     return [(str(p), cv2.imread(str(p))) for p in paths]
+
+
+def run_in_threads(n_threads: int, work: Callable[[int], Any]) -> list:
+    """`work(k)` in n threads at once; their results in thread order, the first exception re-raised here."""
+    outputs: list = [None] * n_threads
+    errors: list[BaseException] = []
+
+    def target(k: int) -> None:
+        try:
+            outputs[k] = work(k)
+        except BaseException as e:  # re-raised in the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return outputs

@@ -7,13 +7,11 @@ has 33 frame sizes, which at batch 1 means a new letterbox graph (and runner) fo
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 
 from tests.conftest import SHAPES
-from tests.gpu.conftest import requires_cuda
+from tests.gpu.conftest import requires_cuda, run_in_threads
 from tests.gpu.test_pipeline import assert_boxes_match, boxes_of
 from ultralytics import YOLO
 from ultralytics.gpu import graphs, streams, upload
@@ -67,23 +65,12 @@ def test_four_threads_with_prefetched_files_and_captures(shapes_pt):
     files = [str(p) for p in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:40]]
     model = YOLO(shapes_pt)
     single = boxes_of(YOLO(shapes_pt).predict(files, device=0, imgsz=320, verbose=False))
-    outputs: list = [None] * 4
-    errors: list[BaseException] = []
 
-    def work(k: int) -> None:
-        try:
-            order = files[k * 10 :] + files[: k * 10]
-            got = boxes_of(model.predict(order, device=0, imgsz=320, verbose=False))
-            outputs[k] = got[len(got) - k * 10 :] + got[: len(got) - k * 10]
-        except BaseException as e:  # re-raised below
-            errors.append(e)
+    def work(k: int) -> list:
+        order = files[k * 10 :] + files[: k * 10]
+        got = boxes_of(model.predict(order, device=0, imgsz=320, verbose=False))
+        return got[len(got) - k * 10 :] + got[: len(got) - k * 10]
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    outputs = run_in_threads(4, work)
     for got in outputs:
         assert_boxes_match(got, single, px=1e-3, conf=1e-4)

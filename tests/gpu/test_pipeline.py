@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.gpu.conftest import requires_cuda
+from tests.gpu.conftest import requires_cuda, run_in_threads
 from ultralytics import YOLO
 from ultralytics.engine.gpu_pipeline import GpuPipeline, scale_to_originals
 from ultralytics.engine.predictor import DetectionPredictor
@@ -58,31 +58,19 @@ def test_device_stages_on_cpu_match_opencv_path(shapes_pt, shapes_images):
 
 def run_threads(model: YOLO, sources: list, device: str, n_threads: int = 4, rounds: int = 2) -> list[list]:
     """Each thread predicts every source `rounds` times; returns per thread the list of box arrays."""
-    outputs: list[list | None] = [None] * n_threads
-    errors: list[BaseException] = []
     start = threading.Barrier(n_threads)
 
-    def work(k: int) -> None:
-        try:
-            start.wait()
-            got = []
-            for _ in range(rounds):
-                order = sources[k:] + sources[:k]  # every thread a different order
-                res = model.predict(order, device=device, imgsz=320, verbose=False)
-                by_index = boxes_of(res)
-                got.append(by_index[-k:] + by_index[:-k] if k else by_index)
-            outputs[k] = got
-        except BaseException as e:  # re-raised in the main thread
-            errors.append(e)
+    def work(k: int) -> list:
+        start.wait()
+        got = []
+        for _ in range(rounds):
+            order = sources[k:] + sources[:k]  # every thread a different order
+            res = model.predict(order, device=device, imgsz=320, verbose=False)
+            by_index = boxes_of(res)
+            got.append(by_index[-k:] + by_index[:-k] if k else by_index)
+        return got
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return outputs
+    return run_in_threads(n_threads, work)
 
 
 def check_threads(shapes_pt, shapes_images, device: str):
