@@ -1,0 +1,186 @@
+"""The fused Triton letterbox against the torch exact path and against OpenCV: zero differing grey levels.
+
+Skipped where Triton is not installed (it is optional). Without a GPU the kernel runs under Triton's
+interpreter (TRITON_INTERPRET=1, numpy), one program per frame, so these cases stay small; on a CUDA
+machine the same tests run the compiled kernel, plus a CUDA-graph capture and replay check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from tests.gpu.conftest import requires_cuda  # noqa: E402
+from tests.gpu.test_letterbox import as_rgb_chw, cv2_letterbox  # noqa: E402
+from ultralytics.data.augment import letterbox_params  # noqa: E402
+from ultralytics.gpu import letterbox_triton  # noqa: E402
+from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch, letterbox_geometry  # noqa: E402
+from ultralytics.gpu.letterbox_triton import (  # noqa: E402
+    TRITON_ENV,
+    letterbox_batch_triton,
+    letterbox_same_size,
+    try_letterbox_triton,
+)
+
+DTYPES = (torch.float32, torch.float16)
+
+
+@pytest.fixture
+def device(monkeypatch) -> Iterator[torch.device]:
+    """CUDA when present (compiled kernel); otherwise the CPU with Triton's interpreter switched on."""
+    if torch.cuda.is_available():
+        yield torch.device("cuda")
+        return
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    letterbox_triton._kernel.cache_clear()  # the interpreter is chosen when the kernel is wrapped
+    yield torch.device("cpu")
+    letterbox_triton._kernel.cache_clear()
+
+
+def fused(images: list[np.ndarray], new_shape: tuple[int, int], device, dtype, auto: bool = False) -> torch.Tensor:
+    frames = torch.from_numpy(np.stack(images)).to(device)
+    geometry = letterbox_geometry(images[0].shape[:2], new_shape, auto=auto)
+    out = try_letterbox_triton(frames, [geometry] * len(images), dtype)
+    assert out is not None, "the kernel should apply to a same-size BHWC batch"
+    assert out.dtype == dtype and out.device.type == device.type
+    return out
+
+
+def torch_exact(images: list[np.ndarray], new_shape, device, dtype, auto: bool = False) -> torch.Tensor:
+    frames = torch.from_numpy(np.stack(images)).to(device)
+    geometry = letterbox_geometry(images[0].shape[:2], new_shape, auto=auto)
+    return letterbox_batch(frames, [geometry] * len(images), dtype)
+
+
+def assert_matches_cv2(out: torch.Tensor, image: np.ndarray, new_shape, auto: bool = False) -> None:
+    """Same grey level everywhere (1e-6: the /255 of two libraries may differ in the last float bit)."""
+    ref = torch.from_numpy(as_rgb_chw(cv2_letterbox(image, new_shape, auto)))
+    ref = ref.to(out.dtype).float().numpy()  # the reference's /255, cast like the output
+    got = out.float().cpu().numpy()
+    assert got.shape == ref.shape
+    diff = np.abs(got - ref)
+    assert diff.max() <= 1e-6, f"{image.shape}→{new_shape}: {(diff > 1e-6).sum()} values differ"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_photos_at_320_match_cv2(photos, device, dtype):
+    """Downscale of real photos of different sizes and aspect ratios (both paddings occur)."""
+    for image in photos[2:4]:  # 300x451 and 400x600: horizontal and vertical padding cases
+        assert_matches_cv2(fused([image], (320, 320), device, dtype)[0], image, (320, 320))
+
+
+def test_photo_at_640_and_rectangular_canvas_match_cv2(photos, device):
+    image = photos[2]  # 300x451: an upscale to 640
+    assert_matches_cv2(fused([image], (640, 640), device, torch.float16)[0], image, (640, 640))
+    assert_matches_cv2(fused([image], (256, 416), device, torch.float32, auto=True)[0], image, (256, 416), True)
+
+
+@pytest.mark.parametrize("imgsz", (320, 640))
+def test_shapes_val_images_match_cv2_and_torch_path(shapes_images, device, imgsz):
+    """The shapes val images at predict sizes: same size (320x320 at 320), upscale, a 280x320 frame."""
+    same_size = [im for _, im in shapes_images if im.shape[:2] == (320, 320)][:2]
+    rectangular = [im for _, im in shapes_images if im.shape[:2] == (280, 320)][:1]
+    for batch, dtype in ((same_size, torch.float32), (rectangular, torch.float16)):
+        out = fused(batch, (imgsz, imgsz), device, dtype)
+        for i, image in enumerate(batch):
+            assert_matches_cv2(out[i], image, (imgsz, imgsz))
+        assert torch.equal(out, torch_exact(batch, (imgsz, imgsz), device, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_noise_equals_torch_exact_path(device, dtype):
+    """Seeded noise puts pixels on every rounding case: up, down, odd sizes, a 1-pixel-wide frame."""
+    rng = np.random.default_rng(8)
+    for (h, w), new_shape in (((37, 53), (32, 32)), ((20, 30), (64, 48)), ((61, 1), (32, 32)), ((5, 7), (40, 24))):
+        images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)]
+        out = fused(images, new_shape, device, dtype)
+        assert torch.equal(out, torch_exact(images, new_shape, device, dtype)), ((h, w), new_shape)
+        assert_matches_cv2(out[1], images[1], new_shape)
+
+
+def test_uncentred_geometry_and_strided_frames(device):
+    """Top-left placement (center=False) and a cropped view of a larger buffer, read through its strides."""
+    rng = np.random.default_rng(3)
+    buffer = torch.from_numpy(rng.integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)).to(device)
+    crop = buffer[:, 5:45, 10:61]  # not contiguous
+    geometry = letterbox_params(tuple(crop.shape[1:3]), (48, 64), center=False)
+    out = letterbox_same_size(crop, geometry, torch.float32)
+    ref = letterbox_batch(crop.contiguous(), [geometry] * 2, torch.float32)
+    assert torch.equal(out, ref)
+
+
+def test_falls_back_where_the_kernel_does_not_apply(photos, device, monkeypatch):
+    """None (torch path) for lists, mixed geometries, other dtypes and the switches; same numbers either way."""
+    image = photos[2]
+    frames = torch.from_numpy(np.stack([image, image])).to(device)
+    g320 = letterbox_geometry(image.shape[:2], (320, 320))
+    g_other = letterbox_geometry(image.shape[:2], (320, 320), auto=True)
+    assert try_letterbox_triton([frames[0], frames[1]], [g320] * 2) is None
+    assert try_letterbox_triton(frames, [g320, g_other]) is None
+    assert try_letterbox_triton(frames, [g320] * 2, torch.float64) is None
+    assert try_letterbox_triton(frames, [g320]) is None  # one geometry for two frames
+    monkeypatch.setenv(TRITON_ENV, "0")
+    assert try_letterbox_triton(frames, [g320] * 2) is None
+    monkeypatch.delenv(TRITON_ENV)
+    monkeypatch.setenv(RESIZE_ENV, "fast")
+    assert try_letterbox_triton(frames, [g320] * 2) is None
+    monkeypatch.delenv(RESIZE_ENV)
+    # the fallback function keeps letterbox_batch's contract for mixed shapes too
+    mixed = [torch.from_numpy(photos[2]).to(device), torch.from_numpy(photos[3]).to(device)]
+    geometries = [letterbox_geometry(im.shape[:2], (320, 320)) for im in mixed]
+    assert torch.equal(letterbox_batch_triton(mixed, geometries), letterbox_batch(mixed, geometries))
+
+
+def test_cpu_frames_without_interpreter_use_the_torch_path(photos, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    frames = torch.from_numpy(photos[2])[None]
+    geometry = letterbox_geometry(photos[2].shape[:2], (320, 320))
+    assert try_letterbox_triton(frames, [geometry]) is None
+    with pytest.raises(ValueError, match="needs CUDA frames"):
+        letterbox_same_size(frames, geometry, torch.float32)
+
+
+def test_direct_call_rejects_bad_input_clearly(photos):
+    geometry = letterbox_geometry(photos[2].shape[:2], (320, 320))
+    with pytest.raises(ValueError, match="BHWC uint8"):
+        letterbox_same_size(torch.zeros(1, *photos[2].shape), geometry, torch.float32)
+    with pytest.raises(ValueError, match="float32 or float16"):
+        letterbox_same_size(torch.from_numpy(photos[2])[None], geometry, torch.bfloat16)
+
+
+@requires_cuda
+def test_video_batch_and_cuda_graph_replay(photos):
+    """720p frames to a 384x640 canvas as predict batches them, then the kernel captured and replayed."""
+    device = torch.device("cuda")
+    rng = np.random.default_rng(1)
+    frames = torch.from_numpy(rng.integers(0, 256, (4, 720, 1280, 3), dtype=np.uint8)).to(device)
+    geometry = letterbox_geometry((720, 1280), (384, 640))
+    out = letterbox_same_size(frames, geometry, torch.float16)
+    assert torch.equal(out, letterbox_batch(frames, [geometry] * 4, torch.float16))
+    assert_matches_cv2(out[3], frames[3].cpu().numpy(), (384, 640))
+
+    # capture: one size already seen (cached tables), one new size (tables built inside the graph)
+    first, second = (torch.from_numpy(im[:280, :400].copy())[None].to(device) for im in photos[:2])
+    seen = letterbox_geometry((280, 400), (640, 640))
+    new = letterbox_geometry((279, 401), (640, 640))
+    static_in = first.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        letterbox_same_size(static_in, seen, torch.float16)  # compiles the kernel outside the capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_seen = letterbox_same_size(static_in, seen, torch.float16)
+        static_new = letterbox_same_size(static_in[:, :279, :401], new, torch.float16)
+    static_in.copy_(second)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(static_seen, letterbox_batch(second, [seen], torch.float16))
+    cropped = second[:, :279, :401].contiguous()
+    assert torch.equal(static_new, letterbox_batch(cropped, [new], torch.float16))
