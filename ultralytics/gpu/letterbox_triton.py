@@ -4,8 +4,11 @@ Why: `gpu/cv2_linear.py` made the GPU letterbox equal OpenCV's, but as ~10 torch
 temporaries; at batch 32 that cost pushed end-to-end time past the issue-8 bar. Here one kernel reads the
 uint8 BHWC frames once and writes the BCHW canvas once: for each canvas pixel either the grey 114 border
 or OpenCV's 8-bit INTER_LINEAR value (the same 4 taps, 11-bit weights and integer roundings as
-cv2_linear, whose table builder supplies the taps), with BGR→RGB and /255 (an IEEE float32 division,
-then the cast to the output dtype, like `letterbox_batch`).
+cv2_linear, whose table builder supplies the taps), with BGR→RGB and /255 then the cast to the output
+dtype. The /255 is done as torch does it on CUDA, a float32 multiply by float32(1/255) (torch's scalar
+division; numpy's true division differs in the last bit for about half the levels in float32, never in
+float16): on CUDA the result equals `letterbox_batch` and the CPU predict path, which also divides on the
+device, bit for bit.
 
 Triton is not a dependency: it is imported on first use, and `try_letterbox_triton` answers None
 (letterbox.py's torch path then runs) when Triton is missing, the frames are not on CUDA, the batch is not
@@ -278,5 +281,7 @@ def _letterbox_kernel(
         lower = (p10 * col_weight0 + p11 * col_weight1) >> 4
         level = (((row_weight0 * upper) >> 16) + ((row_weight1 * lower) >> 16) + 2) >> 2
         level = tl.where(inside, level, 114)  # upstream's grey border
-        value = tl.math.div_rn(level.to(tl.float32), 255.0)  # IEEE division, as torch and numpy divide
+        # torch on CUDA divides by a scalar as a multiply by its float32 reciprocal (and so does the CPU
+        # predict path, which divides on the model's device): the same product gives the same bits
+        value = level.to(tl.float32) * 0.003921568859368563  # float32(1 / 255), 0x3B808081
         tl.store(dst + c * plane, value.to(out_ptr.dtype.element_ty), mask=in_canvas)
