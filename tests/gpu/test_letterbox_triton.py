@@ -214,3 +214,18 @@ def test_video_batch_and_cuda_graph_replay(photos):
     assert_equals_torch_path(static_seen, letterbox_batch(second, [seen], torch.float16))
     cropped = second[:, :279, :401].contiguous()
     assert_equals_torch_path(static_new, letterbox_batch(cropped, [new], torch.float16))
+
+
+def test_a_triton_failure_falls_back_to_torch_for_good(photos, device, monkeypatch):
+    """Triton present but unable to build the kernel (e.g. no C compiler): one warning, then the torch path."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C compiler found")
+
+    monkeypatch.setattr(letterbox_triton, "letterbox_same_size", broken)
+    monkeypatch.setattr(letterbox_triton, "_failure", None)
+    frames = torch.from_numpy(photos[2])[None].to(device)
+    geometries = [letterbox_geometry(photos[2].shape[:2], (320, 320))]
+    assert try_letterbox_triton(frames, geometries) is None
+    assert "no C compiler found" in letterbox_triton._failure
+    assert torch.equal(letterbox_batch_triton(frames, geometries), letterbox_batch(frames, geometries))

@@ -28,6 +28,7 @@ import torch
 
 from ultralytics.data.augment import LetterboxParams
 from ultralytics.gpu.cv2_linear import _build_taps
+from ultralytics.utils import LOGGER
 
 TRITON_ENV = "ULTRALYTICS_GPU_TRITON"  # "0" keeps the torch letterbox even where Triton could run
 # The GPU tile: canvas rows and columns per program, and warps per program (benchmarks/letterbox_kernels.py)
@@ -41,6 +42,7 @@ UNSPECIALIZED_ARGS = ("stride_b", "stride_h", "stride_w", "canvas_h", "top", "le
 # Bound on first use by `_kernel()`, so that importing this module never imports Triton.
 triton: Any = None
 tl: Any = None
+_failure: str | None = None  # why the kernel could not run here, once it failed: the torch path is used after
 
 
 def try_letterbox_triton(
@@ -51,11 +53,18 @@ def try_letterbox_triton(
     """`letterbox_batch`'s result from one kernel launch, or None where the kernel does not apply.
 
     None means "use the torch path": it is also the answer for input the torch path rejects, so its
-    clear error messages stay the only ones.
+    clear error messages stay the only ones, and, with one warning, from the first time Triton fails to
+    build or launch the kernel (Triton comes with most CUDA torch installs, but needs a C compiler).
     """
-    if not _applies(frames, geometries, dtype):
+    global _failure
+    if _failure is not None or not _applies(frames, geometries, dtype):
         return None
-    return letterbox_same_size(frames, geometries[0], dtype)
+    try:
+        return letterbox_same_size(frames, geometries[0], dtype)
+    except Exception as error:  # Triton installed but unable to build here (no C compiler, unknown GPU...)
+        _failure = f"{type(error).__name__}: {error}"
+        LOGGER.warning(f"WARNING the Triton letterbox failed ({_failure}); using the torch letterbox from now on")
+        return None
 
 
 def letterbox_batch_triton(
