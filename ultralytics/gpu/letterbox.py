@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ultralytics.data.augment import LetterboxParams, letterbox_params
 from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
+from ultralytics.gpu.letterbox_triton import try_letterbox_triton
 
 RESIZE_ENV = "ULTRALYTICS_GPU_RESIZE"  # "exact" (default, OpenCV's numbers) or "fast" (float bilinear)
 
@@ -53,6 +54,9 @@ def letterbox_batch(
     Frames of one shape share one geometry and are resized in one call; mixed shapes are resized one
     by one into the shared canvas.
     """
+    # a same-size CUDA batch goes through one fused Triton kernel when Triton is there (same numbers)
+    if (fused := try_letterbox_triton(frames, geometries, dtype)) is not None:
+        return fused
     if not geometries:
         raise ValueError("letterbox_batch needs at least one frame")
     canvas_hw = geometries[0].canvas_hw
