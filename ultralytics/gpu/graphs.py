@@ -131,7 +131,11 @@ class GraphFamily:
             runner = self._members.get(key)
             if runner is None:
                 if len(self._members) >= self.max_members:
-                    graph_stream(self.device)[0].synchronize()  # a dropped runner's graph may still be replaying
+                    # a dropped runner's graph may still be replaying; wait under the graph lock, since a
+                    # stream sync while another thread captures on that stream invalidates the capture
+                    stream, graph_lock = graph_stream(self.device)
+                    with graph_lock:
+                        stream.synchronize()
                     while len(self._members) >= self.max_members:
                         self._members.popitem(last=False)
                 runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
