@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ultralytics.export.onnx import INPUT_NAME, OUTPUT_NAME  # the same tensor names as the ONNX route
+from ultralytics.nn.modules.conv import fuse_conv_and_bn
 from ultralytics.trt.network import always_strongly_typed
 
-INPUT_NAME = "images"
-OUTPUT_NAME = "output0"
 # The YOLOv8 detection modules this route can express (by class name, as in the model's yaml).
 SUPPORTED_LAYERS = frozenset({"Conv", "C2f", "SPPF", "Upsample", "Concat", "Detect"})
 
@@ -47,18 +47,12 @@ class NetworkBuildError(RuntimeError):
 def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     """Conv weights and bias with the BatchNorm (if still present) folded in, as float32 numpy."""
     conv = conv_block.conv
-    weight = conv.weight.detach().to(torch.float64).cpu()
-    bias = (
-        conv.bias.detach().to(torch.float64).cpu()
-        if conv.bias is not None
-        else torch.zeros(weight.shape[0], dtype=torch.float64)
-    )
     bn = conv_block._modules.get("bn")
     if bn is not None:
-        scale = bn.weight.detach().double().cpu() / torch.sqrt(bn.running_var.detach().double().cpu() + bn.eps)
-        weight = weight * scale.view(-1, 1, 1, 1)
-        bias = (bias - bn.running_mean.detach().double().cpu()) * scale + bn.bias.detach().double().cpu()
-    return weight.float().numpy(), bias.float().numpy()
+        conv = fuse_conv_and_bn(conv, bn)  # the same folding the model's own fuse() does
+    weight = conv.weight.detach().float().cpu()
+    bias = conv.bias.detach().float().cpu() if conv.bias is not None else torch.zeros(weight.shape[0])
+    return weight.numpy(), bias.numpy()
 
 
 # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
