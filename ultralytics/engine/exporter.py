@@ -35,12 +35,15 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
             "INT8 export needs calibration images: pass data=<dataset.yaml> (its split, 'val' by default, "
             "is used; split=train to calibrate on training images). Nothing is downloaded here."
         )
-    builder = str(getattr(args, "builder", None) or "onnx").lower()
-    if fmt == "onnx" and builder != "onnx":
-        raise ConfigError(
-            f"builder={builder} chooses how a TensorRT engine is built and applies to format=engine only; "
-            "drop builder= for an ONNX export, or pass format=engine"
-        )
+    if fmt == "onnx":
+        from ultralytics.trt.network_route import check_builder
+
+        builder = check_builder(getattr(args, "builder", None))
+        if builder != "onnx":
+            raise ConfigError(
+                f"builder={builder} chooses how a TensorRT engine is built and applies to format=engine only; "
+                "drop builder= for an ONNX export, or pass format=engine"
+            )
     if args.dynamic and int(args.batch or 1) == 1 and fmt == "engine":
         LOGGER.warning("WARNING dynamic=True with batch=1: the engine's maximum batch will be 1; pass batch=N for more")
     device = _export_device(args.device, fmt)
