@@ -7,7 +7,9 @@ machine the same tests run the compiled kernel, plus a CUDA-graph capture and re
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -22,7 +24,6 @@ from ultralytics.gpu import letterbox_triton  # noqa: E402
 from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch, letterbox_geometry  # noqa: E402
 from ultralytics.gpu.letterbox_triton import (  # noqa: E402
     TRITON_ENV,
-    letterbox_batch_triton,
     letterbox_same_size,
     try_letterbox_triton,
 )
@@ -51,10 +52,16 @@ def fused(images: list[np.ndarray], new_shape: tuple[int, int], device, dtype, a
     return out
 
 
+def torch_path(frames, geometries, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """letterbox_batch with the kernel switched off (letterbox_batch itself prefers the kernel)."""
+    with mock.patch.dict(os.environ, {TRITON_ENV: "0"}):
+        return letterbox_batch(frames, geometries, dtype)
+
+
 def torch_exact(images: list[np.ndarray], new_shape, device, dtype, auto: bool = False) -> torch.Tensor:
     frames = torch.from_numpy(np.stack(images)).to(device)
     geometry = letterbox_geometry(images[0].shape[:2], new_shape, auto=auto)
-    return letterbox_batch(frames, [geometry] * len(images), dtype)
+    return torch_path(frames, [geometry] * len(images), dtype)
 
 
 def assert_equals_torch_path(out: torch.Tensor, ref: torch.Tensor) -> None:
@@ -163,7 +170,9 @@ def test_falls_back_where_the_kernel_does_not_apply(photos, device, monkeypatch)
     # the fallback function keeps letterbox_batch's contract for mixed shapes too
     mixed = [torch.from_numpy(photos[2]).to(device), torch.from_numpy(photos[3]).to(device)]
     geometries = [letterbox_geometry(im.shape[:2], (320, 320)) for im in mixed]
-    assert torch.equal(letterbox_batch_triton(mixed, geometries), letterbox_batch(mixed, geometries))
+    together = letterbox_batch(mixed, geometries)  # a list: the torch path
+    for k in range(len(mixed)):  # one frame each: the kernel
+        assert_equals_torch_path(letterbox_batch(mixed[k][None], geometries[k : k + 1])[0], together[k])
 
 
 def test_cpu_frames_without_interpreter_use_the_torch_path(photos, monkeypatch):
@@ -213,7 +222,7 @@ def test_video_batch_and_cuda_graph_replay(photos):
     torch.cuda.synchronize()
     assert_equals_torch_path(static_seen, letterbox_batch(second, [seen], torch.float16))
     cropped = second[:, :279, :401].contiguous()
-    assert_equals_torch_path(static_new, letterbox_batch(cropped, [new], torch.float16))
+    assert_equals_torch_path(static_new, torch_path(cropped, [new], torch.float16))
 
 
 def test_a_triton_failure_falls_back_to_torch_for_good(photos, device, monkeypatch):
@@ -228,4 +237,4 @@ def test_a_triton_failure_falls_back_to_torch_for_good(photos, device, monkeypat
     geometries = [letterbox_geometry(photos[2].shape[:2], (320, 320))]
     assert try_letterbox_triton(frames, geometries) is None
     assert "no C compiler found" in letterbox_triton._failure
-    assert torch.equal(letterbox_batch_triton(frames, geometries), letterbox_batch(frames, geometries))
+    assert torch.equal(letterbox_batch(frames, geometries), torch_path(frames, geometries))

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 COEF_ONE = 1 << COEF_BITS
@@ -100,25 +103,34 @@ def _vertical_pass(taps_hw: torch.Tensor, rows: Taps) -> torch.Tensor:
     return summed.bitwise_right_shift_(2).float()
 
 
-def _taps(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> Taps:
-    """The tables for one axis: cached per device, except while a CUDA graph is being captured.
+def device_tables(build: Callable[[int, int, torch.device, bool], T]) -> Callable[..., T]:
+    """Wrap a table builder `build(in_size, out_size, device, is_rows)` (a tensor or a tuple of tensors)
+    into `get(in_size, out_size, device, *, is_rows)`: cached per device, except during a CUDA-graph capture.
 
     A table first needed during a capture is built by kernels inside the graph (it holds nothing until
     the graph replays, so it must not be cached). Outside a capture it is built once on the CPU and
     copied over; the one-off wait for that copy (only on a new size) keeps a table built on one stream
     from being read half-written by another.
     """
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return _build_taps(in_size, out_size, device, is_rows)
-    return _cached_taps(in_size, out_size, device, is_rows)
 
+    @functools.lru_cache(maxsize=64)
+    def cached(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> T:
+        table = build(in_size, out_size, torch.device("cpu"), is_rows)
+        if isinstance(table, torch.Tensor):
+            table = table.to(device)
+        else:
+            table = type(table)(*(t.to(device) for t in table))
+        if device.type == "cuda":
+            torch.cuda.current_stream(device).synchronize()
+        return table
 
-@functools.lru_cache(maxsize=64)
-def _cached_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> Taps:
-    taps = Taps(*(t.to(device) for t in _build_taps(in_size, out_size, torch.device("cpu"), is_rows)))
-    if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()
-    return taps
+    @functools.wraps(build)
+    def get(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> T:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return build(in_size, out_size, device, is_rows)
+        return cached(in_size, out_size, device, is_rows)
+
+    return get
 
 
 def _build_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> Taps:
@@ -146,6 +158,9 @@ def _build_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool
     if is_rows:
         bias[:out_size] = ROUNDING_BIAS
     return Taps(torch.cat([first, second]), torch.cat([weight_first, weight_second]), bias)
+
+
+_taps = device_tables(_build_taps)
 
 
 def _check_inputs(frames: torch.Tensor, size_hw: tuple[int, int]) -> tuple[int, int]:

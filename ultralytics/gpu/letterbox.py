@@ -89,8 +89,13 @@ def letterbox_batch(
     return out
 
 
+def resize_mode() -> str:
+    """The requested GPU resize, from `ULTRALYTICS_GPU_RESIZE` ("exact" when unset; not validated here)."""
+    return os.environ.get(RESIZE_ENV, "exact").strip().lower()
+
+
 def _resize(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
-    mode = os.environ.get(RESIZE_ENV, "exact").strip().lower()
+    mode = resize_mode()
     if mode == "fast":
         return resize_bilinear_uint8(frames, size_hw)
     if mode != "exact":

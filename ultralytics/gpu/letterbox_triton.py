@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ultralytics.data.augment import LetterboxParams
-from ultralytics.gpu.cv2_linear import _build_taps
+from ultralytics.gpu.cv2_linear import _build_taps, device_tables
 from ultralytics.utils import LOGGER
 
 TRITON_ENV = "ULTRALYTICS_GPU_TRITON"  # "0" keeps the torch letterbox even where Triton could run
@@ -67,20 +67,6 @@ def try_letterbox_triton(
         _failure = f"{type(error).__name__}: {error}"
         LOGGER.warning(f"WARNING the Triton letterbox failed ({_failure}); using the torch letterbox from now on")
         return None
-
-
-def letterbox_batch_triton(
-    frames: list[torch.Tensor] | torch.Tensor,
-    geometries: list[LetterboxParams],
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """`letterbox_batch` with the same contract: the fused kernel where it applies, the torch path elsewhere."""
-    out = try_letterbox_triton(frames, geometries, dtype)
-    if out is None:
-        from ultralytics.gpu.letterbox import letterbox_batch  # lazy: letterbox.py may import this module
-
-        out = letterbox_batch(frames, geometries, dtype)
-    return out
 
 
 def letterbox_same_size(frames: torch.Tensor, geometry: LetterboxParams, dtype: torch.dtype) -> torch.Tensor:
@@ -140,9 +126,9 @@ def triton_available() -> bool:
 def _applies(frames: Any, geometries: list[LetterboxParams], dtype: torch.dtype) -> bool:
     if os.environ.get(TRITON_ENV, "1").strip() == "0":
         return False
-    from ultralytics.gpu.letterbox import RESIZE_ENV  # lazy: letterbox.py may import this module
+    from ultralytics.gpu.letterbox import resize_mode  # lazy: letterbox.py imports this module
 
-    if os.environ.get(RESIZE_ENV, "exact").strip().lower() != "exact":
+    if resize_mode() != "exact":
         return False  # "fast" asks for the float resize; anything else is letterbox.py's error to raise
     if not isinstance(frames, torch.Tensor) or not geometries or dtype not in OUTPUT_DTYPES:
         return False
@@ -190,33 +176,19 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip() == "1"
 
 
-def _tables(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> torch.Tensor:
+def _packed_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> torch.Tensor:
     """One axis's taps as a (4, out_size) int32 tensor: first tap, second tap, their 11-bit weights.
 
-    Cached per device; a table first needed during a CUDA-graph capture is built by kernels inside the
-    graph instead (it holds nothing until the graph replays, so it must not be cached).
+    cv2_linear's layout (first taps, then second taps) repacked; the rows' rounding bias is not needed,
+    the kernel adds OpenCV's final +2 itself.
     """
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return _pack(_build_taps(in_size, out_size, device, is_rows), out_size)
-    return _cached_tables(in_size, out_size, device, is_rows)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_tables(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> torch.Tensor:
-    table = _pack(_build_taps(in_size, out_size, torch.device("cpu"), is_rows), out_size).to(device)
-    if device.type == "cuda":
-        # one-off wait (a new size only): a table copied on one stream must not be read half-written by another
-        torch.cuda.current_stream(device).synchronize()
-    return table
-
-
-def _pack(taps: Any, out_size: int) -> torch.Tensor:
-    """cv2_linear's (first taps, then second taps) layout → rows [tap0, tap1, weight0, weight1].
-
-    The rows' rounding bias is not needed: the kernel adds OpenCV's final +2 itself.
-    """
+    taps = _build_taps(in_size, out_size, device, is_rows)
     index = taps.index.to(torch.int32)
     return torch.stack([index[:out_size], index[out_size:], taps.weight[:out_size], taps.weight[out_size:]])
+
+
+# cached per device like cv2_linear's own tables (built inside the graph when first needed in a capture)
+_tables = device_tables(_packed_taps)
 
 
 @functools.cache
