@@ -76,10 +76,7 @@ class CudaGraphRunner:
 
     def _capture(self, x: torch.Tensor) -> _Captured | None:
         """Warm up on the graph stream (cuDNN picks algorithms, lazy state settles), then capture."""
-        if len(self._graphs) >= self.max_graphs:
-            self._stream.synchronize()  # a dropped graph may still be replaying
-            while len(self._graphs) >= self.max_graphs:
-                self._graphs.popitem(last=False)
+        _make_room(self._graphs, self.max_graphs, self.device)
         static_in = x.detach().clone()
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -130,14 +127,23 @@ class GraphFamily:
         with self._lock:
             runner = self._members.get(key)
             if runner is None:
-                if len(self._members) >= self.max_members:
-                    # a dropped runner's graph may still be replaying; wait under the graph lock, since a
-                    # stream sync while another thread captures on that stream invalidates the capture
-                    stream, graph_lock = graph_stream(self.device)
-                    with graph_lock:
-                        stream.synchronize()
-                    while len(self._members) >= self.max_members:
-                        self._members.popitem(last=False)
+                _make_room(self._members, self.max_members, self.device)
                 runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
             self._members.move_to_end(key)
         return runner(x)
+
+
+def _make_room(cache: OrderedDict, limit: int, device: torch.device) -> None:
+    """Drop the least recently used entries until one more fits.
+
+    A dropped graph may still be replaying, so the graph stream is drained first, under the graph lock
+    (re-entrant: runners already hold it): syncing that stream while another thread captures on it
+    would invalidate the capture.
+    """
+    if len(cache) < limit:
+        return
+    stream, lock = graph_stream(device)
+    with lock:
+        stream.synchronize()
+    while len(cache) >= limit:
+        cache.popitem(last=False)

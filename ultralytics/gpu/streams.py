@@ -1,4 +1,4 @@
-"""The two CUDA streams the GPU pipeline uses besides the default stream, one of each per device.
+"""The three CUDA streams the GPU pipeline uses besides the default stream, one of each per device.
 
 Why not `torch.cuda.Stream()` wherever a stream is needed: torch hands out streams from a fixed pool
 of 32 per device and priority, round-robin. The pipeline used to take a fresh one per graph runner
