@@ -265,6 +265,4 @@ def _unletterbox(im_hw: tuple[int, ...], orig_shape: tuple[int, ...]) -> tuple[f
     """(pad_x, pad_y, gain_x, gain_y, w, h) that `ops.scale_boxes` uses for one original shape."""
     p = letterbox_params(tuple(orig_shape[:2]), tuple(im_hw[:2]), auto=False)
     gain_x, gain_y = p.new_unpad[0] / orig_shape[1], p.new_unpad[1] / orig_shape[0]
-    pad_x = round((im_hw[1] - p.new_unpad[0]) / 2 - 0.1)
-    pad_y = round((im_hw[0] - p.new_unpad[1]) / 2 - 0.1)
-    return pad_x, pad_y, gain_x, gain_y, orig_shape[1], orig_shape[0]
+    return p.left, p.top, gain_x, gain_y, orig_shape[1], orig_shape[0]
