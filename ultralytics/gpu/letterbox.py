@@ -104,8 +104,13 @@ def _resize(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
 
 
 def _fill_border(canvas: torch.Tensor, top: int, left: int, h: int, w: int) -> None:
-    """Paint the grey border around the (h, w) image at (top, left); the image area is written after."""
-    grey = PAD_VALUE / 255
+    """Paint the grey border around the (h, w) image at (top, left); the image area is written after.
+
+    The grey is 114 / 255 computed on the canvas's device, as the image's levels are (and as the CPU
+    path's padded uint8 114 is when it is divided on the device): on CUDA that division is a multiply
+    by float32(1/255), one bit away from the Python float 114 / 255 rounded to float32.
+    """
+    grey = torch.full((), PAD_VALUE, dtype=torch.float32, device=canvas.device).div_(255)
     canvas[:, :, :top].fill_(grey)
     canvas[:, :, top + h :].fill_(grey)
     canvas[:, :, top : top + h, :left].fill_(grey)
