@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import types
 
-from . import builder, core, engine, layers, network
+from . import builder, core, engine, layers, network, nms
 from .surface import build_module
 
 
 def make_tensorrt_module(version: str) -> types.ModuleType:
     """A fresh `tensorrt` stand-in module for `version` (one of the recorded trt_api versions)."""
     registry: dict = {}
-    for part in (core, network, layers, builder, engine):
+    for part in (core, network, layers, nms, builder, engine):
         registry.update(part.REGISTRY)
     return build_module(version, registry, core.FUNCTIONS)
 

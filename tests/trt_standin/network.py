@@ -49,6 +49,9 @@ _ONNX_LAYER_TYPES = {
 
 
 _SHAPE_MEMO: dict | None = None
+# ONNX ops the parser imports as dedicated layers (op_type -> importer(network, node)); filled by the
+# modules that model those layers (nms.py: NonMaxSuppression -> INMSLayer). Other ops emit themselves.
+PARSER_IMPORTERS: dict = {}
 
 
 class ITensor:
@@ -546,6 +549,9 @@ class OnnxParser(BitFlags):
             tensor = net.add_input(vi.name, dtype, dims)
             tensor._onnx_elem = elem
         for node in graph.node:
+            if node.op_type in PARSER_IMPORTERS:
+                PARSER_IMPORTERS[node.op_type](net, node)
+                continue
             outputs = [net._tensor(name) for name in node.output if name]
             inputs = [net._tensor(name) for name in node.input if name]
             layer_type = _ONNX_LAYER_TYPES.get(node.op_type, "PLUGIN_V2")

@@ -80,6 +80,7 @@ def _export_device(device_arg, fmt: str) -> torch.device:
 
 def _export_onnx(model, file: Path, args: IterableSimpleNamespace, device: torch.device) -> Path:
     from ultralytics.export.metadata import build_metadata
+    from ultralytics.export.nms import nms_settings
     from ultralytics.export.onnx import export_onnx
 
     imgsz = tuple(args.imgsz)
@@ -93,8 +94,11 @@ def _export_onnx(model, file: Path, args: IterableSimpleNamespace, device: torch
         opset=args.opset,
         device=device,
     )
+    nms = nms_settings(args)
     if args.precision != 8:
-        return export_onnx(model, file, half=args.precision == 16, metadata=meta, **common)
+        return export_onnx(model, file, half=args.precision == 16, metadata=meta, nms=nms, **common)
+    if nms is not None:
+        raise ConfigError("nms=True is not available with INT8 (int8=True / quantize=8) yet; export FP32 or FP16")
     # INT8: an FP32 ONNX first, then our post-training quantization writes the Q/DQ graph.
     from ultralytics.export.calibration import CalibrationSet
     from ultralytics.export.quantize import quantize_onnx

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ultralytics.export.nms import MIN_NMS_OPSET, NmsSettings, append_nms, check_nms_model
 from ultralytics.utils import LOGGER
 
 PREFIX = "ONNX:"
@@ -96,6 +97,7 @@ def export_onnx(
     int8: bool = False,
     device: torch.device | str = "cpu",
     metadata: dict[str, Any] | None = None,
+    nms: NmsSettings | None = None,
 ) -> Path:
     """Export a DetectionModel to ONNX and return the written path.
 
@@ -103,6 +105,7 @@ def export_onnx(
     the body is FP16 but `images`/`output0` stay FP32 (for TensorRT `fp32_io`). `dynamic=True` makes
     batch, height and width dynamic; otherwise the graph is fixed at (batch, 3, *imgsz). INT8 is
     not done here: it is `export/quantize.py`'s job, starting from this function's FP32 output.
+    `nms` appends NMS to the graph (`export/nms.py`): the output becomes (batch, max_det, 6).
     """
     import onnx
 
@@ -114,6 +117,10 @@ def export_onnx(
     if keep_io_types and not half:
         raise ValueError("keep_io_types=True keeps FP32 inputs/outputs around an FP16 graph; it needs half=True")
     opset = resolve_opset(opset)
+    if nms is not None:
+        check_nms_model(model)
+        if opset < MIN_NMS_OPSET:
+            raise ValueError(f"nms=True needs opset {MIN_NMS_OPSET} or newer, got opset={opset}")
     imgsz = _check_imgsz(imgsz)
     batch = _check_batch(batch)
     _check_writable(file)
@@ -138,6 +145,8 @@ def export_onnx(
         graph = _simplify(graph)
     if half:
         graph = convert_to_fp16(graph, keep_io_types=keep_io_types)
+    if nms is not None:
+        graph = append_nms(graph, nms, OUTPUT_NAME)
     if metadata:
         from ultralytics.export.metadata import to_onnx_props
 

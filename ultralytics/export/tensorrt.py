@@ -24,6 +24,7 @@ from types import ModuleType
 import torch
 
 from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
+from ultralytics.export.nms import check_nms_model, nms_settings
 from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
@@ -84,6 +85,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     layout = cfg.engine_layout or "ultralytics"
     route = check_builder(getattr(cfg, "builder", None))
     device = _model_device(model)
+    nms = nms_settings(cfg)  # NMS inside the engine (INMSLayer): output (batch, max_det, 6)
 
     # Check everything cheap before the slow ONNX export and build.
     if layout not in ENGINE_LAYOUTS:
@@ -94,6 +96,10 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     if not dynamic and any(s is not None for s in shapes):
         raise ValueError("min_shape/opt_shape/max_shape describe a dynamic engine; add dynamic=True or remove them")
     channels = int(getattr(model, "yaml", {}).get("ch", 3)) if isinstance(getattr(model, "yaml", None), dict) else 3
+    if nms is not None:
+        check_nms_model(model)
+        if precision == 8:
+            raise ValueError("nms=True is not available with INT8 engines yet; export FP32 or FP16 (half=True)")
     if route == "network":
         check_network_route(model, precision=precision, onnx_file=onnx_file)
     profile = resolve_profile(batch, channels, imgsz, *shapes) if dynamic else None
@@ -109,7 +115,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     with tempfile.TemporaryDirectory(prefix="ultralytics-trt-") as tmp:
         if onnx_file is None and route == "onnx":
             onnx_file = _export_onnx(
-                model, Path(tmp) / f"{engine_path.stem}.onnx", cfg, imgsz, batch, precision, metadata
+                model, Path(tmp) / f"{engine_path.stem}.onnx", cfg, imgsz, batch, precision, metadata, nms
             )
         # Import after the ONNX export: importing TensorRT first has broken torch's exporter (upstream #7016).
         trt = import_tensorrt()
@@ -123,7 +129,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
         )
         if route == "network":
             options.populate = network_populate(
-                model, imgsz=imgsz, batch=batch, profile=profile, half=precision == 16, fp32_io=fp32_io
+                model, imgsz=imgsz, batch=batch, profile=profile, half=precision == 16, fp32_io=fp32_io, nms=nms
             )
         if precision == 8:
             onnx_file = _prepare_int8(trt, Path(onnx_file), Path(tmp), engine_path, cfg, imgsz, batch, options)
@@ -153,7 +159,7 @@ def _metadata(model: torch.nn.Module, cfg, imgsz: tuple[int, int], batch: int, p
     return build_metadata(model, imgsz=imgsz, batch=batch, args=args)
 
 
-def _export_onnx(model, path: Path, cfg, imgsz, batch: int, precision: int, metadata: dict) -> Path:
+def _export_onnx(model, path: Path, cfg, imgsz, batch: int, precision: int, metadata: dict, nms=None) -> Path:
     """The ONNX the engine is built from: FP16 I/O when half, FP16 inside + FP32 I/O with fp32_io."""
     from ultralytics.export.onnx import export_onnx
 
@@ -169,6 +175,7 @@ def _export_onnx(model, path: Path, cfg, imgsz, batch: int, precision: int, meta
         keep_io_types=bool(cfg.fp32_io),
         device=_model_device(model),
         metadata=metadata,
+        nms=nms,
     )
 
 

@@ -22,6 +22,7 @@ class Backend:
     dynamic: bool = True
     fp16: bool = False
     pt: bool = False
+    end2end: bool = False  # forward returns final detections (B, N, 6) x1,y1,x2,y2,score,cls: no NMS after
     device: torch.device = torch.device("cpu")
 
     def forward(self, im: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
@@ -29,6 +30,13 @@ class Backend:
 
     def __call__(self, im: torch.Tensor) -> torch.Tensor:
         return self.forward(im)
+
+
+def is_end2end(meta: dict) -> bool:
+    """Whether an exported model's output is final detections: an end-to-end head (`end2end`, YOLO26)
+    or NMS exported into the graph (`args.nms`; upstream writes end2end False for those)."""
+    args = meta.get("args")
+    return bool(meta.get("end2end")) or (isinstance(args, dict) and bool(args.get("nms")))
 
 
 def default_names(nc: int) -> dict[int, str]:

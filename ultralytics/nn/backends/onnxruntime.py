@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ultralytics.nn.backends.base import Backend, default_names
+from ultralytics.nn.backends.base import Backend, default_names, is_end2end
 from ultralytics.utils import LOGGER
 
 INSTALL_HINT = (
@@ -121,7 +121,16 @@ class OnnxRuntimeBackend(Backend):
         if task != "detect":
             raise ValueError(f"{self.path} is a '{task}' model; this package runs detection models only")
         names = meta.get("names")
-        if names:
+        self.end2end = is_end2end(meta)
+        if self.end2end:  # final detections (batch, max_det, 6): the last dim is fixed, the class count is not in it
+            if out_shape[2] != 6:
+                raise ValueError(
+                    f"{self.path}: its metadata says the output is final detections (batch, max_det, 6), but "
+                    f"{self.output.name!r} has shape {out_shape}. The file's metadata does not belong to this graph."
+                )
+            if not names:
+                raise ValueError(f"{self.path}: an end-to-end model without class names in its metadata; export again")
+        elif names:
             if channels is not None and channels != 4 + len(names):
                 raise ValueError(
                     f"{self.path}: its metadata names {len(names)} classes, but the output has {channels} channels "

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ultralytics.export.engine_file import read_engine_file
-from ultralytics.nn.backends.base import Backend, default_names
+from ultralytics.nn.backends.base import Backend, default_names, is_end2end
 from ultralytics.trt.bindings import TensorInfo, engine_io
 from ultralytics.trt.device import host_memory_enabled, require_cuda
 from ultralytics.trt.loader import import_tensorrt, tensorrt_version
@@ -120,6 +120,7 @@ class TensorRTBackend(Backend):
         self.metadata = meta
         self.stride = int(meta.get("stride") or 32)
         self.task = str(meta.get("task") or "detect")
+        self.end2end = is_end2end(meta)  # NMS in the engine (nms=True) or an end-to-end head: (B, max_det, 6)
         names = meta.get("names")
         if not names:
             channels = self.output.shape[1] if len(self.output.shape) == 3 else -1
