@@ -277,12 +277,12 @@ class IGatherLayer(_PlainGatherLayer):
             b = self._p["elementwise_dims"]
             depth = indices[-1]
             return indices[:-1] + data[b + depth :] if depth >= 0 else [-1] * (len(indices) - 1)
-        return super()._output_shape(index)
+        return _PlainGatherLayer._output_shape(self, index)  # the generated class has no usable super()
 
     def _emit(self, nodes, initializers):
         mode = self._p["mode"].name
         if mode == "DEFAULT":
-            super()._emit(nodes, initializers)
+            _PlainGatherLayer._emit(self, nodes, initializers)
             return
         data, indices = self._in(0)._onnx_name, self._in(1)._onnx_name
         cast = self._network._fresh_name("gather_idx")

@@ -55,6 +55,8 @@ def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return weight.numpy(), bias.numpy()
 
 
+# (x, y, w, h) @ M -> (x1, y1, x2, y2) for the NMS: x1 = x - w / 2 (the multiplies by 0.5 are exact).
+XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
 # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
 LTRB_TO_XYWH = np.array([[-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5], [1, 0, 1, 0], [0, 1, 0, 1]], np.float32)
 
@@ -207,6 +209,11 @@ class YoloNetworkWriter:
         `max_imgsz` set: height and width are dynamic up to it, and each level's anchor centres are cut
         at run time from a grid that covers it; else they are constants for `imgsz`.
         """
+        boxes, scores = self.detect_parts(module, feats, imgsz, max_imgsz)
+        return self.concat([boxes, scores], 1)
+
+    def detect_parts(self, module: nn.Module, feats: list, imgsz: tuple[int, int], max_imgsz=None):
+        """`detect` before its final concat: boxes (B, 4, A) xywh pixels and scores (B, nc, A)."""
         reg_max, nc = int(module.reg_max), int(module.nc)
         strides = [int(s) for s in module.stride.tolist()]
         bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1))
@@ -218,7 +225,7 @@ class YoloNetworkWriter:
             boxes.append(self.decode_boxes(logits, centres, strides[i], bins, ltrb_to_xywh))
             scores.append(self.reshape(self.branch(module.cv3[i], feat), (0, nc, -1)))
         cls = self.network.add_activation(self.concat(scores, 2), self.trt.ActivationType.SIGMOID)
-        return self.concat([self.concat(boxes, 2), cls.get_output(0)], 1)
+        return self.concat(boxes, 2), cls.get_output(0)
 
     def decode_boxes(self, logits, centres, stride: int, bins, ltrb_to_xywh):
         """One level: DFL (softmax over the bins, then their expectation) and (l, t, r, b) -> xywh pixels.
@@ -251,6 +258,92 @@ class YoloNetworkWriter:
         return self.reshape(corner.get_output(0), (1, 4, -1))
 
 
+class NmsWriter:
+    """NMS inside the engine (`nms=True`) from TensorRT's own INMSLayer: no plugin, no EfficientNMS.
+
+    The same arithmetic as the ONNX route's subgraph (`export/nms.py`, where the why is written down):
+    best class per box, per-class INMSLayer over the boxes above `conf`, the selected (batch, class, box)
+    rows scattered into a dense (B, A, C) score tensor, zero boxes appended so a fixed TopK(max_det)
+    always has candidates, then the kept boxes gathered per image: output (B, max_det, 6)
+    x1, y1, x2, y2, score, class, zero rows after the last detection. Everything is FP32 (NMS thresholds
+    and coordinates); the caller casts the result to the I/O type. `settings` needs conf, iou, max_det
+    and agnostic (duck-typed: `export.nms.NmsSettings`).
+    """
+
+    def __init__(self, writer: YoloNetworkWriter, settings):
+        self.w, self.trt, self.network, self.s = writer, writer.trt, writer.network, settings
+
+    def const(self, array: np.ndarray):
+        """A constant of the array's own dtype (int32 indices, float32 values) whatever the weight dtype."""
+        array = np.array(array, order="C")  # not ascontiguousarray: it turns 0D scalars into 1D
+        self.w.keep_alive.append(array)
+        return self.network.add_constant(tuple(array.shape), self.trt.Weights(array)).get_output(0)
+
+    def op(self, a, b, name: str):
+        return self.network.add_elementwise(a, b, getattr(self.trt.ElementWiseOperation, name)).get_output(0)
+
+    def transpose(self, x):
+        layer = self.network.add_shuffle(x)
+        layer.second_transpose = (0, 2, 1)
+        return layer.get_output(0)
+
+    def gather_nd(self, data, indices, batch_dims: int):
+        layer = self.network.add_gather_v2(data, indices, self.trt.GatherMode.ND)
+        layer.num_elementwise_dims = batch_dims
+        return layer.get_output(0)
+
+    def __call__(self, boxes, scores, nc: int):
+        """boxes (B, 4, A) xywh and scores (B, nc, A), FP32 -> (B, max_det, 6) FP32."""
+        trt, s = self.trt, self.s
+        classes = 1 if s.agnostic else nc
+        pad = -(-s.max_det // classes)
+        xyxy = self.network.add_matrix_multiply(
+            self.transpose(boxes), trt.MatrixOperation.NONE, self.const(XYWH_TO_XYXY[None]), trt.MatrixOperation.NONE
+        ).get_output(0)  # (B, A, 4)
+        per_box = self.transpose(scores)  # (B, A, nc): INMSLayer's [batch, boxes, classes] layout
+        top1 = self.network.add_topk(per_box, trt.TopKOperation.MAX, 1, 1 << 2)
+        best, cls = top1.get_output(0), top1.get_output(1)  # (B, A, 1), class index INT32
+        if s.agnostic:
+            kept_scores = best
+            rows = self.w.concat([xyxy, self.w.cast(cls, trt.float32)], 2)  # (B, A, 5)
+        else:  # only the best class keeps its score: per-class NMS of single-label boxes
+            onehot = self.op(cls, self.const(np.arange(nc, dtype=np.int32).reshape(1, 1, nc)), "EQUAL")
+            kept_scores = self.op(per_box, self.w.cast(onehot, trt.float32), "PROD")
+            rows = xyxy
+        nms = self.network.add_nms(xyxy, kept_scores, self.const(np.array(s.max_det, np.int32)))
+        nms.set_input(3, self.const(np.array(s.iou, np.float32)))
+        nms.set_input(4, self.const(np.array(s.conf, np.float32)))
+        nms.bounding_box_format = trt.BoundingBoxFormat.CORNER_PAIRS
+        selected = nms.get_output(0)  # (K, 3): batch, class, box
+        bnc = self.network.add_gather(selected, self.const(np.array([0, 2, 1], np.int32)), 1).get_output(0)
+        picked = self.gather_nd(kept_scores, bnc, 0)  # (K,)
+        zero = self.const(np.zeros((1, 1, 1), np.float32))
+        dense = self.network.add_scatter(self.op(kept_scores, zero, "PROD"), bnc, picked, trt.ScatterMode.ND)
+        dense = dense.get_output(0)  # (B, A, C): kept scores, zeros elsewhere
+        zero_b = self.op(
+            self.network.add_reduce(dense, trt.ReduceOperation.MAX, (1 << 1) | (1 << 2), True).get_output(0),
+            zero,
+            "PROD",
+        )  # (B, 1, 1) zeros that follow the dynamic batch
+        width = 5 if s.agnostic else 4
+        dense = self.w.concat([dense, self.op(zero_b, self.const(np.zeros((1, pad, classes), np.float32)), "SUM")], 1)
+        rows = self.w.concat([rows, self.op(zero_b, self.const(np.zeros((1, pad, width), np.float32)), "SUM")], 1)
+        top = self.network.add_topk(self.w.reshape(dense, (0, -1)), trt.TopKOperation.MAX, s.max_det, 1 << 1)
+        values, index = top.get_output(0), top.get_output(1)  # (B, max_det)
+        box = self.op(index, self.const(np.array([[classes]], np.int32)), "FLOOR_DIV")
+        gathered = self.gather_nd(rows, self.w.reshape(box, (0, -1, 1)), 1)  # (B, max_det, width)
+        if s.agnostic:
+            xyxy_out = self.network.add_gather(gathered, self.const(np.arange(4, dtype=np.int32)), 2).get_output(0)
+            cls_out = self.network.add_gather(gathered, self.const(np.array([4], np.int32)), 2).get_output(0)
+        else:
+            xyxy_out = gathered
+            cls_i = self.op(index, self.op(box, self.const(np.array([[classes]], np.int32)), "PROD"), "SUB")
+            cls_out = self.w.reshape(self.w.cast(cls_i, trt.float32), (0, -1, 1))
+        score_out = self.w.reshape(values, (0, -1, 1))
+        valid = self.w.cast(self.op(score_out, zero, "GREATER"), trt.float32)
+        return self.op(self.w.concat([xyxy_out, score_out, cls_out], 2), valid, "PROD")
+
+
 def network_dtypes(trt: ModuleType, *, half: bool, fp32_io: bool) -> tuple[np.dtype, object, object]:
     """(weight dtype, body tensor type, I/O tensor type) for the requested precision.
 
@@ -279,13 +372,15 @@ def populate_network(
     max_imgsz: tuple[int, int] | None = None,
     half: bool = False,
     fp32_io: bool = False,
+    nms=None,
 ) -> YoloNetworkWriter:
     """Add input `images`, every layer of `model`, and output `output0` to `network`.
 
     Returns the writer, which the caller must keep alive until the engine is built (it owns the
     weight arrays). With `dynamic`, the batch dimension is -1, and with `max_imgsz` too height and
     width (up to `max_imgsz`, the profile's largest size); the caller adds the profile. With `half`,
-    see `network_dtypes` (the caller sets `BuilderFlag.FP16` where it exists).
+    see `network_dtypes` (the caller sets `BuilderFlag.FP16` where it exists). With `nms` (an
+    `export.nms.NmsSettings`) the output is final detections (B, max_det, 6) from INMSLayer (`NmsWriter`).
     """
     layers = list(model.model)
     strides = [int(s) for s in layers[-1].stride.tolist()] if hasattr(layers[-1], "stride") else []
@@ -319,6 +414,12 @@ def populate_network(
             x = writer.upsample(layer, inputs)
         elif name == "Concat":
             x = writer.concat(inputs, int(layer.d))
+        elif name == "Detect" and nms is not None:
+            boxes, scores = writer.detect_parts(layer, inputs, imgsz, max_imgsz)
+            if body_type != trt.float32:  # NMS thresholds and coordinates in FP32
+                boxes, scores = writer.cast(boxes, trt.float32), writer.cast(scores, trt.float32)
+            x = NmsWriter(writer, nms)(boxes, scores, int(layer.nc))
+            body_type = trt.float32
         elif name == "Detect":
             x = writer.detect(layer, inputs, imgsz, max_imgsz)
         else:

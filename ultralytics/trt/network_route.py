@@ -58,11 +58,12 @@ def network_populate(
     profile: Sequence[Sequence[int]] | None,
     half: bool,
     fp32_io: bool,
+    nms=None,
 ) -> Callable[[ModuleType, Any], Any]:
     """The `BuildOptions.populate` callback that adds `model` to the network build_plan creates.
 
     With a profile (dynamic=True) batch, height and width are dynamic, as on the ONNX route; the anchor
-    grid then covers the profile's largest size.
+    grid then covers the profile's largest size. `nms` (`export.nms.NmsSettings`) puts NMS in the engine.
     """
     return functools.partial(
         populate_network,
@@ -73,4 +74,5 @@ def network_populate(
         max_imgsz=(int(profile[2][2]), int(profile[2][3])) if profile is not None else None,
         half=bool(half),
         fp32_io=bool(fp32_io),
+        nms=nms,
     )
