@@ -58,7 +58,6 @@ class AutoBackend(nn.Module):
         self.names, self.stride, self.task, self.metadata = b.names, int(b.stride), b.task, b.metadata
         self.imgsz, self.batch, self.dynamic = b.imgsz, b.batch, b.dynamic
         self.fp16, self.pt, self.device = b.fp16, b.pt, b.device
-        self.end2end = bool(getattr(b, "end2end", False))  # final detections out: no NMS after
         self.static_batch = b.batch if (b.batch and not b.dynamic) else 0
 
     @property

@@ -22,7 +22,7 @@ class Backend:
     dynamic: bool = True
     fp16: bool = False
     pt: bool = False
-    end2end: bool = False  # forward returns final detections (B, N, 6) x1,y1,x2,y2,score,cls: no NMS after
+    end2end: bool = False  # forward returns final detections (B, N, 6) x1,y1,x2,y2,score,cls, not raw output
     device: torch.device = torch.device("cpu")
 
     def forward(self, im: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
