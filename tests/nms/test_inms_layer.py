@@ -121,13 +121,14 @@ def test_invalid_layers_fail_the_build(trt, kw, message):
 
 def test_onnx_parser_imports_non_max_suppression_as_inms_layer(trt, tmp_path):
     boxes, scores = inputs(4)
-    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "i", "t"], ["selected"])
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "i", "t"], ["rows"])
+    as_float = helper.make_node("Cast", ["rows"], ["selected"], to=TensorProto.FLOAT)  # 8.6 has no INT64 outputs
     graph = helper.make_graph(
-        [node],
+        [node, as_float],
         "g",
         [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, boxes.shape),
          helper.make_tensor_value_info("scores", TensorProto.FLOAT, (B, C, N))],
-        [helper.make_tensor_value_info("selected", TensorProto.INT64, None)],
+        [helper.make_tensor_value_info("selected", TensorProto.FLOAT, None)],
         [helper.make_tensor("m", TensorProto.INT64, [1], [3]), helper.make_tensor("i", TensorProto.FLOAT, [1], [0.5]),
          helper.make_tensor("t", TensorProto.FLOAT, [1], [0.3])],
     )  # fmt: skip
