@@ -238,6 +238,25 @@ class DetectionModel(nn.Module):
             LOGGER.warning(f"DetectionModel: {', '.join(unsupported)} not implemented; ignored")
         return self._run_layers(x)
 
+    @property
+    def end2end(self) -> bool:
+        """True when eval forward returns NMS-free (B, k, 6) detections from the one-to-one head (YOLO26)."""
+        return bool(getattr(self.model[-1], "end2end", False))
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        self.model[-1].end2end = value
+
+    def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
+        """Pick the inference head as upstream's `nms=False` does: the one-to-one branch with top-`max_det`
+        selection (class-agnostic if asked) when `end2end` and the model has one; otherwise one-to-many."""
+        head = self.model[-1]
+        if not getattr(head, "has_one2one", False):
+            return
+        head.end2end = bool(end2end)
+        head.max_det = int(max_det)
+        head.agnostic_nms = bool(agnostic)
+
     def is_fused(self) -> bool:
         return not any("bn" in m._modules for m in self.modules() if isinstance(m, Conv))
 
