@@ -17,6 +17,7 @@ import torch
 from ultralytics.cfg import ConfigError, normalize_format, resolve_precision
 from ultralytics.engine.predictor import check_imgsz
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.ops import nms_free_requested
 from ultralytics.utils.torch_utils import select_device
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
         LOGGER.warning("WARNING dynamic=True with batch=1: the engine's maximum batch will be 1; pass batch=N for more")
     device = _export_device(args.device, fmt)
     model = copy.deepcopy(yolo.model).to(device).eval()
+    if hasattr(model, "select_head"):  # YOLO26: nms=False / end2end=True exports the NMS-free (B, max_det, 6) head
+        model.select_head(nms_free_requested(args), max_det=int(args.max_det or 300), agnostic=bool(args.agnostic_nms))
     for p in model.parameters():
         p.requires_grad_(False)
     stride = int(max(model.stride)) if hasattr(model, "stride") else 32

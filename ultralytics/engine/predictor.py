@@ -21,7 +21,7 @@ from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
 from ultralytics.utils.files import run_dir
-from ultralytics.utils.ops import Profile, non_max_suppression, scale_boxes
+from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
 
 
 def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[int, int]:
@@ -41,6 +41,10 @@ class DetectionPredictor:
         self.model = model
         self.save_dir: Path | None = None
         self.imgsz = self._resolve_imgsz()
+        if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
+            model.select_head(
+                nms_free_requested(cfg), max_det=max(int(cfg.max_det), 300), agnostic=bool(cfg.agnostic_nms)
+            )
         self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
         if model.device.type == "cuda" and cfg.gpu_pipeline is not False:
             from ultralytics.engine.gpu_pipeline import GpuPipeline
@@ -84,14 +88,18 @@ class DetectionPredictor:
     ) -> list[Results]:
         if self.gpu is not None:
             return self.gpu.postprocess(preds, im, orig_imgs, paths)
-        dets = non_max_suppression(
-            preds.float(),
-            self.args.conf if self.args.conf is not None else 0.25,
-            self.args.iou,
-            classes=_as_class_list(self.args.classes),
-            agnostic=bool(self.args.agnostic_nms),
-            max_det=int(self.args.max_det),
-        )
+        conf = self.args.conf if self.args.conf is not None else 0.25
+        if getattr(self.model, "end2end", False):  # final (B, N, 6) detections: threshold only, no NMS
+            dets = filter_end2end(preds, conf, _as_class_list(self.args.classes), int(self.args.max_det))
+        else:
+            dets = non_max_suppression(
+                preds.float(),
+                conf,
+                self.args.iou,
+                classes=_as_class_list(self.args.classes),
+                agnostic=bool(self.args.agnostic_nms),
+                max_det=int(self.args.max_det),
+            )
         results = []
         for det, orig, path in zip(dets, orig_imgs, paths):
             det[:, :4] = scale_boxes(im.shape[2:], det[:, :4], orig.shape)

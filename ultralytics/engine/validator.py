@@ -37,7 +37,14 @@ from ultralytics.data.loaders import imread
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.metrics import DetMetrics, box_iou, match_predictions
-from ultralytics.utils.ops import Profile, non_max_suppression, scale_boxes, xywh2xyxy
+from ultralytics.utils.ops import (
+    Profile,
+    filter_end2end,
+    nms_free_requested,
+    non_max_suppression,
+    scale_boxes,
+    xywh2xyxy,
+)
 from ultralytics.utils.torch_utils import select_device
 
 VAL_DEFAULTS: dict[str, Any] = {"conf": 0.001, "iou": 0.7, "batch": 16, "rect": True, "max_det": 300}
@@ -221,8 +228,10 @@ class DetectionValidator:
         tensor = (tensor.half() if backend.fp16 else tensor.float()) / 255
         return tensor, placements
 
-    def postprocess(self, preds: torch.Tensor) -> list[torch.Tensor]:
-        """NMS; boxes stay in input pixels (see the module docstring)."""
+    def postprocess(self, preds: torch.Tensor, end2end: bool = False) -> list[torch.Tensor]:
+        """NMS (or, for end-to-end output, thresholding only); boxes stay in input pixels (see the module docstring)."""
+        if end2end:
+            return filter_end2end(preds, float(self.args.conf), max_det=int(self.args.max_det))
         return non_max_suppression(
             preds.float(),
             float(self.args.conf),
@@ -241,6 +250,8 @@ class DetectionValidator:
         data = load_dataset_yaml(args.data)
         split = load_split(data, args.split or "val")
         backend = self._backend(model)
+        if hasattr(backend, "select_head"):  # YOLO26 .pt: nms=False validates the NMS-free one-to-one head
+            backend.select_head(nms_free_requested(args), max_det=int(args.max_det), agnostic=bool(args.agnostic_nms))
         names = self._check_names(backend, data)
         imgsz = self._imgsz(backend)
         stride = int(backend.stride)
@@ -258,7 +269,7 @@ class DetectionValidator:
             with timers[1]:
                 preds = backend(im)
             with timers[2]:
-                dets = self.postprocess(preds)
+                dets = self.postprocess(preds, end2end=getattr(backend, "end2end", False))
             for i, det, placement in zip(batch.indices, dets, placements):
                 self._update(metrics, det.cpu(), split.labels[i], placement, split.im_files[i], im.shape[2:])
             progress.update(1)

@@ -92,7 +92,7 @@ def build_metadata(
         "names": {int(k): str(v) for k, v in names.items()},
         "args": args,
         "channels": _model_channels(model),
-        "end2end": False,
+        "end2end": bool(getattr(model, "end2end", False)),
     }
 
 

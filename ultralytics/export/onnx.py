@@ -38,6 +38,8 @@ PREFIX = "ONNX:"
 INPUT_NAME = "images"
 OUTPUT_NAME = "output0"
 DYNAMIC_AXES = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, OUTPUT_NAME: {0: "batch", 2: "anchors"}}
+# End-to-end graphs (YOLO26's one-to-one head) output (batch, max_det, 6): only the batch varies.
+DYNAMIC_AXES_END2END = {INPUT_NAME: DYNAMIC_AXES[INPUT_NAME], OUTPUT_NAME: {0: "batch"}}
 # Opset 11 is the first with the Resize semantics nn.Upsample exports to.
 MIN_OPSET = 11
 # The default opset is the newest the installed torch exporter and onnx both support, capped at 18:
@@ -101,6 +103,9 @@ def export_onnx(
 ) -> Path:
     """Export a DetectionModel to ONNX and return the written path.
 
+    The graph's output is whatever the model's eval forward returns: raw (B, 4 + nc, anchors), or for a
+    YOLO26 whose one-to-one head was selected (`model.select_head(True, max_det=...)`, upstream's
+    `nms=False` / `end2end=True`) final detections (B, max_det, 6) with TopK inside the graph.
     `half=True` gives FP16 inputs, outputs and weights (on any device); with `keep_io_types=True`
     the body is FP16 but `images`/`output0` stay FP32 (for TensorRT `fp32_io`). `dynamic=True` makes
     batch, height and width dynamic; otherwise the graph is fixed at (batch, 3, *imgsz). INT8 is
@@ -214,7 +219,7 @@ def _torch_export(model: nn.Module, dummy: torch.Tensor, path: Path, opset: int,
         opset_version=opset,
         input_names=[INPUT_NAME],
         output_names=[OUTPUT_NAME],
-        dynamic_axes=DYNAMIC_AXES if dynamic else None,
+        dynamic_axes=(DYNAMIC_AXES_END2END if getattr(model, "end2end", False) else DYNAMIC_AXES) if dynamic else None,
         do_constant_folding=True,
     )
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:

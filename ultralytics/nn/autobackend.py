@@ -61,6 +61,17 @@ class AutoBackend(nn.Module):
         self.static_batch = b.batch if (b.batch and not b.dynamic) else 0
 
     @property
+    def end2end(self) -> bool:
+        """`forward` returns final detections (B, N, 6) x1,y1,x2,y2,score,cls instead of raw (B, 4 + nc, A)."""
+        return bool(getattr(self.backend, "end2end", False))
+
+    def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
+        """Ask the backend for NMS-free output (`nms=False`) where the model can switch; see Backend."""
+        select = getattr(self.backend, "select_head", None)
+        if select is not None:
+            select(end2end, max_det=max_det, agnostic=agnostic)
+
+    @property
     def dtype(self) -> torch.dtype:
         return torch.float16 if self.fp16 else torch.float32
 

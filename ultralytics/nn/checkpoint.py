@@ -1,7 +1,7 @@
-"""Load upstream YOLOv8 `.pt` checkpoints without running arbitrary code.
+"""Load upstream YOLOv8 / YOLO11 / YOLO26 `.pt` checkpoints without running arbitrary code.
 
 A `.pt` file is a pickle, and unpickling can call any importable function. The restricted unpickler
-below resolves only the globals a YOLOv8 detection checkpoint is made of (torch tensor rebuilders,
+below resolves only the globals a YOLO detection checkpoint is made of (torch tensor rebuilders,
 a handful of torch.nn layers, our model classes, plain containers, numpy scalars, paths); any other
 global stops the load with its name and points at `trust=True` for files the user vouches for.
 
@@ -105,6 +105,10 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     for layer in (modules.Conv, modules.Concat, modules.C2f, modules.Bottleneck, modules.SPPF, modules.DFL,
                   modules.Detect):  # fmt: skip
         allow(layer, layer.__module__, "ultralytics.nn.modules")
+    # YOLO11 / YOLO26 layers (8.3+ only, so only at their per-file module paths).
+    for layer in (modules.DWConv, modules.C3, modules.C3k, modules.C3k2, modules.C2PSA, modules.PSABlock,
+                  modules.Attention):  # fmt: skip
+        allow(layer)
     allow(nn.Identity, "ultralytics.nn.modules.block", "ultralytics.nn.modules", name="Silence")
     allow(DetectionModel, "ultralytics.nn.tasks")
     allow(IterableSimpleNamespace, "ultralytics.utils")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ultralytics.nn.modules import SPPF, Bottleneck, C2f, Concat, Conv, Detect
+from ultralytics.nn.modules import C2PSA, SPPF, Bottleneck, C2f, C3k, C3k2, Concat, Conv, Detect, DWConv
 from ultralytics.utils import LOGGER, ROOT, yaml_load
 
 __all__ = ["DetectionModel", "guess_model_scale", "load_model_yaml", "parse_model"]
@@ -26,7 +26,11 @@ MODEL_CFG_DIR = ROOT / "cfg" / "models"
 # Names a model yaml may use for a layer type, and the class each one builds.
 LAYER_TYPES: dict[str, type[nn.Module]] = {
     "Conv": Conv,
+    "DWConv": DWConv,
     "C2f": C2f,
+    "C3k2": C3k2,
+    "C3k": C3k,
+    "C2PSA": C2PSA,
     "Bottleneck": Bottleneck,
     "SPPF": SPPF,
     "Concat": Concat,
@@ -36,9 +40,11 @@ LAYER_TYPES: dict[str, type[nn.Module]] = {
     "Upsample": nn.Upsample,
 }
 # Layers whose first two args are (in_channels, out_channels), computed from the graph.
-CHANNEL_LAYERS = (Conv, C2f, Bottleneck, SPPF)
+CHANNEL_LAYERS = (Conv, DWConv, C2f, C3k2, C3k, C2PSA, Bottleneck, SPPF)
 # Layers that take their repeat count as an argument instead of being stacked in a Sequential.
-REPEAT_ARG_LAYERS = (C2f,)
+REPEAT_ARG_LAYERS = (C2f, C3k2, C3k, C2PSA)
+# A model whose yaml uses any of these has YOLO11's head layout (depth-wise class branch), not YOLOv8's.
+NON_LEGACY_HEAD_LAYERS = (C3k2,)
 
 
 def make_divisible(x: float, divisor: int = 8) -> int:
@@ -48,18 +54,18 @@ def make_divisible(x: float, divisor: int = 8) -> int:
 
 def guess_model_scale(name: str | Path) -> str | None:
     """The scale letter in a model name: 'yolov8s.yaml' -> 's'; None when the name has none."""
-    match = re.search(r"yolov\d+([nslmx])(?![a-z0-9])", Path(name).stem)
+    match = re.search(r"yolov?\d+([nslmx])(?![a-z0-9])", Path(name).stem)
     return match.group(1) if match else None
 
 
 def load_model_yaml(cfg: str | Path) -> dict:
-    """Read a model yaml; 'yolov8n.yaml'...'yolov8x.yaml' resolve to the bundled yolov8.yaml at that scale.
+    """Read a model yaml; 'yolov8n.yaml', 'yolo11s.yaml', 'yolo26x.yaml'... resolve to the bundled family yaml at that scale.
 
     A path that exists is read as given; otherwise the name is looked up in ultralytics/cfg/models.
     """
     path = Path(cfg)
     scale = guess_model_scale(path)
-    unscaled = re.sub(r"(yolov\d+)[nslmx](?![a-z0-9])", r"\1", path.name)
+    unscaled = re.sub(r"(yolov?\d+)[nslmx](?![a-z0-9])", r"\1", path.name)
     if path.is_file():
         found = path
     else:
@@ -92,6 +98,7 @@ def parse_model(d: dict, ch: int, verbose: bool = False) -> tuple[nn.Sequential,
     """Build the layer Sequential and the sorted indices of layers whose outputs later layers reuse."""
     nc = d["nc"]
     scales = d.get("scales")
+    scale_letter = d.get("scale") or ""
     if scales:
         scale = d.get("scale")
         if not scale:
@@ -100,9 +107,12 @@ def parse_model(d: dict, ch: int, verbose: bool = False) -> tuple[nn.Sequential,
         if scale not in scales:
             raise ValueError(f"model scale {scale!r} is not one of {list(scales)}")
         depth, width, max_channels = scales[scale]
+        scale_letter = scale
     else:
         depth, width, max_channels = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
 
+    reg_max, end2end = int(d.get("reg_max", 16)), bool(d.get("end2end", False))
+    legacy_head = True  # YOLOv8's Detect layout unless a YOLO11-style block appears (as upstream decides)
     channels = [ch]  # output channels of every layer so far (channels[-1] is the previous layer)
     layers, save = [], []
     for i, row in enumerate(d["backbone"] + d["head"]):
@@ -112,30 +122,39 @@ def parse_model(d: dict, ch: int, verbose: bool = False) -> tuple[nn.Sequential,
         if type_name not in LAYER_TYPES:
             raise ValueError(
                 f"model config layer {i}: module {type_name!r} is not supported; this package builds "
-                f"YOLOv8 detection models from {sorted(set(LAYER_TYPES))}"
+                f"YOLO detection models from {sorted(set(LAYER_TYPES))}"
             )
         layer_cls = LAYER_TYPES[type_name]
         args = [_resolve_arg(a, nc) for a in args]
         n = max(round(n * depth), 1) if n > 1 else n
         c_in = channels[f] if isinstance(f, int) else None
 
+        kwargs: dict = {}
         if layer_cls in CHANNEL_LAYERS:
             c_out = args[0]
             if c_out != nc:
                 c_out = make_divisible(min(c_out, max_channels) * width, 8)
+            if layer_cls is SPPF:
+                # rows with only [c2, k] predate YOLO26's SPPF, whose first conv is unactivated
+                kwargs["cv1_act"] = len(args) <= 2
             args = [c_in, c_out, *args[1:]]
             if layer_cls in REPEAT_ARG_LAYERS:
                 args.insert(2, n)
                 n = 1
+            if layer_cls in NON_LEGACY_HEAD_LAYERS:
+                legacy_head = False
+            if layer_cls is C3k2 and scale_letter in ("m", "l", "x"):
+                args[3:4] = [True]  # the larger scales use C3k inner blocks (c3k=True), as upstream builds them
         elif layer_cls is Concat:
             c_out = sum(channels[x] for x in f)
         elif layer_cls is Detect:
-            args.append([channels[x] for x in f])
+            args = [args[0], [channels[x] for x in f]]
+            kwargs = {"reg_max": reg_max, "end2end": end2end, "legacy": legacy_head}
             c_out = None
         else:  # shape-preserving layers such as Upsample
             c_out = c_in
 
-        layer = nn.Sequential(*(layer_cls(*args) for _ in range(n))) if n > 1 else layer_cls(*args)
+        layer = nn.Sequential(*(layer_cls(*args, **kwargs) for _ in range(n))) if n > 1 else layer_cls(*args, **kwargs)
         layer_cls_path = f"{layer_cls.__module__}.{layer_cls.__qualname__}"
         layer.i, layer.f, layer.type = i, f, layer_cls_path
         layer.np = sum(p.numel() for p in layer.parameters())
@@ -218,6 +237,25 @@ class DetectionModel(nn.Module):
         if unsupported:
             LOGGER.warning(f"DetectionModel: {', '.join(unsupported)} not implemented; ignored")
         return self._run_layers(x)
+
+    @property
+    def end2end(self) -> bool:
+        """True when eval forward returns NMS-free (B, k, 6) detections from the one-to-one head (YOLO26)."""
+        return bool(getattr(self.model[-1], "end2end", False))
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        self.model[-1].end2end = value
+
+    def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
+        """Pick the inference head as upstream's `nms=False` does: the one-to-one branch with top-`max_det`
+        selection (class-agnostic if asked) when `end2end` and the model has one; otherwise one-to-many."""
+        head = self.model[-1]
+        if not getattr(head, "has_one2one", False):
+            return
+        head.end2end = bool(end2end)
+        head.max_det = int(max_det)
+        head.agnostic_nms = bool(agnostic)
 
     def is_fused(self) -> bool:
         return not any("bn" in m._modules for m in self.modules() if isinstance(m, Conv))

@@ -7,6 +7,7 @@ pure torch, no torchvision, so the package runs wherever torch does.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -233,6 +234,47 @@ def non_max_suppression(
         offsets = x[:, 5:6] * (0 if agnostic else max_wh)
         keep = nms(x[:, :4] + offsets, x[:, 4], iou_thres)[:max_det]
         output[xi] = x[keep]
+    return output
+
+
+def nms_free_requested(args: Any) -> bool:
+    """Whether the arguments ask for NMS-free (end-to-end) output: upstream's `nms=False`, or its older
+    `end2end` key, which when given decides alone (True = NMS-free, False = not)."""
+    end2end = getattr(args, "end2end", None)
+    if end2end is not None:
+        return bool(end2end)
+    return getattr(args, "nms", None) is False
+
+
+def filter_end2end(
+    prediction: torch.Tensor,
+    conf_thres: float = 0.25,
+    classes: list[int] | None = None,
+    max_det: int = 300,
+) -> list[torch.Tensor]:
+    """Final detections (B, N, 6) x1,y1,x2,y2,score,cls from an end-to-end model → per image (n, 6).
+
+    An end-to-end model (YOLO26's one-to-one head, an `end2end` export) has already chosen its boxes,
+    sorted by score; what remains is upstream's thresholding: score > conf_thres, the `classes`
+    filter, then the first `max_det`. No NMS. Rows come back as float32 whatever the model's dtype.
+    """
+    if not 0 <= conf_thres <= 1:
+        raise ValueError(f"conf_thres must be within 0..1, got {conf_thres}")
+    if isinstance(prediction, list | tuple):
+        prediction = prediction[0]
+    if prediction.ndim != 3 or prediction.shape[-1] < 6:
+        raise ValueError(
+            f"end-to-end detections must be (batch, boxes, 6) x1,y1,x2,y2,score,class; got {tuple(prediction.shape)}"
+        )
+    class_filter = None
+    if classes is not None:
+        class_filter = torch.tensor(classes, device=prediction.device, dtype=prediction.dtype)
+    output = []
+    for pred in prediction:
+        keep = pred[:, 4] > conf_thres
+        if class_filter is not None:
+            keep &= (pred[:, 5:6] == class_filter).any(1)
+        output.append(pred[keep.nonzero().view(-1)[:max_det]].float())
     return output
 
 

@@ -25,6 +25,12 @@ class Backend:
     end2end: bool = False  # forward returns final detections (B, N, 6) x1,y1,x2,y2,score,cls, not raw output
     device: torch.device = torch.device("cpu")
 
+    def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
+        """Choose NMS-free output where the model can switch (YOLO26 .pt: upstream's `nms=False`).
+
+        Exported models have their output fixed at export time, so the default does nothing.
+        """
+
     def forward(self, im: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 

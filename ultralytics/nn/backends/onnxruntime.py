@@ -121,15 +121,17 @@ class OnnxRuntimeBackend(Backend):
         if task != "detect":
             raise ValueError(f"{self.path} is a '{task}' model; this package runs detection models only")
         names = meta.get("names")
+        # end-to-end exports (YOLO26 nms=False / end2end=True, or NMS in the graph: nms=True) output final
+        # detections (B, max_det, 6)
         self.end2end = is_end2end(meta)
-        if self.end2end:  # final detections (batch, max_det, 6): the last dim is fixed, the class count is not in it
-            if out_shape[2] != 6:
+        if self.end2end:
+            if isinstance(out_shape[2], int) and out_shape[2] != 6:
                 raise ValueError(
-                    f"{self.path}: its metadata says the output is final detections (batch, max_det, 6), but "
-                    f"{self.output.name!r} has shape {out_shape}. The file's metadata does not belong to this graph."
+                    f"{self.path}: its metadata says end2end, but the output {self.output.name!r} has shape "
+                    f"{out_shape}, not (batch, detections, 6). The file's metadata does not belong to this graph."
                 )
             if not names:
-                raise ValueError(f"{self.path}: an end-to-end model without class names in its metadata; export again")
+                raise ValueError(f"{self.path}: an end2end model needs class names in its metadata; export it again")
         elif names:
             if channels is not None and channels != 4 + len(names):
                 raise ValueError(
@@ -154,7 +156,7 @@ class OnnxRuntimeBackend(Backend):
 
     # --- inference ----------------------------------------------------------------------------
     def forward(self, im: torch.Tensor) -> torch.Tensor:
-        """Raw head output (B, 4 + nc, anchors) on `self.device`."""
+        """Raw head output (B, 4 + nc, anchors), or (B, N, 6) detections when `end2end`, on `self.device`."""
         if not self.dynamic and tuple(im.shape) != (self.batch, self.input.shape[1], *self.imgsz):
             raise ValueError(
                 f"{self.path.name} is a static model for input shape {[self.batch, self.input.shape[1], *self.imgsz]}, "

@@ -70,6 +70,15 @@ class PyTorchBackend(Backend):
             return model
         return copy.deepcopy(model).fuse().eval()
 
+    @property
+    def end2end(self) -> bool:
+        """True while the model's one-to-one head is selected: forward then returns (B, k, 6) detections."""
+        return self.model.end2end
+
+    def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
+        """YOLO26: one-to-one top-k (no NMS) when `end2end`, else one-to-many; no-op for single-head models."""
+        self.model.select_head(end2end, max_det=max_det, agnostic=agnostic)
+
     def forward(self, im: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.model(im)

@@ -1,15 +1,17 @@
-"""Convolution building blocks of YOLOv8.
+"""Convolution building blocks of YOLOv8, YOLO11 and YOLO26.
 
 The class names and this module path are fixed by upstream checkpoints, which pickle layers as
-`ultralytics.nn.modules.conv.Conv` and `ultralytics.nn.modules.conv.Concat`.
+`ultralytics.nn.modules.conv.Conv`, `.DWConv` and `.Concat`.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["Concat", "Conv", "autopad", "fuse_conv_and_bn"]
+__all__ = ["Concat", "Conv", "DWConv", "autopad", "fuse_conv_and_bn"]
 
 
 def autopad(k: int | tuple[int, ...], p: int | tuple[int, ...] | None = None, d: int = 1) -> int | list[int]:
@@ -61,6 +63,13 @@ class Conv(nn.Module):
         if "bn" in self._modules:
             self.conv = fuse_conv_and_bn(self.conv, self.bn)
             del self.bn
+
+
+class DWConv(Conv):
+    """Depth-wise Conv (groups = gcd(c1, c2)): the cheap spatial mixing YOLO11/YOLO26 heads use before a 1x1 Conv."""
+
+    def __init__(self, c1: int, c2: int, k: int = 1, s: int = 1, d: int = 1, act: bool | nn.Module = True):
+        super().__init__(c1, c2, k, s, g=math.gcd(c1, c2), d=d, act=act)
 
 
 class Concat(nn.Module):

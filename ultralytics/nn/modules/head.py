@@ -1,4 +1,4 @@
-"""The YOLOv8 detection head.
+"""The YOLO detection head (YOLOv8, YOLO11, YOLO26).
 
 `Detect` turns three feature maps (strides 8, 16, 32) into one tensor (B, 4 + nc, anchors): box
 centre/size in input pixels followed by per-class sigmoid scores. This is the raw output every
@@ -12,13 +12,15 @@ microseconds of small kernels, and static ONNX exports fold it into constants an
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 from torch import nn
 
 from ultralytics.nn.modules.block import DFL
-from ultralytics.nn.modules.conv import Conv
+from ultralytics.nn.modules.conv import Conv, DWConv
+from ultralytics.utils import LOGGER
 
 __all__ = ["Detect", "make_anchors"]
 
@@ -44,8 +46,16 @@ def make_anchors(
 
 
 class Detect(nn.Module):
-    """Anchor-free decoupled head: per level, `cv2` predicts 4 box-side distributions and `cv3` the
-    class logits; `dfl` turns each distribution into a distance from the cell centre."""
+    """Anchor-free decoupled head: per level, `cv2` predicts the 4 box sides (as `reg_max`-bin
+    distributions that `dfl` turns into distances; YOLO26's reg_max=1 predicts the distances directly)
+    and `cv3` the class logits.
+
+    YOLOv8 (`legacy=True`) uses two 3x3 Convs in `cv3`; YOLO11/YOLO26 a depth-wise + 1x1 pair.
+    YOLO26 (`end2end=True`) also carries a one-to-one copy (`one2one_cv2`/`one2one_cv3`) trained to
+    give one box per object, so it needs no NMS. Which branch runs is the `end2end` property: off by
+    default (one-to-many + NMS, as upstream predicts), on when selected (upstream's `nms=False`) or when
+    the one-to-many branch is absent from the checkpoint.
+    """
 
     # Class-level defaults for attributes older checkpoints do not carry, and for flags that
     # upstream code sets on the class (export tooling reads them).
@@ -54,14 +64,23 @@ class Detect(nn.Module):
     export: bool = False
     format: str | None = None
     max_det: int = 300
+    agnostic_nms: bool = False
     legacy: bool = False
 
-    def __init__(self, nc: int = 80, ch: tuple[int, ...] | list[int] = ()):
+    def __init__(
+        self,
+        nc: int = 80,
+        ch: tuple[int, ...] | list[int] = (),
+        reg_max: int = 16,
+        end2end: bool = False,
+        legacy: bool = True,
+    ):
         super().__init__()
         self.nc = nc
         self.nl = len(ch)
-        self.reg_max = 16
+        self.reg_max = reg_max
         self.no = nc + self.reg_max * 4
+        self.legacy = legacy
         self.stride = torch.zeros(self.nl)  # filled in by DetectionModel once the strides are known
         box_ch = max(16, ch[0] // 4, self.reg_max * 4)
         cls_ch = max(ch[0], min(nc, 100))
@@ -69,41 +88,111 @@ class Detect(nn.Module):
             nn.Sequential(Conv(c, box_ch, 3), Conv(box_ch, box_ch, 3), nn.Conv2d(box_ch, 4 * self.reg_max, 1))
             for c in ch
         )
-        self.cv3 = nn.ModuleList(
-            nn.Sequential(Conv(c, cls_ch, 3), Conv(cls_ch, cls_ch, 3), nn.Conv2d(cls_ch, nc, 1)) for c in ch
-        )
+        if legacy:
+            self.cv3 = nn.ModuleList(
+                nn.Sequential(Conv(c, cls_ch, 3), Conv(cls_ch, cls_ch, 3), nn.Conv2d(cls_ch, nc, 1)) for c in ch
+            )
+        else:
+            self.cv3 = nn.ModuleList(
+                nn.Sequential(
+                    nn.Sequential(DWConv(c, c, 3), Conv(c, cls_ch, 1)),
+                    nn.Sequential(DWConv(cls_ch, cls_ch, 3), Conv(cls_ch, cls_ch, 1)),
+                    nn.Conv2d(cls_ch, nc, 1),
+                )
+                for c in ch
+            )
         self.dfl = DFL(self.reg_max) if self.reg_max > 1 else nn.Identity()
+        if end2end:
+            self.one2one_cv2 = copy.deepcopy(self.cv2)
+            self.one2one_cv3 = copy.deepcopy(self.cv3)
+
+    # ------------------------------------------------------------------ head selection
+    @property
+    def has_one2one(self) -> bool:
+        """True for heads with an NMS-free one-to-one branch (YOLO26)."""
+        return getattr(self, "one2one_cv2", None) is not None
 
     @property
     def end2end(self) -> bool:
-        """YOLOv8 has no NMS-free one-to-one branch; kept for code that asks."""
-        return False
+        """Whether inference runs the one-to-one branch and returns (B, max_det, 6) detections."""
+        return self.has_one2one and (bool(self.__dict__.get("_end2end", False)) or self.cv2 is None)
 
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        if value and not self.has_one2one:
+            LOGGER.warning("this model has no one-to-one (NMS-free) head; using the one-to-many head + NMS")
+        self._end2end = bool(value)
+
+    # ------------------------------------------------------------------ forward
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
-        """Eval: the decoded (B, 4 + nc, A) tensor. Train: the raw per-level maps (B, no, h, w)."""
-        levels = [torch.cat((self.cv2[i](feats[i]), self.cv3[i](feats[i])), 1) for i in range(self.nl)]
+        """Eval: (B, 4 + nc, A) decoded one-to-many output, or (B, k, 6) x1,y1,x2,y2,score,cls from the
+        one-to-one branch when `end2end`. Train: the one-to-many raw per-level maps (B, no, h, w)."""
         if self.training:
-            return levels
-        return self.decode(levels)
+            return [torch.cat((self.cv2[i](feats[i]), self.cv3[i](feats[i])), 1) for i in range(self.nl)]
+        if self.end2end:
+            boxes, scores = self._branch(feats, self.one2one_cv2, self.one2one_cv3)
+            xyxy = self._decode_boxes(boxes, feats, xywh=False)
+            return self.top_k(xyxy.transpose(1, 2), scores.sigmoid().transpose(1, 2))
+        boxes, scores = self._branch(feats, self.cv2, self.cv3)
+        return torch.cat((self._decode_boxes(boxes, feats, xywh=True), scores.sigmoid()), 1)
 
-    def decode(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """Raw per-level maps -> (B, 4 + nc, A): xywh in input pixels, then sigmoid class scores."""
-        flat = torch.cat([level.flatten(2) for level in levels], 2)
-        box_logits, cls_logits = flat.split((4 * self.reg_max, self.nc), 1)
-        points, strides = make_anchors(levels, self.stride)
+    def _branch(
+        self, feats: list[torch.Tensor], box_head: nn.ModuleList, cls_head: nn.ModuleList
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box logits (B, 4 * reg_max, A) and class logits (B, nc, A), levels concatenated in order."""
+        boxes = torch.cat([box_head[i](feats[i]).flatten(2) for i in range(self.nl)], 2)
+        scores = torch.cat([cls_head[i](feats[i]).flatten(2) for i in range(self.nl)], 2)
+        return boxes, scores
+
+    def _decode_boxes(self, box_logits: torch.Tensor, feats: list[torch.Tensor], xywh: bool) -> torch.Tensor:
+        """Box logits -> (B, 4, A) in input pixels: centre/size (xywh) or corners (xyxy)."""
+        points, strides = make_anchors(feats, self.stride)
         distances = self.dfl(box_logits)  # (B, 4, A): left, top, right, bottom in grid units
         left_top, right_bottom = distances.chunk(2, 1)
         top_left = points - left_top
         bottom_right = points + right_bottom
-        xywh = torch.cat(((top_left + bottom_right) / 2, bottom_right - top_left), 1) * strides
-        return torch.cat((xywh, cls_logits.sigmoid()), 1)
+        if xywh:
+            return torch.cat(((top_left + bottom_right) / 2, bottom_right - top_left), 1) * strides
+        return torch.cat((top_left, bottom_right), 1) * strides
+
+    def decode(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Raw one-to-many per-level maps (B, no, h, w) -> (B, 4 + nc, A): xywh pixels, sigmoid scores."""
+        flat = torch.cat([level.flatten(2) for level in levels], 2)
+        box_logits, cls_logits = flat.split((4 * self.reg_max, self.nc), 1)
+        return torch.cat((self._decode_boxes(box_logits, levels, xywh=True), cls_logits.sigmoid()), 1)
+
+    def top_k(self, boxes: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """NMS-free selection: (B, A, 4) xyxy + (B, A, nc) scores -> (B, k, 6), k = min(max_det, A).
+
+        Class-aware (default): keep the k anchors with the highest best-class score, then the k best
+        (anchor, class) pairs among them, so one anchor may appear with two classes. With
+        `agnostic_nms` each anchor counts once, with its best class. Sorted by score, descending.
+        """
+        k = min(int(self.max_det), scores.shape[1])
+        if self.agnostic_nms:
+            best, labels = scores.max(dim=-1)
+            top, anchor = best.topk(k, dim=1)
+            label = labels.gather(1, anchor).float()
+        else:
+            nc = scores.shape[-1]
+            candidates = scores.amax(dim=-1).topk(k, dim=1).indices  # (B, k) anchors
+            candidate_scores = scores.gather(1, candidates.unsqueeze(-1).expand(-1, -1, nc))
+            top, flat = candidate_scores.flatten(1).topk(k, dim=1)
+            label = (flat % nc).float()
+            anchor = candidates.gather(1, flat // nc)
+        picked = boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, boxes.shape[-1]))
+        return torch.cat((picked, top.unsqueeze(-1), label.unsqueeze(-1)), -1)
 
     def bias_init(self) -> None:
         """Start a fresh head from sensible priors (box bias 1; class bias for ~5 objects per 640
         image), so an untrained model's scores are small rather than 0.5. Needs `stride` set."""
-        for box_head, cls_head, stride in zip(self.cv2, self.cv3, self.stride):
-            box_head[-1].bias.data[:] = 1.0
-            cls_head[-1].bias.data[: self.nc] = math.log(5 / self.nc / (640 / float(stride)) ** 2)
+        heads = [(self.cv2, self.cv3)]
+        if self.has_one2one:
+            heads.append((self.one2one_cv2, self.one2one_cv3))
+        for box_heads, cls_heads in heads:
+            for box_head, cls_head, stride in zip(box_heads, cls_heads, self.stride):
+                box_head[-1].bias.data[:] = 1.0
+                cls_head[-1].bias.data[: self.nc] = math.log(5 / self.nc / (640 / float(stride)) ** 2)
 
     def _apply(self, fn, *args, **kwargs):
         # `stride` is a plain tensor attribute (as in upstream pickles), not a buffer, so .to(),
