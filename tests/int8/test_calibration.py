@@ -105,12 +105,18 @@ def log_messages():
     LOGGER.removeHandler(handler)
 
 
-def test_batch_larger_than_the_images_is_reduced_with_a_warning(tmp_path, log_messages):
-    for f in sorted((SHAPES / "val" / "images").glob("*.jpg"))[:3]:
+def test_batch_larger_than_the_images_repeats_images_with_a_warning(tmp_path, log_messages):
+    """TensorRT reads every calibration batch at the engine's batch: a smaller batch would be read past
+    its end, so the batch stays full, made of repeated images (issue 16, finding 1)."""
+    files = sorted((SHAPES / "val" / "images").glob("*.jpg"))[:3]
+    for f in files:
         shutil.copy(f, tmp_path)
     calib = CalibrationSet(tmp_path, imgsz=64, batch=8)
-    assert calib.batch == 3 and calib.num_batches == 1
-    assert any("batch=8 is larger than the 3 images" in m for m in log_messages)
+    assert calib.batch == 8 and calib.num_batches == 1
+    (batch,) = list(calib.batches())
+    assert batch.shape == (8, 3, 64, 64)
+    np.testing.assert_array_equal(batch[3], batch[0])  # the fourth image is the first again
+    assert any("batch=8 is larger than the 3 images" in m and "repeating" in m for m in log_messages)
 
 
 @pytest.mark.parametrize("data", [None, ""])

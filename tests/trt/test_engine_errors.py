@@ -166,11 +166,20 @@ def test_all_parser_errors_are_listed(trt, tmp_path):
         build_plan(trt, onnx_file, BuildOptions())
 
 
-def test_failed_build_carries_log_tail(trt, tmp_path):
+def test_rejected_profile_is_a_clear_error(trt, tmp_path):
+    """add_optimization_profile returns -1 for a profile TensorRT rejects; that is checked at once (issue 16)."""
     onnx_file = tiny_onnx(tmp_path / "dyn.onnx", dynamic=True)
-    inverted = ((2, 3, 128, 128), (1, 3, 64, 64), (1, 3, 32, 32))  # min > max: TensorRT refuses to build
-    with pytest.raises(RuntimeError, match=r"build_serialized_network returned None(.|\n)*TensorRT log"):
+    inverted = ((2, 3, 128, 128), (1, 3, 64, 64), (1, 3, 32, 32))  # min > max: TensorRT refuses it
+    with pytest.raises(ValueError, match=r"TensorRT rejected the optimization profile min \[2, 3, 128, 128\]"):
         build_plan(trt, onnx_file, BuildOptions(profile=inverted))
+
+
+def test_failed_build_carries_log_tail(trt, tmp_path):
+    def no_outputs(trt, network):  # a network without outputs: the builder returns None and says why
+        network.add_input("images", trt.DataType.FLOAT, trt.Dims([1, 3, 8, 8]))
+
+    with pytest.raises(RuntimeError, match=r"returned None(.|\n)*TensorRT log(.|\n)*at least one output"):
+        build_plan(trt, None, BuildOptions(populate=no_outputs))
 
 
 def test_timing_cache_written_and_reused(trt, tmp_path, warnings_logged):

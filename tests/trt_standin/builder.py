@@ -10,7 +10,8 @@ import numpy as np
 from . import plan
 from .common import TRT_TO_NUMPY, BitFlags, dims_list, log
 from .core import make_host_memory
-from .memory import read_tensor
+from .memory import AddressError, allocation_size, read_tensor
+from .process import adopt_logger
 from .sessions import load_error
 
 _TIMING_CACHE_MAGIC = b"TRT-STANDIN-TIMING-CACHE\x00"
@@ -18,7 +19,7 @@ _TIMING_CACHE_MAGIC = b"TRT-STANDIN-TIMING-CACHE\x00"
 
 class Builder:
     def __init__(self, logger):
-        self._logger = logger
+        self._logger = adopt_logger(type(self)._ctx, logger, "createInferBuilder")
         self._max_batch_size = 1
         self._max_threads = 1
 
@@ -66,7 +67,7 @@ class Builder:
         return type(self)._ctx.new("INetworkDefinition", self, int(flags))
 
     def create_builder_config(self):
-        return type(self)._ctx.new("IBuilderConfig")
+        return type(self)._ctx.new("IBuilderConfig", self._logger)
 
     def create_optimization_profile(self):
         return type(self)._ctx.new("IOptimizationProfile")
@@ -144,8 +145,9 @@ class ITimingCache:
         self._entries: dict[str, int] = dict(entries or {})
 
     def serialize(self):
+        ctx = type(self)._ctx
         body = json.dumps(self._entries, sort_keys=True).encode()
-        return make_host_memory(type(self)._ctx, _TIMING_CACHE_MAGIC + body)
+        return make_host_memory(ctx, _TIMING_CACHE_MAGIC + ctx.version.encode() + b"\x00" + body)
 
     def combine(self, input_cache, ignore_mismatch):
         self._entries.update(input_cache._entries)
@@ -157,8 +159,10 @@ class ITimingCache:
 
 
 class IBuilderConfig(BitFlags):
-    def _setup(self):
+    def _setup(self, logger=None):
         ctx = type(self)._ctx
+        self._logger = logger
+        self._progress_monitor = None
         self._flags = 0
         self._pool_limits: dict[int, int] = {}
         self._profiles: list = []
@@ -253,17 +257,30 @@ class IBuilderConfig(BitFlags):
 
     # timing cache
     def create_timing_cache(self, serialized_timing_cache):
+        """A cache from these bytes; bytes from another version (or not a cache) are logged and ignored.
+
+        Models the developer guide's "Timing Cache" section: a cache made by another TensorRT version or
+        device is reported as an error and the builder continues with an empty cache; nothing the caller
+        can test on the returned object says so except that it holds no entries.
+        """
+        ctx = type(self)._ctx
         data = bytes(memoryview(serialized_timing_cache))
         entries: dict = {}
         if data:
-            if data.startswith(_TIMING_CACHE_MAGIC):
-                try:
-                    entries = json.loads(data[len(_TIMING_CACHE_MAGIC) :])
-                except ValueError:
-                    entries = {}
-            # An unreadable cache is ignored and an empty one is used, as TensorRT does for a
-            # cache from another version/device.
-        return type(self)._ctx.new("ITimingCache", entries)
+            stamp = _TIMING_CACHE_MAGIC + ctx.version.encode() + b"\x00"
+            try:
+                if not data.startswith(stamp):
+                    raise ValueError("made by another TensorRT version or device, or not a timing cache")
+                entries = json.loads(data[len(stamp) :])
+            except ValueError as e:
+                log(
+                    self._logger,
+                    "ERROR",
+                    f"Error Code 1: Serialization (Serialization assertion: timing cache {e}; "
+                    "ignoring it and using an empty cache)",
+                )
+                entries = {}
+        return ctx.new("ITimingCache", entries)
 
     def set_timing_cache(self, cache, ignore_mismatch):
         self._timing_cache = cache
@@ -325,7 +342,15 @@ class IBuilderConfig(BitFlags):
         return False
 
     def reset(self):
-        self._setup()
+        self._setup(self._logger)
+
+    @property
+    def progress_monitor(self):
+        return self._progress_monitor
+
+    @progress_monitor.setter
+    def progress_monitor(self, value):
+        self._progress_monitor = value
 
 
 class _BuildError(Exception):
@@ -383,23 +408,36 @@ def _resolve_profiles(network, config) -> list[dict[str, list[list[int]]]]:
     return resolved
 
 
+def _calibration_shapes(network, config, profiles) -> dict[str, list[int]]:
+    """The shape TensorRT reads each calibration batch at, per input.
+
+    https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-quantized-types.html
+    ("INT8 Calibration with Dynamic Shapes"): a static network's batches have the network's input shape;
+    a dynamic one's have the calibration profile's *opt* shape (the first profile's when none is set),
+    batch dimension included. get_batch_size() changes nothing in either case.
+    """
+    if config._calibration_profile is not None and config._calibration_profile._shapes:
+        return {name: list(shapes[1]) for name, shapes in config._calibration_profile._shapes.items()}
+    return {name: list(shapes[1]) for name, shapes in profiles[0].items()}
+
+
 def _calibrate(builder, network, config, profiles) -> dict[str, Any]:
     """Drive the calibrator as TensorRT does; return the calibration summary stored in the plan.
 
     Order (https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/work-quantized-types.html,
     "INT8 calibration using Python"): read_calibration_cache() first (a non-empty cache skips
     calibration), then get_batch_size() and get_batch(names) until it returns None, then
-    write_calibration_cache(cache).
+    write_calibration_cache(cache). Each batch is read at exactly the calibration shape: a buffer
+    shorter than that is an error here, as the out-of-bounds read it causes on a GPU is (an illegal
+    address that kills the CUDA context, or silently wrong scales).
     """
     calibrator = config._int8_calibrator
     names = [t._name for t in network._inputs]
     cache = calibrator.read_calibration_cache()
     if cache:
         return {"source": "cache", "batches": 0, "cache_bytes": len(bytes(memoryview(cache)))}
-    batch_size = int(calibrator.get_batch_size())
-    shapes_profile = profiles[0]
-    if config._calibration_profile is not None and config._calibration_profile._shapes:
-        shapes_profile = {n: s for n, s in config._calibration_profile._shapes.items()}
+    calibrator.get_batch_size()  # called, as TensorRT does; it does not change what is read
+    shapes = _calibration_shapes(network, config, profiles)
     abs_max: dict[str, float] = {}
     batches = 0
     while True:
@@ -409,10 +447,20 @@ def _calibrate(builder, network, config, profiles) -> dict[str, Any]:
         if len(pointers) != len(names):
             raise _BuildError(f"calibrator get_batch returned {len(pointers)} pointers for {len(names)} inputs {names}")
         for tensor, pointer in zip(network._inputs, pointers):
-            shape = list(shapes_profile[tensor._name][1])
-            if shape:
-                shape[0] = batch_size
-            array = read_tensor(int(pointer), shape, TRT_TO_NUMPY[tensor.dtype.name])
+            shape = shapes[tensor._name]
+            dtype = np.dtype(TRT_TO_NUMPY[tensor.dtype.name])
+            needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            available = allocation_size(int(pointer))
+            if available is not None and available < needed:
+                raise _BuildError(
+                    f"INT8 calibration batch {batches} for input {tensor._name!r}: TensorRT reads {needed} bytes "
+                    f"(shape {shape}, the calibration profile's opt shape or the static input shape) but the "
+                    f"buffer holds {available}: an out-of-bounds read (illegal memory access on a GPU)"
+                )
+            try:
+                array = read_tensor(int(pointer), shape, dtype)
+            except AddressError as e:
+                raise _BuildError(f"INT8 calibration batch {batches}: {e}") from e
             abs_max[tensor._name] = max(abs_max.get(tensor._name, 0.0), float(np.abs(array).max(initial=0.0)))
         batches += 1
     if batches == 0:
@@ -422,7 +470,7 @@ def _calibrate(builder, network, config, profiles) -> dict[str, Any]:
     header = f"TRT-STANDIN-{ctx.version}-{getattr(algorithm, 'name', 'ENTROPY_CALIBRATION_2')}"
     lines = [header] + [f"{name}: {np.float32(v / 127.0).view(np.uint32):08x}" for name, v in abs_max.items()]
     calibrator.write_calibration_cache(("\n".join(lines) + "\n").encode())
-    return {"source": "batches", "batches": batches, "abs_max": abs_max}
+    return {"source": "batches", "batches": batches, "abs_max": abs_max, "shapes": shapes}
 
 
 def _build_plan(builder, network, config) -> bytes:
@@ -449,6 +497,13 @@ def _build_plan(builder, network, config) -> bytes:
                 "WARNING",
                 "INT8 requested without a calibrator or dynamic ranges; layers without scales run in higher precision",
             )
+    if network._strongly_typed:
+        _check_strong_types(network)
+    for layer in network._layers:
+        # The builder reports every layer at VERBOSE and a summary at INFO, as TensorRT's does; a Python
+        # logger receives them all (filtering is the logger's job), which is what makes them costly.
+        log(builder._logger, "VERBOSE", f"Builder: layer {layer._name} ({layer._layer_type_name})")
+    log(builder._logger, "INFO", f"Builder: {len(network._layers)} layers, building the engine")
     try:
         model = network._assemble_model()
     except (ValueError, NotImplementedError, KeyError, IndexError, TypeError) as e:
@@ -483,6 +538,35 @@ def _build_plan(builder, network, config) -> bytes:
         "num_layers": len(network._layers),
     }
     return plan.pack(header, model_bytes)
+
+
+# Layer types whose inputs must share one type in a strongly typed network.
+_SAME_TYPE_LAYERS = {"ELEMENTWISE", "CONCATENATION", "MATRIX_MULTIPLY"}
+
+
+def _check_strong_types(network) -> None:
+    """Strongly typed networks (always on 11.x) do no implicit casts: an elementwise, concatenation or
+    matrix-multiply layer whose inputs have different types is a build error.
+
+    https://docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/advanced.html#strongly-typed-networks
+    ("TensorRT ... does not insert casts; the types of the inputs of ... must match", the type-inference
+    rules of the operator documentation). Comparisons (EQUAL/GREATER/LESS) still produce BOOL.
+    """
+    for layer in network._layers:
+        if layer._layer_type_name not in _SAME_TYPE_LAYERS:
+            continue
+        if getattr(layer, "_onnx_node", None) is not None:
+            continue  # parsed ONNX nodes: ONNX's own type constraints (checked by ONNX Runtime) already apply
+        dtypes = {
+            t.dtype.name
+            for t in layer._inputs[: 2 if layer._layer_type_name != "CONCATENATION" else None]
+            if t is not None
+        }
+        if len(dtypes) > 1:
+            raise _BuildError(
+                f"{layer._name}: in a strongly typed network the inputs of a {layer._layer_type_name} layer must "
+                f"have one type, got {sorted(dtypes)}: add a Cast so they match"
+            )
 
 
 def _calibrator(algorithm: str) -> type:

@@ -9,12 +9,21 @@ from . import plan, precision
 from .common import TRT_TO_NUMPY, dims_list, log
 from .core import make_host_memory
 from .memory import AddressError, read_tensor, write_tensor
+from .process import adopt_logger, current_device
 from .sessions import session as _session
+
+# Handles of CUDA's default streams: 0 (the legacy default stream, also cudaStreamLegacy = 1) and
+# cudaStreamPerThread = 2 (CUDA runtime API, "Stream synchronization behavior").
+_DEFAULT_STREAMS = (0, 1, 2)
+DEFAULT_STREAM_WARNING = (
+    "Using default stream in enqueueV3() may lead to performance issues due to additional calls to "
+    "cudaStreamSynchronize() by TensorRT to ensure correct synchronization. Please use non-default stream instead."
+)
 
 
 class Runtime:
     def __init__(self, logger):
-        self._logger = logger
+        self._logger = adopt_logger(type(self)._ctx, logger, "createInferRuntime")
         self._max_threads = 1
 
     @property
@@ -58,11 +67,12 @@ class Runtime:
                 f"{header['trt_version']}, please rebuild.)",
             )
             return None
-        return ctx.new("ICudaEngine", header, model_bytes, data, self._logger)
+        return ctx.new("ICudaEngine", header, model_bytes, data, self._logger, current_device())
 
 
 class ICudaEngine:
-    def _setup(self, header: dict, model_bytes: bytes, plan_bytes: bytes, logger):
+    def _setup(self, header: dict, model_bytes: bytes, plan_bytes: bytes, logger, device: int = 0):
+        self._device = device  # the CUDA device current at deserialization: the engine lives there
         self._header = header
         self._model_bytes = model_bytes
         self._plan_bytes = plan_bytes
@@ -420,6 +430,10 @@ class IExecutionContext:
         return self._dims(strides)
 
     def execute_async_v3(self, stream_handle):
+        if int(stream_handle) in _DEFAULT_STREAMS:
+            # TensorRT's own warning (developer guide, "Streams"; NVIDIA/TensorRT issues on enqueueV3 with
+            # stream 0): the default stream makes it add cudaStreamSynchronize calls.
+            log(self._logger, "WARNING", DEFAULT_STREAM_WARNING)
         return self._execute(dict(self._addresses), int(stream_handle))
 
     def execute_v2(self, bindings):
@@ -434,6 +448,8 @@ class IExecutionContext:
         if len(bindings) != len(names):
             log(self._logger, "ERROR", f"execute_async_v2: expected {len(names)} bindings, got {len(bindings)}")
             return False
+        if int(stream_handle) in _DEFAULT_STREAMS:
+            log(self._logger, "WARNING", DEFAULT_STREAM_WARNING.replace("enqueueV3", "enqueueV2"))
         return self._execute({n: int(b) for n, b in zip(names, bindings)}, int(stream_handle))
 
     def set_binding_shape(self, binding, shape):
@@ -449,6 +465,18 @@ class IExecutionContext:
 
     def _execute(self, addresses: dict[str, int], stream: int) -> bool:
         engine = self._engine
+        device = current_device()
+        if device != engine._device:
+            # The engine's memory and kernels belong to the device it was deserialized on; enqueueing
+            # with another device current fails in CUDA (ultralytics issue 21300: cuda:1 → "invalid
+            # resource handle"). TensorRT reports the CUDA error and the enqueue returns False.
+            log(
+                self._logger,
+                "ERROR",
+                f"IExecutionContext::enqueueV3: Error Code 1: Cuda Runtime (invalid resource handle): the engine "
+                f"was deserialized on device {engine._device} but device {device} is current",
+            )
+            return False
         missing = self._missing_inputs()
         if missing:
             log(self._logger, "ERROR", f"enqueue: input shapes not set for {missing}; call set_input_shape first")

@@ -102,6 +102,17 @@ def _prop(key: str, kind: str = "raw"):
     return property(fget, fset)
 
 
+def check_shape_tensor(layer, tensor, what: str) -> None:
+    """Shape tensors (dynamic slice start/size/stride, reshape dims, resize output shape) must be INT32
+    or INT64 (TensorRT developer guide, "Execution Tensors vs. Shape Tensors": shape tensors have type
+    Int32, Int64, Float or Bool, and the layers' shape inputs take Int32/Int64 only)."""
+    if tensor.dtype.name not in ("INT32", "INT64"):
+        raise LayerBuildError(
+            f"{layer._name}: the {what} shape tensor {tensor.name!r} is {tensor.dtype.name}; shape inputs must be "
+            "INT32 or INT64 (add a cast)"
+        )
+
+
 def _axes_from_mask(mask: int, rank: int) -> list[int]:
     return [axis for axis in range(rank) if mask & (1 << axis)]
 
@@ -568,6 +579,7 @@ class ISliceLayer(_Layer):
             if tensor is None:
                 values.append(self._const(initializers, np.array(self._p[key], np.int64), key))
             else:
+                check_shape_tensor(self, tensor, f"slice {key}")
                 cast = fresh(f"slice_{key}")
                 nodes.append(helper.make_node("Cast", [tensor._onnx_name], [cast], to=TensorProto.INT64))
                 values.append(cast)
@@ -625,6 +637,7 @@ class IShuffleLayer(_Layer):
             steps.append(("Transpose", {"perm": list(self._p["first"])}, None))
         dynamic = self._inputs[1] if len(self._inputs) > 1 else None
         if dynamic is not None:
+            check_shape_tensor(self, dynamic, "reshape dimensions")
             shape_name = self._network._fresh_name("reshape_dims")
             nodes.append(helper.make_node("Cast", [dynamic._onnx_name], [shape_name], to=TensorProto.INT64))
             steps.append(("Reshape", {"allowzero": 0 if self._p["zero_is_placeholder"] else 1}, shape_name))
@@ -779,6 +792,7 @@ class IResizeLayer(_Layer):
         inputs = [self._in()._onnx_name, ""]
         dynamic = self._inputs[1] if len(self._inputs) > 1 else None
         if dynamic is not None:  # output shape from a shape tensor (set_input(1, ...))
+            check_shape_tensor(self, dynamic, "resize output")
             sizes = self._network._fresh_name("resize_sizes")
             nodes.append(helper.make_node("Cast", [dynamic._onnx_name], [sizes], to=TensorProto.INT64))
             inputs += ["", sizes]

@@ -151,3 +151,44 @@ def write_tensor(address: int, array: np.ndarray, stream: int = 0) -> None:
         return
     _check_host(address, nbytes)
     ctypes.memmove(address, array.ctypes.data, nbytes)
+
+
+_PAGE = 4096
+_IS_MMAPPED, _PREV_INUSE = 2, 1
+
+
+def _mapped(lo: int, hi: int) -> bool:
+    ranges = _mapped_ranges()
+    i = bisect.bisect_right([r[0] for r in ranges], lo) - 1
+    return i >= 0 and hi <= ranges[i][1]
+
+
+def allocation_size(address: int) -> int | None:
+    """Usable bytes of the glibc malloc block that starts at `address` (numpy and torch CPU buffers),
+    or None when the address does not look like the start of one (then nothing can be said).
+
+    TensorRT reads calibration batches with cudaMemcpy from device buffers, where reading past the end
+    is an illegal address; on host memory the stand-in needs the block's size to call a short buffer an
+    error. The chunk header (size | flags) sits just before the block; it is only trusted when it is
+    consistent: a multiple of 16, a mapped chunk, and an in-use bit on the next chunk (or, for a block
+    of its own mapping, a page-aligned mapping start).
+    """
+    if address % 16 or not _mapped(address - 16, address):
+        return None
+    field = ctypes.c_size_t.from_address(address - 8).value
+    size = field & ~7
+    if size < 32 or size % 16 or size > 1 << 42:
+        return None
+    chunk = address - 16
+    if field & _IS_MMAPPED:
+        offset = ctypes.c_size_t.from_address(chunk).value  # memalign's gap before the chunk
+        start = chunk - offset
+        if offset % 16 or start % _PAGE or not _mapped(start, chunk + size):
+            return None
+        return size - 16
+    if not _mapped(chunk, chunk + size + 16):
+        return None
+    next_field = ctypes.c_size_t.from_address(chunk + size + 8).value
+    if not next_field & _PREV_INUSE:
+        return None
+    return size - 8

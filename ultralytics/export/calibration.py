@@ -61,11 +61,13 @@ class CalibrationSet:
                 f"INT8 calibration uses {len(self.files)} images; {FEW_IMAGES}+ representative images are better"
             )
         if len(self.files) < int(batch):
+            # TensorRT reads every calibration batch at the engine's batch size (the static input shape or
+            # the calibration profile), so a short batch would be read past its end: repeat images instead.
             LOGGER.warning(
                 f"INT8 calibration: batch={batch} is larger than the {len(self.files)} images of {where}; "
-                f"calibrating with batch={len(self.files)} instead (add images to keep batch={batch})."
+                f"repeating images to fill one batch of {batch} (add images for better scales)."
             )
-            batch = len(self.files)
+            self.files = [self.files[i % len(self.files)] for i in range(int(batch))]
         self.batch = int(batch)
         self.model_hash = str(model_hash)
 
@@ -77,7 +79,7 @@ class CalibrationSet:
 
     @property
     def num_batches(self) -> int:
-        """Full batches only: a static engine cannot take a short last batch (upstream drops it too)."""
+        """Full batches only: TensorRT reads whole batches, so a short last one is dropped (upstream too)."""
         return len(self.files) // self.batch
 
     @property

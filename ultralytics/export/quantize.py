@@ -94,24 +94,33 @@ def _check_quantizable(model: onnx.ModelProto, src: Path) -> None:
 
 
 def head_prediction_convs(model: onnx.ModelProto) -> list[str]:
-    """Conv nodes whose output is not fed to an activation: the raw box/class predictions and DFL.
+    """Conv nodes whose output is not fed to an activation and after which no activated Conv follows:
+    the raw box/class predictions and DFL.
 
     Structural rather than name-based, so it holds for any exporter's node names. In YOLOv8 every
     feature Conv is followed by SiLU (Sigmoid + Mul); only the head's final 1x1 convolutions and the
-    DFL projection are not.
+    DFL projection are not. An activation-less Conv in the body (a projection whose output goes on
+    into feature convs) is not a head conv.
     """
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    heads = []
-    for node in model.graph.node:
-        if node.op_type != "Conv":
-            continue
-        users = consumers.get(node.output[0], [])
-        if not any(_is_activation(user, node.output[0], consumers) for user in users):
-            heads.append(node.name)
-    return heads
+
+    def users(node: onnx.NodeProto) -> list[onnx.NodeProto]:
+        return [user for out in node.output for user in consumers.get(out, [])]
+
+    def is_feature_conv(node: onnx.NodeProto) -> bool:
+        return node.op_type == "Conv" and any(_is_activation(u, node.output[0], consumers) for u in users(node))
+
+    reaches_feature: dict[int, bool] = {}
+    for node in reversed(model.graph.node):  # ONNX node order is topological
+        reaches_feature[id(node)] = any(is_feature_conv(u) or reaches_feature.get(id(u), False) for u in users(node))
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "Conv" and not is_feature_conv(node) and not reaches_feature[id(node)]
+    ]
 
 
 def _is_activation(node: onnx.NodeProto, tensor: str, consumers: dict[str, list[onnx.NodeProto]]) -> bool:

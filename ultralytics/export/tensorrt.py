@@ -210,12 +210,13 @@ def _prepare_int8(
             enable_fp16(trt, config)
             if hasattr(trt.IBuilderConfig, "int8_calibrator"):
                 config.int8_calibrator = calibrator
-            if profile is not None and hasattr(trt.IBuilderConfig, "set_calibration_profile"):
-                config.set_calibration_profile(profile)
             constrain_sensitive_layers(trt, network, config)
 
         options.configure = configure
         options.keep_alive = calibrator  # TensorRT holds only a raw pointer to the calibrator
+        # A dynamic network is calibrated at its own profile, exactly the shape of the batches we feed.
+        channels = int(options.profile[1][1]) if options.profile else 3
+        options.calibration_shape = (calib.batch, channels, *calib.imgsz)
         return onnx_file
     # 11.x: no calibrator API; our post-training quantization writes the scales into Q/DQ nodes.
     from ultralytics.export.quantize import quantize_onnx

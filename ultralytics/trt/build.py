@@ -16,10 +16,11 @@ from types import ModuleType
 from typing import Any
 
 from ultralytics.trt.config import TimingCacheFile, set_optimization_level, set_verbosity, set_workspace
-from ultralytics.trt.logger import make_logger
+from ultralytics.trt.logger import process_logger
 from ultralytics.trt.network import network_flags
 from ultralytics.trt.precision import dtype_name, enable_fp16
-from ultralytics.trt.profile import add_profile
+from ultralytics.trt.profile import add_profile, set_calibration_profile
+from ultralytics.trt.progress import attach_progress
 
 
 @dataclass
@@ -34,6 +35,9 @@ class BuildOptions:
     verbose: bool = False
     # Extra configuration (INT8): called as configure(trt, builder, network, config, profile) before the build.
     configure: Callable | None = None
+    # INT8 calibration of a dynamic network: the calibration batch shape (B, C, H, W). TensorRT reads each
+    # calibration batch at the calibration profile's opt shape, so it gets a profile of its own, min = opt = max.
+    calibration_shape: Sequence[int] | None = None
     keep_alive: object = None  # objects TensorRT only points to (a calibrator) must outlive the build
     # The network-definition route: called as populate(trt, network) instead of the ONNX parser. What it
     # returns (the weight arrays TensorRT only references) is kept alive until the build returns.
@@ -81,7 +85,13 @@ def build_plan(trt: ModuleType, onnx_path: Path | None, options: BuildOptions) -
     `options.populate` is set, from the layers it adds (`onnx_path` is then None)."""
     if (onnx_path is None) == (options.populate is None):
         raise ValueError("build_plan needs exactly one network source: an ONNX file or options.populate")
-    logger = make_logger(trt, options.verbose)
+    logger = process_logger(trt)
+    with logger.operation(options.verbose) as log:
+        plan, inputs, outputs, dynamic, source = _build(trt, logger, onnx_path, options, log)
+    return BuiltEngine(plan=plan, inputs=inputs, outputs=outputs, dynamic=dynamic)
+
+
+def _build(trt: ModuleType, logger, onnx_path: Path | None, options: BuildOptions, log):
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt))
     if options.populate is not None:
@@ -104,18 +114,24 @@ def build_plan(trt: ModuleType, onnx_path: Path | None, options: BuildOptions) -
     if dynamic:
         if options.profile is None:
             raise ValueError(f"{source} has dynamic inputs; an optimization profile (min/opt/max shapes) is required")
-        profile = add_profile(trt, builder, config, network, options.profile)
+        profile = add_profile(trt, builder, config, network, options.profile, log.tail)
+        if options.calibration_shape is not None:
+            set_calibration_profile(trt, builder, config, network, options.calibration_shape, log.tail)
     if options.configure is not None:
         options.configure(trt, builder, network, config, profile)
     timing = TimingCacheFile(options.timing_cache)
-    timing.attach(config)
+    timing.attach(config, log)
+    progress = attach_progress(trt, config, source)
 
-    plan = builder.build_serialized_network(network, config)
+    try:
+        plan = builder.build_serialized_network(network, config)
+    finally:
+        progress.close()
     del weights_in_use  # only now may the weight arrays go
     if plan is None:
         raise RuntimeError(
             f"TensorRT failed to build an engine from {source} (build_serialized_network returned None).\n"
-            f"TensorRT log (last messages):\n{logger.tail()}"
+            f"TensorRT log (this build's last messages):\n{log.tail()}"
         )
     timing.save()
-    return BuiltEngine(plan=bytes(memoryview(plan)), inputs=inputs, outputs=outputs, dynamic=dynamic)
+    return bytes(memoryview(plan)), inputs, outputs, dynamic, source

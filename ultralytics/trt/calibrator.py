@@ -204,23 +204,44 @@ def _pin(layer, precision) -> None:
 
 
 def _head_layers(trt: ModuleType, layers: list) -> set[str]:
-    """Prediction convs: named like the head's last convs, or (real TensorRT) convs not feeding an activation."""
+    """Prediction convs: convs named like the head's last convs, or (any exporter's names) convs whose
+    output feeds no activation *and* from which no activated (feature) conv can be reached.
+
+    The second condition keeps activation-less convs in the body (projections, linear bottlenecks:
+    everything after them is still features) out of the head set; the old rule took every
+    activation-less conv for a head conv.
+    """
     consumers: dict[str, list] = {}
     for layer in layers:
         for index in range(layer.num_inputs):
             tensor = layer.get_input(index)
             if tensor is not None:
                 consumers.setdefault(tensor.name, []).append(layer)
-    heads = set()
     conv_type = getattr(trt.LayerType, "CONVOLUTION", None)
     activation_type = getattr(trt.LayerType, "ACTIVATION", None)
+
+    def users(layer) -> list:
+        return [u for i in range(layer.num_outputs) for u in consumers.get(layer.get_output(i).name, [])]
+
+    def is_feature_conv(layer) -> bool:
+        return (
+            conv_type is not None and layer.type == conv_type and any(u.type == activation_type for u in users(layer))
+        )
+
+    # Network order is topological: walk it backwards so every user is decided before its producer.
+    reaches_feature: dict[str, bool] = {}
+    for layer in reversed(layers):
+        reaches_feature[layer.name] = any(
+            is_feature_conv(u) or reaches_feature.get(u.name, False) for u in users(layer)
+        )
+    heads = set()
     for layer in layers:
+        if reaches_feature[layer.name]:
+            continue
         if HEAD_LAYER_NAME.search(layer.name) and layer.name.endswith("Conv"):
             heads.add(layer.name)
-        elif conv_type is not None and layer.type == conv_type:
-            users = consumers.get(layer.get_output(0).name, [])
-            if users and not any(user.type == activation_type for user in users):
-                heads.add(layer.name)
+        elif conv_type is not None and layer.type == conv_type and users(layer) and not is_feature_conv(layer):
+            heads.add(layer.name)
     return heads
 
 

@@ -57,9 +57,11 @@ def set_verbosity(trt: ModuleType, config, verbose: bool) -> None:
 class TimingCacheFile:
     """A timing cache read from a file before the build and written back after it.
 
-    Timing results are specific to a GPU and TensorRT version; TensorRT rejects a cache from another
-    one (`set_timing_cache(..., ignore_mismatch=False)` returns False). We then build with a fresh
-    cache and leave the user's file untouched rather than overwrite it.
+    Timing results are specific to a GPU and TensorRT version. A cache from another version is not
+    refused by `set_timing_cache`: TensorRT logs an error and builds as if it were empty (developer guide,
+    "Timing Cache": "If the cache is incompatible ... the builder ignores it"). So we decide from the
+    log of the attach: a cache TensorRT complained about, or one whose `serialize()` after attaching is
+    not the bytes we gave, is foreign; we then neither claim to reuse it nor write over the user's file.
     """
 
     def __init__(self, path: Path | None) -> None:
@@ -67,12 +69,17 @@ class TimingCacheFile:
         self.timing_cache = None
         self.writable = path is not None
 
-    def attach(self, config) -> None:
+    def attach(self, config, log=None) -> None:
+        """Attach the file's cache (or a new one); `log` is the build's logger operation."""
         if self.path is None:
             return
         data = self.path.read_bytes() if self.path.is_file() else b""
+        seen = len(log.lines) if log is not None else 0
         timing_cache = config.create_timing_cache(data)
-        if config.set_timing_cache(timing_cache, False):
+        accepted = bool(config.set_timing_cache(timing_cache, False))
+        complaints = [line for line in list(log.lines)[seen:] if "ERROR" in line] if log is not None else []
+        foreign = bool(data) and (not accepted or bool(complaints) or not _holds(timing_cache, data))
+        if not foreign:
             self.timing_cache = timing_cache
             if data:
                 LOGGER.info(f"TensorRT: reusing timing cache {self.path} ({len(data)} bytes)")
@@ -93,6 +100,15 @@ class TimingCacheFile:
             self.path.write_bytes(bytes(memoryview(self.timing_cache.serialize())))
         except OSError as e:  # a cache is an optimisation: never fail the export over it
             LOGGER.warning(f"TensorRT: could not write timing cache {self.path}: {e}")
+
+
+def _holds(timing_cache, data: bytes) -> bool:
+    """Whether a freshly made cache kept what it was made from (an ignored cache serializes empty)."""
+    try:
+        kept = bytes(memoryview(timing_cache.serialize()))
+    except Exception:  # noqa: BLE001 - a cache that cannot even serialize is not one we can reuse
+        return False
+    return len(kept) >= len(data) // 2
 
 
 def timing_cache_path(setting, engine_path: Path) -> Path | None:

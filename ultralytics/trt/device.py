@@ -9,6 +9,7 @@ pointers and stream handle 0. Never set it with real TensorRT.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -35,3 +36,37 @@ def require_cuda(device: torch.device | None, purpose: str) -> None:
             f"{purpose} needs a CUDA GPU, but torch.cuda.is_available() is False. TensorRT cannot run on the "
             "CPU; use the .pt or .onnx model instead."
         )
+
+
+class HostStream:
+    """What the host-memory test hook uses for a CUDA stream: a unique non-zero handle with nothing to order
+    (the stand-in runs synchronously), so the backend's stream code is the same on both paths."""
+
+    @property
+    def cuda_stream(self) -> int:
+        return id(self)
+
+    def wait_stream(self, other) -> None:
+        pass
+
+
+def device_context(device: torch.device):
+    """Make `device` the current CUDA device for the block (TensorRT works on the current device)."""
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    return contextlib.nullcontext()
+
+
+def owned_stream(device: torch.device):
+    """A stream of our own on `device` for TensorRT work (never the legacy default stream, on which
+    TensorRT adds synchronizations); a `HostStream` under the test hook or on the CPU."""
+    if device.type == "cuda" and not host_memory_enabled():
+        return torch.cuda.Stream(device)
+    return HostStream()
+
+
+def caller_stream(device: torch.device):
+    """The caller's current stream on `device`, which our stream is ordered against."""
+    if device.type == "cuda" and not host_memory_enabled():
+        return torch.cuda.current_stream(device)
+    return HostStream()

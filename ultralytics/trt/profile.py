@@ -64,8 +64,41 @@ def fill_dynamic(network_shape: Sequence[int], shape: Sequence[int]) -> tuple[in
     return tuple(int(s) if int(d) < 0 else int(d) for d, s in zip(network_shape, shape))
 
 
-def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequence[int]]):
-    """Add (and return) one optimization profile covering every dynamic network input."""
+def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequence[int]], log_tail=None):
+    """Add (and return) one optimization profile covering every dynamic network input.
+
+    `add_optimization_profile` returns the profile's index, or -1 when TensorRT rejects it (C++ API
+    `IBuilderConfig::addOptimizationProfile`); the build would then fail later with a vaguer message.
+    """
+    profile = _make_profile(trt, builder, network, shapes)
+    if config.add_optimization_profile(profile) < 0:
+        lo, opt, hi = (list(s) for s in shapes)
+        log = f"\nTensorRT log:\n{log_tail()}" if log_tail is not None else ""
+        raise ValueError(
+            f"TensorRT rejected the optimization profile min {lo}, opt {opt}, max {hi}: check that "
+            f"min_shape <= opt_shape <= max_shape and that they fit the model's input.{log}"
+        )
+    return profile
+
+
+def set_calibration_profile(trt: ModuleType, builder, config, network, shape: Sequence[int], log_tail=None):
+    """Give INT8 calibration its own profile, min = opt = max = the calibration batch shape.
+
+    TensorRT reads every calibration batch at the calibration profile's *opt* shape, batch included,
+    whatever `get_batch_size()` returns (developer guide, "INT8 Calibration with Dynamic Shapes";
+    `IBuilderConfig.set_calibration_profile`); without one it uses the first profile's opt shape,
+    which need not be the shape of the batches we feed.
+    """
+    if not hasattr(trt.IBuilderConfig, "set_calibration_profile"):
+        return None
+    profile = _make_profile(trt, builder, network, (shape, shape, shape))
+    if not config.set_calibration_profile(profile):
+        log = f"\nTensorRT log:\n{log_tail()}" if log_tail is not None else ""
+        raise ValueError(f"TensorRT rejected the INT8 calibration profile {list(shape)}{log}")
+    return profile
+
+
+def _make_profile(trt: ModuleType, builder, network, shapes: Sequence[Sequence[int]]):
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -73,5 +106,4 @@ def add_profile(trt: ModuleType, builder, config, network, shapes: Sequence[Sequ
         lo, opt, hi = (fill_dynamic(dims, s) for s in shapes)
         # Dims(list) is the one spelling every version accepts (8.6 has no tuple overload).
         profile.set_shape(tensor.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
-    config.add_optimization_profile(profile)
     return profile

@@ -5,8 +5,15 @@ take FP16), whether it is dynamic (-1 in the input shape), the profile limits, a
 batch and image size. The file's metadata adds class names and stride.
 
 Buffers are allocated once per input shape and bound to the context, and each call copies the
-input into the bound input buffer and enqueues on the current torch CUDA stream: the addresses
-never change between calls, so `_enqueue` can later be captured in a CUDA graph.
+input into the bound input buffer and enqueues: the addresses never change between calls, so
+`_enqueue` can be captured in a CUDA graph.
+
+Devices and streams: every TensorRT call that touches the GPU (deserialize, context creation,
+`set_input_shape`, binding, enqueue) runs with the engine's device current, since an engine belongs
+to the device it was loaded on (device=1 otherwise fails with "invalid resource handle", upstream
+issue 21300). Enqueues go to a stream the backend owns, never the legacy default stream (on which
+TensorRT adds `cudaStreamSynchronize` calls), ordered after the caller's current stream and before
+whatever the caller does next on it.
 
 Test hook: with `ULTRALYTICS_TRT_HOST_MEMORY=1` (see `ultralytics/trt/device.py`) the buffers are
 CPU tensors and the stream handle is 0, which is what the TensorRT stand-in of the test suite reads.
@@ -14,7 +21,6 @@ CPU tensors and the stream handle is 0, which is what the TensorRT stand-in of t
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -22,9 +28,9 @@ import torch
 from ultralytics.export.engine_file import read_engine_file
 from ultralytics.nn.backends.base import Backend, default_names, is_end2end
 from ultralytics.trt.bindings import TensorInfo, engine_io
-from ultralytics.trt.device import host_memory_enabled, require_cuda
+from ultralytics.trt.device import caller_stream, device_context, host_memory_enabled, owned_stream, require_cuda
 from ultralytics.trt.loader import import_tensorrt, tensorrt_version
-from ultralytics.trt.logger import make_logger
+from ultralytics.trt.logger import process_logger
 from ultralytics.utils import LOGGER
 
 
@@ -46,18 +52,21 @@ class TensorRTBackend(Backend):
             require_cuda(self.device, f"Running the TensorRT engine {self.path.name}")
         trt = import_tensorrt()
         self.trt = trt
-        self.logger = make_logger(trt)
-        with self._cuda_device():
+        self.logger = process_logger(trt)
+        # Host-memory test hook: buffers on the CPU whatever the device (the stand-in reads host pointers).
+        self.buffer_device = torch.device("cpu") if host_memory_enabled() else self.device
+        with self._cuda_device(), self.logger.operation() as log:
             runtime = trt.Runtime(self.logger)
             engine = runtime.deserialize_cuda_engine(engine_file.plan)
             if engine is None:
-                raise RuntimeError(self._load_error(engine_file.metadata))
+                raise RuntimeError(self._load_error(engine_file.metadata, log.tail()))
             context = engine.create_execution_context()
-        if context is None:
-            raise RuntimeError(
-                f"TensorRT loaded {self.path} but could not create an execution context (out of GPU memory?).\n"
-                f"TensorRT log:\n{self.logger.tail()}"
-            )
+            if context is None:
+                raise RuntimeError(
+                    f"TensorRT loaded {self.path} but could not create an execution context (out of GPU memory?).\n"
+                    f"TensorRT log:\n{log.tail()}"
+                )
+            self.stream = owned_stream(self.device)
         # The runtime must outlive the engine, and the engine its context.
         self.runtime, self.engine, self.context = runtime, engine, context
         self.io = engine_io(trt, engine, context, api=io_api)
@@ -76,22 +85,23 @@ class TensorRTBackend(Backend):
 
     # --- loading ------------------------------------------------------------------------------
     def _cuda_device(self):
-        return torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        return device_context(self.device)
 
-    def _load_error(self, metadata: dict) -> str:
+    def _load_error(self, metadata: dict, log_tail: str) -> str:
         installed = tensorrt_version(self.trt)
         built_with = metadata.get("tensorrt")
         if built_with and str(built_with) != installed:
             why = (
                 f"it was built with TensorRT {built_with}, but TensorRT {installed} is installed. An engine only "
-                "loads in the TensorRT version (and on the GPU model) that built it: export it again here"
+                "loads in the TensorRT version that built it, and by default only on GPUs of the compute capability it "
+                "was built on (TensorRT's hardware compatibility level NONE): export it again here"
             )
         else:
             why = (
                 f"TensorRT {installed} cannot read it: it was built by another TensorRT version or for another GPU, "
                 "or the file is truncated or not a TensorRT engine at all. Export it again from the .pt"
             )
-        return f"could not load the TensorRT engine {self.path}: {why}.\nTensorRT log:\n{self.logger.tail()}"
+        return f"could not load the TensorRT engine {self.path}: {why}.\nTensorRT log:\n{log_tail}"
 
     def _pick_io(self, tensors: list[TensorInfo]) -> tuple[TensorInfo, TensorInfo]:
         inputs = [t for t in tensors if t.is_input]
@@ -144,36 +154,42 @@ class TensorRTBackend(Backend):
             )
 
     def _prepare(self, shape: tuple[int, ...]) -> None:
-        """Set the input shape and (re)allocate and bind every buffer for it."""
+        """Set the input shape and (re)allocate and bind every buffer for it (on the engine's device)."""
         self._check_shape(shape)
-        if self.dynamic and not self.io.set_input_shape(self.input, shape):
-            lo, _, hi = self.input.profile
-            raise ValueError(
-                f"TensorRT rejected input shape {list(shape)} (profile min {list(lo)}, max {list(hi)}).\n"
-                f"TensorRT log:\n{self.logger.tail()}"
-            )
-        self._buffers = {}
-        for info in self.io.tensors:
-            tensor_shape = shape if info.is_input else self.io.current_shape(info)
-            if any(d < 0 for d in tensor_shape):
-                raise RuntimeError(f"TensorRT left tensor {info.name!r} with unresolved shape {list(tensor_shape)}")
-            buffer = torch.empty(tensor_shape, dtype=info.dtype, device=self.device)
-            self._buffers[info.name] = buffer
-            self.io.bind(info, buffer.data_ptr())
+        with self._cuda_device(), self.logger.operation() as log:
+            if self.dynamic and not self.io.set_input_shape(self.input, shape):
+                lo, _, hi = self.input.profile
+                raise ValueError(
+                    f"TensorRT rejected input shape {list(shape)} (profile min {list(lo)}, max {list(hi)}).\n"
+                    f"TensorRT log:\n{log.tail()}"
+                )
+            self._buffers = {}
+            for info in self.io.tensors:
+                tensor_shape = shape if info.is_input else self.io.current_shape(info)
+                if any(d < 0 for d in tensor_shape):
+                    raise RuntimeError(f"TensorRT left tensor {info.name!r} with unresolved shape {list(tensor_shape)}")
+                buffer = torch.empty(tensor_shape, dtype=info.dtype, device=self.buffer_device)
+                self._buffers[info.name] = buffer
+                self.io.bind(info, buffer.data_ptr())
         self._bound_shape = shape
 
-    def _stream_handle(self) -> int:
-        return torch.cuda.current_stream(self.device).cuda_stream if self.device.type == "cuda" else 0
-
     def _enqueue(self) -> None:
-        """Run the engine on the bound buffers (the part a CUDA graph would capture)."""
-        if not self.io.execute(self._stream_handle()):
-            raise RuntimeError(f"TensorRT failed to run {self.path.name}.\nTensorRT log:\n{self.logger.tail()}")
+        """Run the engine on the bound buffers (the part a CUDA graph would capture).
+
+        On our stream, after the caller's pending work (the input copy) and before the caller's next.
+        """
+        caller = caller_stream(self.device)
+        self.stream.wait_stream(caller)
+        with self._cuda_device(), self.logger.operation() as log:
+            ok = self.io.execute(self.stream.cuda_stream)
+            if not ok:
+                raise RuntimeError(f"TensorRT failed to run {self.path.name}.\nTensorRT log:\n{log.tail()}")
+        caller.wait_stream(self.stream)
 
     def forward(self, im: torch.Tensor) -> torch.Tensor:
         """Raw head output (B, 4 + nc, anchors); a reused buffer, copy it to keep it."""
-        if im.device != self.device:
-            raise ValueError(f"input is on {im.device} but the engine runs on {self.device}; move it first")
+        if im.device != self.buffer_device:
+            raise ValueError(f"input is on {im.device} but the engine runs on {self.buffer_device}; move it first")
         shape = tuple(int(d) for d in im.shape)
         max_batch = self.input.profile[2][0] if self.dynamic else 0
         if max_batch and shape[0] > max_batch and len(shape) == 4:
