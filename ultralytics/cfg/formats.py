@@ -112,12 +112,15 @@ def format_names(exportable_only: bool = True) -> str:
     return ", ".join(parts)
 
 
-def find_format(fmt: str) -> ModelFormat:
-    """The exportable format named `fmt` (any alias, any case, leading dot allowed); FormatError otherwise."""
+def find_format(fmt: str, exportable: bool = True) -> ModelFormat:
+    """The format named `fmt` (any alias, any case, leading dot allowed); FormatError otherwise.
+
+    With `exportable` (the default, for `export`), the source format (PyTorch) is refused too.
+    """
     key = str(fmt).strip().lower().lstrip(".")
     for f in FORMATS:
         if key in f.spellings or key == f.suffix.lstrip("."):
-            if not f.exportable:
+            if exportable and not f.exportable:
                 raise FormatError(
                     f"format={fmt} is the model's own format, nothing to export; choose one of: {format_names()}"
                 )
