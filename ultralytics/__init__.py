@@ -4,7 +4,7 @@ Imports are lazy so that `import ultralytics` stays cheap and a broken optional
 backend never prevents the PyTorch path from loading.
 """
 
-__version__ = "8.5.0"
+__version__ = "8.4.190+trt.1"
 
 __all__ = ["YOLO", "__version__"]
 

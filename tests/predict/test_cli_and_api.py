@@ -75,7 +75,7 @@ def test_cli_predict_writes_only_into_run_dir(tmp_path, shapes_pt):
     finally:
         os.chdir(cwd)
     assert set(os.listdir(tmp_path)) - before == {"runs"}
-    first, second = tmp_path / "runs/detect/predict", tmp_path / "runs/detect/predict2"
+    first, second = tmp_path / "runs/detect/predict", tmp_path / "runs/detect/predict-2"
     assert (first / "00000.jpg").is_file() and (first / "labels" / "00000.txt").is_file()
     assert (second / "00002.jpg").is_file()
     lines = (first / "labels" / "00000.txt").read_text().split("\n")

@@ -1,16 +1,19 @@
 """Configuration: merge user overrides over default.yaml, validate them, and run the `yolo` CLI.
 
 Validation happens here, once, so every mode can trust its arguments: an unknown key names the
-closest valid one, and a value of the wrong kind says which kind was expected.
+closest valid one, a value of the wrong kind says which kind was expected, and upstream keys that do
+nothing in a deployment package (training, tracking) say so in one line instead of vanishing.
 """
 
 from __future__ import annotations
 
 import difflib
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
+from ultralytics.cfg.formats import FormatError, find_format, format_names
 from ultralytics.utils import (
     ASSETS,
     DEFAULT_CFG_DICT,
@@ -22,14 +25,51 @@ from ultralytics.utils import (
 
 MODES = ("predict", "export", "val", "benchmark", "compare")
 TASKS = ("detect",)
+# Upstream modes and tasks this package does not have: a one-line reason instead of "unknown argument".
+UPSTREAM_ONLY_MODES = {
+    "train": "training is not part of this package (it deploys trained models); train with upstream Ultralytics",
+    "track": "tracking is not part of this package; run predict and track the boxes yourself",
+}
+UPSTREAM_ONLY_TASKS = ("segment", "semantic", "depth", "classify", "pose", "obb")
+COMMANDS = ("help", "version", "checks", "settings", "cfg", "copy-cfg")
 
 # Keys whose values are fractions in [0, 1].
 FRACTION_KEYS = frozenset({"conf", "iou", "fraction"})
-# Keys whose values are whole numbers.
+# Keys whose values are whole numbers, and the smallest value that makes sense (as upstream's CFG_INT_MIN).
 INT_KEYS = frozenset({"batch", "max_det", "vid_stride", "workers", "opset", "opt_level", "line_width"})
+INT_MIN = {"batch": 1, "max_det": 1, "vid_stride": 1, "workers": 0, "line_width": 1, "opt_level": 0}
 # Keys whose values are booleans.
 BOOL_KEYS = frozenset(k for k, v in DEFAULT_CFG_DICT.items() if isinstance(v, bool))
 FLOAT_KEYS = frozenset({"workspace"})
+
+# Upstream keys accepted so existing command lines keep working, with why they change nothing here.
+TRAINING_REASON = "it is a training argument, and this package runs trained models (it does not train)"
+TRAINING_KEYS = frozenset(
+    """epochs time patience save_period pretrained cls_remap optimizer seed deterministic cos_lr close_mosaic
+    resume amp freeze multi_scale overlap_mask mask_ratio dropout val lr0 lrf momentum weight_decay warmup_epochs
+    warmup_momentum warmup_bias_lr distill_model dis box cls cls_pw dfl pose kobj rle angle dlog dgrad dlam nbs
+    hsv_h hsv_s hsv_v degrees translate scale shear perspective flipud fliplr bgr mosaic mixup cutmix copy_paste
+    copy_paste_mode auto_augment erasing profile""".split()
+)
+INERT_KEYS: dict[str, str] = {
+    **{k: TRAINING_REASON for k in TRAINING_KEYS},
+    "tracker": "it configures `yolo track`, and tracking is not part of this package",
+    "cache": "val reads each image from disk once per run here, so there is nothing to cache",
+    "dnn": "ONNX models always run with ONNX Runtime here (OpenCV DNN is not used)",
+    "compile": "torch.compile is not used here; for speed, export to TensorRT (format=engine)",
+    "channels_last": "PyTorch inference here keeps torch's default memory format",
+    "retina_masks": "it is a segmentation argument, and this package detects boxes only",
+}
+# Upstream features not implemented here: refused (when switched on) with the reason, never ignored.
+REFUSED_KEYS: dict[str, str] = {
+    "augment": "test-time augmentation (augment=True) is not implemented here; remove it",
+    "visualize": "feature-map visualization (visualize=True) is not implemented here; remove it",
+    "embed": "feature embeddings (embed=) are not implemented here; remove it",
+    "show": "no window is opened here (headless deployment); use save=True or Results.plot() instead",
+    "single_cls": "single_cls=True (all classes as one) is not implemented for val here; remove it",
+    "save_frames": "save_frames=True (every video frame as an image) is not implemented here; use save=True",
+}
+_explained: set[str] = set()  # inert keys already explained in this process (one line each, not one per call)
 
 # Upstream's `quantize` spellings (cfg/__init__.py of 8.4.x): numbers, precisions and weight/activation names.
 QUANTIZE_ALIASES: dict[str, int] = {
@@ -45,9 +85,6 @@ QUANTIZE_ALIASES: dict[str, int] = {
     "float32": 32,
 }
 UNSUPPORTED_QUANTIZE = ("w8a16", "w8a32")  # weight-only quantization: not implemented here
-
-ENGINE_FORMATS = ("engine", "tensorrt", "trt")
-EXPORT_FORMATS = ("onnx", *ENGINE_FORMATS)
 
 
 class ConfigError(ValueError):
@@ -77,6 +114,9 @@ def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
                 raise ConfigError(f"'{key}={value!r}' must be a whole number, e.g. '{key}=8'")
             cfg[key] = int(value)
+            if key in INT_MIN and cfg[key] < INT_MIN[key]:
+                hint = " (upstream's batch=-1 AutoBatch is a training feature)" if key == "batch" else ""
+                raise ConfigError(f"'{key}={value}' is an invalid value: '{key}' must be >= {INT_MIN[key]}{hint}")
         elif key in FLOAT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"'{key}={value!r}' must be a number")
@@ -89,7 +129,28 @@ def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
                     raise ConfigError(f"'{key}={value!r}' must be a bool, i.e. '{key}=True' or '{key}=False'")
     if cfg.get("imgsz") is not None:
         cfg["imgsz"] = check_imgsz_value(cfg["imgsz"])
+    if cfg.get("classes") is not None:
+        cfg["classes"] = check_classes(cfg["classes"])
+    for key, reason in REFUSED_KEYS.items():
+        if cfg.get(key) not in (None, False, DEFAULT_CFG_DICT.get(key)):
+            raise ConfigError(f"'{key}={cfg[key]}': {reason}")
     return cfg
+
+
+def check_classes(classes: Any) -> list[int]:
+    """`classes=` as a list of class ids: an int, a list of ints, or '0,2' text; anything else is refused."""
+    hint = "must be a class id or a list of class ids, e.g. classes=0 or classes=[0,2]"
+    if isinstance(classes, str):
+        parts = [p for p in classes.strip("[]() ").replace(",", " ").split() if p]
+        try:
+            classes = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"'classes={classes}' {hint}") from None
+    values = list(classes) if isinstance(classes, list | tuple) else [classes]
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v or v < 0:
+            raise ConfigError(f"'classes={classes}' {hint} (whole numbers >= 0; got {v!r})")
+    return [int(v) for v in values]
 
 
 def check_imgsz_value(imgsz: Any) -> int | list[int]:
@@ -114,11 +175,38 @@ def check_imgsz_value(imgsz: Any) -> int | list[int]:
 
 
 def get_cfg(overrides: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> IterableSimpleNamespace:
-    """Defaults (default.yaml, or `defaults`), then the user's overrides, validated."""
+    """Defaults (default.yaml, or `defaults`), then `cfg=<yaml>`'s keys, then the user's overrides, validated."""
     merged = dict(DEFAULT_CFG_DICT if defaults is None else defaults)
-    overrides = check_cfg(dict(overrides or {}))
+    overrides = dict(overrides or {})
+    if overrides.get("cfg"):
+        overrides = {**load_cfg_file(overrides.pop("cfg")), **overrides}
+    overrides = check_cfg(overrides)
+    explain_inert_keys(overrides)
     merged.update(overrides)
     return IterableSimpleNamespace(**merged)
+
+
+def load_cfg_file(path: str | Path) -> dict[str, Any]:
+    """The overrides in a `cfg=my.yaml` file (upstream's meaning): keys equal to the defaults are dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cfg={path}: the file does not exist; 'yolo copy-cfg' writes one to start from")
+    try:
+        data = yaml_load(path)
+    except Exception as e:  # yaml.YAMLError and decoding errors: say which file, in one line
+        raise ConfigError(f"cfg={path} is not valid YAML ({type(e).__name__}); fix it or run 'yolo copy-cfg'") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"cfg={path} must hold key: value lines (a mapping), got {type(data).__name__}")
+    data.pop("cfg", None)
+    return {k: v for k, v in data.items() if k == "mode" or not (k in DEFAULT_CFG_DICT and DEFAULT_CFG_DICT[k] == v)}
+
+
+def explain_inert_keys(cfg: dict[str, Any]) -> None:
+    """One warning line per upstream key that was set but does nothing here (once per process)."""
+    for key, reason in INERT_KEYS.items():
+        if key in cfg and cfg[key] != DEFAULT_CFG_DICT.get(key) and key not in _explained:
+            _explained.add(key)
+            LOGGER.warning(f"WARNING '{key}={cfg[key]}' has no effect here: {reason}")
 
 
 def resolve_precision(half: Any = False, int8: Any = False, quantize: Any = None) -> int:
@@ -142,25 +230,20 @@ def resolve_precision(half: Any = False, int8: Any = False, quantize: Any = None
 
 
 def normalize_format(fmt: str) -> str:
-    """Map the export format aliases to 'onnx' or 'engine'; clear error for anything else."""
-    fmt = str(fmt).lower().lstrip(".")
-    if fmt in ENGINE_FORMATS:
-        return "engine"
-    if fmt == "onnx":
-        return "onnx"
-    close = difflib.get_close_matches(fmt, EXPORT_FORMATS, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ConfigError(
-        f"export format '{fmt}' is not supported here.{hint} Supported: onnx, engine (aliases tensorrt, trt)"
-    )
+    """The canonical export format name for any alias ('trt' → 'engine'); ConfigError for anything else."""
+    try:
+        return find_format(fmt).name
+    except FormatError as e:
+        raise ConfigError(str(e)) from None
 
 
 # ------------------------------------------------------------------------------------------- CLI
 HELP = f"""
 Usage: yolo [TASK] MODE [key=value ...]
 
-  MODE   one of {", ".join(MODES)}, or: version, help
+  MODE   one of {", ".join(MODES)}
   TASK   detect (optional; the only task here)
+  or one of the commands: {", ".join(COMMANDS)} (and 'yolo checks tensorrt')
 
 Examples:
   yolo predict model=yolov8n.pt source=bus.jpg imgsz=640
@@ -169,10 +252,15 @@ Examples:
   yolo val model=yolov8n.engine data=coco8.yaml
   yolo benchmark model=yolov8n.pt data=data.yaml imgsz=640
   yolo compare model=yolov8n.pt other=yolov8n.engine source=images/
+  yolo predict cfg=my.yaml                                    (a yaml of key: value overrides)
 
+Export formats: {format_names()}
 With no model, predict uses the bundled shapes model ({ASSETS.name}/shapes_yolov8n.pt) on the bundled images.
-Every key and its default: ultralytics/cfg/default.yaml
+Every key and its default: 'yolo cfg' (ultralytics/cfg/default.yaml). Errors are one line;
+add verbose=True for the full traceback.
 """
+# Errors a user can cause and fix: one line, exit 2. Anything else is a bug: one line too, exit 1.
+EXPECTED_ERRORS = (ConfigError, ValueError, OSError, ImportError, RuntimeError, NotImplementedError, TypeError)
 
 
 def parse_value(text: str) -> Any:
@@ -190,82 +278,170 @@ def parse_value(text: str) -> Any:
     return value if isinstance(value, int | float | list | bool) else text
 
 
+def merge_equals_args(argv: list[str]) -> list[str]:
+    """Join `key = value`, `key= value` and `key =value` (spaces around '=') into `key=value`, as upstream."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "=" and out and i + 1 < len(argv):
+            out[-1] += "=" + argv[i + 1]
+            i += 2
+            continue
+        if arg.endswith("=") and arg.count("=") == 1 and i + 1 < len(argv) and "=" not in argv[i + 1]:
+            out.append(arg + argv[i + 1])
+            i += 2
+            continue
+        if arg.startswith("=") and out and "=" not in out[-1]:
+            out[-1] += arg
+            i += 1
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def parse_cli(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """Split `yolo [TASK] MODE key=value ...` into the mode and the overrides."""
+    """Split `yolo [TASK] MODE key=value ...` into the mode (or command) and the overrides."""
     mode = None
     overrides: dict[str, Any] = {}
-    for arg in argv:
+    for arg in merge_equals_args(argv):
         if "=" in arg:
             key, _, text = arg.partition("=")
             key = key.strip().lstrip("-")
             if not key:
                 raise ConfigError(f"'{arg}' has no key; use key=value")
-            overrides[key] = parse_value(text.strip())
-        elif arg in TASKS:
-            overrides["task"] = arg
-        elif arg in MODES or arg in ("version", "help", "-h", "--help"):
-            mode = arg
-        elif arg.lstrip("-") in BOOL_KEYS:  # bare flag, e.g. `yolo export half`
-            overrides[arg.lstrip("-")] = True
+            value = parse_value(text.strip())
+            if key == "mode" and value is not None:  # `yolo mode=predict ...` as upstream
+                arg = str(value)
+                if arg not in MODES and arg not in UPSTREAM_ONLY_MODES:
+                    raise ConfigError(f"'mode={value}' is not a mode; use one of {', '.join(MODES)}")
+            else:
+                overrides[key] = value
+                continue
+        name = arg.lstrip("-") if arg.startswith("--") and arg.lstrip("-") in COMMANDS else arg
+        if name in TASKS:
+            overrides["task"] = name
+        elif name in UPSTREAM_ONLY_TASKS:
+            raise ConfigError(f"task '{name}' is not supported: this package implements detection only")
+        elif name in UPSTREAM_ONLY_MODES:
+            raise ConfigError(f"'yolo {name}': {UPSTREAM_ONLY_MODES[name]}")
+        elif name in MODES or name in COMMANDS or name in ("-h", "--help"):
+            if mode is not None and mode != name:
+                raise ConfigError(f"two modes given ('{mode}' and '{name}'); run one at a time")
+            mode = name
+        elif name.lstrip("-") in BOOL_KEYS:  # bare flag, e.g. `yolo export half`
+            overrides[name.lstrip("-")] = True
         else:
-            close = difflib.get_close_matches(arg, list(MODES) + sorted(DEFAULT_CFG_KEYS), n=1, cutoff=0.5)
+            close = difflib.get_close_matches(
+                name, list(MODES) + list(COMMANDS) + sorted(DEFAULT_CFG_KEYS), n=1, cutoff=0.5
+            )
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"'{arg}' is not a valid mode, task or key=value pair.{hint} Run 'yolo help'.")
+    if mode is None and overrides.get("task") is None and "mode" in overrides:
+        mode = overrides.pop("mode")
+    overrides.pop("mode", None)
     return mode, overrides
 
 
-def entrypoint(argv: list[str] | None = None) -> Any:
-    """The `yolo` command."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        mode, overrides = parse_cli(argv)
-        if mode in (None, "help", "-h", "--help"):
-            print(HELP)
-            return None
-        if mode == "version":
-            from ultralytics import __version__
+def _wants_traceback(argv: list[str]) -> bool:
+    """Tracebacks only when the user asked for them with verbose=True on the command line."""
+    joined = merge_equals_args(argv)
+    return any(a.replace(" ", "").lower() in ("verbose=true", "verbose=1", "verbose") for a in joined)
 
-            print(__version__)
-            return __version__
-        check_cfg(dict(overrides))
-        return _run_mode(mode, overrides)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
-        LOGGER.error(f"Error: {e}")
-        raise SystemExit(2) from e
+
+def entrypoint(argv: list[str] | None = None) -> None:
+    """The `yolo` command: exit status 0 on success; one line on stderr and a non-zero status on failure."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = run_cli(argv)
+    except KeyboardInterrupt:
+        print("Interrupted (Ctrl-C): nothing was overwritten", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as e:
+        if _wants_traceback(argv):
+            traceback.print_exc()
+        print(f"Error: {one_line(e)}", file=sys.stderr)
+        raise SystemExit(2 if isinstance(e, EXPECTED_ERRORS) else 1) from None
+    if code:
+        raise SystemExit(code)
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of an error, with the exception type for unexpected ones and a pointer to the rest."""
+    text = str(e).strip() or type(e).__name__
+    first, _, rest = text.partition("\n")
+    if not isinstance(e, EXPECTED_ERRORS):
+        first = f"{type(e).__name__}: {first} (unexpected: please report it; verbose=True shows the traceback)"
+    elif rest.strip():
+        first += " (more in the log above, or run with verbose=True)"
+    return first
+
+
+def run_cli(argv: list[str]) -> int:
+    """Parse and run one command; returns the exit status (errors are raised)."""
+    from ultralytics.cfg import commands
+
+    if argv[:2] == ["checks", "tensorrt"]:  # its own arguments, parsed by the check itself
+        return commands.tensorrt_check(argv[2:])
+    mode, overrides = parse_cli(argv)
+    if overrides.get("cfg"):  # cfg=my.yaml: its keys first, the command line's on top (upstream's order)
+        overrides = {**load_cfg_file(overrides.pop("cfg")), **overrides}
+    if mode is None and overrides:  # `yolo model=x.pt source=y`, or a cfg yaml that names its mode
+        mode = str(overrides.pop("mode", None) or DEFAULT_CFG_DICT["mode"])
+        if mode not in MODES:
+            raise ConfigError(f"'mode={mode}' is not a mode; use one of {', '.join(MODES)}")
+        LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
+    overrides.pop("mode", None)
+    if mode in (None, "help", "-h", "--help"):
+        print(HELP)
+        return 0
+    if mode == "version":
+        return commands.version()
+    if mode == "checks":
+        return commands.checks()
+    if mode == "settings":
+        return commands.settings([a for a in argv if a not in ("settings", "--settings")])
+    if mode == "cfg":
+        return commands.show_cfg()
+    if mode == "copy-cfg":
+        return commands.copy_cfg()
+    check_cfg(dict(overrides))
+    _run_mode(mode, overrides)
+    return 0
 
 
 def default_model() -> str:
     return str(ASSETS / "shapes_yolov8n.pt")
 
 
-def _run_mode(mode: str, overrides: dict[str, Any]) -> Any:
+def _run_mode(mode: str, overrides: dict[str, Any]) -> None:
     from ultralytics import YOLO
 
     model_path = overrides.pop("model", None) or default_model()
-    if overrides.get("cfg"):
-        overrides.update(yaml_load(overrides.pop("cfg")))
+    overrides.pop("task", None)
     model = YOLO(model_path)
     if mode == "predict":
         overrides.setdefault("save", True)  # the CLI saves annotated images by default, like upstream
         if overrides.get("source") is None:
             overrides["source"] = str(ASSETS)
             LOGGER.warning(f"WARNING source is missing, using the bundled images in {ASSETS}")
-        results = model.predict(**overrides)
-        return results
-    if mode == "export":
-        return model.export(**overrides)
-    if mode == "val":
-        return model.val(**overrides)
-    if mode == "benchmark":
-        return model.benchmark(**overrides)
-    if mode == "compare":
+        model.predict(**overrides)
+    elif mode == "export":
+        model.export(**overrides)
+    elif mode == "val":
+        model.val(**overrides)
+    elif mode == "benchmark":
+        model.benchmark(**overrides)
+    elif mode == "compare":
         other = overrides.pop("other", None)
         if not other:
             raise ConfigError(
                 "compare needs other=<second model>, e.g. yolo compare model=a.pt other=a.onnx source=img/"
             )
-        return model.compare(other, **overrides)
-    raise ConfigError(f"unknown mode '{mode}'")
+        model.compare(other, **overrides)
+    else:
+        raise ConfigError(f"unknown mode '{mode}'")
 
 
 def cfg_path(name: str) -> Path:

@@ -7,6 +7,7 @@ reports the result the way upstream does.
 from __future__ import annotations
 
 import copy
+import importlib
 import tempfile
 import time
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ultralytics.cfg import ConfigError, normalize_format, resolve_precision
+from ultralytics.cfg import ConfigError, resolve_precision
+from ultralytics.cfg.formats import check_export_args, find_format
 from ultralytics.engine.predictor import check_imgsz
-from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, IterableSimpleNamespace
+from ultralytics.utils.atomic_file import atomic_copy, check_writable_folder
 from ultralytics.utils.ops import nms_free_requested
 from ultralytics.utils.torch_utils import select_device
 
@@ -25,8 +28,13 @@ if TYPE_CHECKING:
 
 
 def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
-    """Write `<weights stem>.<suffix>` next to the weights and return its path."""
-    fmt = normalize_format(args.format)
+    """Write `<weights stem>.<suffix>` next to the weights and return its path.
+
+    Every cheap check (format, arguments, precision, the destination folder) runs before the slow
+    work (calibration, builds), so a bad call fails in a second with one line.
+    """
+    spec = find_format(args.format)
+    fmt = spec.name
     if args.half and args.int8 and args.quantize in (None, ""):
         raise ConfigError("half=True and int8=True were both given; choose one precision (or quantize=16 / quantize=8)")
     precision = resolve_precision(args.half, args.int8, args.quantize)
@@ -45,6 +53,10 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
                 f"builder={builder} chooses how a TensorRT engine is built and applies to format=engine only; "
                 "drop builder= for an ONNX export, or pass format=engine"
             )
+    check_export_args(spec, _changed_args(args))
+    weights = Path(yolo.ckpt_path)
+    target = weights.with_suffix(spec.suffix)
+    check_writable_folder(target.parent, f"the {spec.title} export")
     if args.dynamic and int(args.batch or 1) == 1 and fmt == "engine":
         LOGGER.warning("WARNING dynamic=True with batch=1: the engine's maximum batch will be 1; pass batch=N for more")
     device = _export_device(args.device, fmt)
@@ -56,14 +68,16 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
     stride = int(max(model.stride)) if hasattr(model, "stride") else 32
     imgsz = check_imgsz(args.imgsz if args.imgsz is not None else 640, stride)
     args.imgsz = list(imgsz)
-    weights = Path(yolo.ckpt_path)
     t0 = time.time()
     if fmt == "onnx":
-        file = _export_onnx(model, weights.with_suffix(".onnx"), args, device)
-    else:
+        file = _export_onnx(model, target, args, device)
+    elif fmt == "engine":
         from ultralytics.export.tensorrt import export_engine
 
-        file = export_engine(model, weights.with_suffix(".engine"), args)
+        file = export_engine(model, target, args)
+    else:  # a format added to cfg/formats.py with its own exporter module
+        module, _, function = str(spec.exporter).partition(":")
+        file = getattr(importlib.import_module(module), function)(model, target, args)
     size_mb = Path(file).stat().st_size / 1e6
     LOGGER.info(
         f"\nExport complete ({time.time() - t0:.1f}s)\nResults saved to {Path(file).resolve().parent}\n"
@@ -110,9 +124,17 @@ def _export_onnx(model, file: Path, args: IterableSimpleNamespace, device: torch
         args.data, split=args.split or "val", imgsz=imgsz, fraction=float(args.fraction or 1.0), batch=batch
     )
     kw = {"method": args.calib_method} if args.calib_method else {}
-    with tempfile.TemporaryDirectory(prefix="yolo-int8-") as tmp:  # never touch a user's file next to the weights
+    # Both steps write into a temporary folder; only the finished INT8 model is copied over `file`,
+    # atomically, so a failure (full disk, Ctrl-C) leaves the user's existing file byte-identical.
+    with tempfile.TemporaryDirectory(prefix="yolo-int8-") as tmp:
         fp32 = export_onnx(model, Path(tmp) / f"{file.stem}.fp32.onnx", half=False, metadata=meta, **common)
-        return quantize_onnx(fp32, file, calib, **kw)
+        int8 = quantize_onnx(fp32, Path(tmp) / file.name, calib, **kw)
+        return atomic_copy(int8, file)
+
+
+def _changed_args(args: IterableSimpleNamespace) -> dict:
+    """The arguments whose values differ from cfg/default.yaml: what the user actually asked for."""
+    return {k: v for k, v in vars(args).items() if k in DEFAULT_CFG_DICT and v != DEFAULT_CFG_DICT[k]}
 
 
 def _format_args(args: IterableSimpleNamespace) -> dict:

@@ -54,11 +54,13 @@ class YOLO:
             if imgsz:
                 self.overrides["imgsz"] = imgsz
         else:
+            from ultralytics.cfg.formats import check_model_file
             from ultralytics.nn.autobackend import backend_class
 
             backend_class(self.model_path)  # raises a clear error for unsupported suffixes
             if not self.model_path.is_file():
                 raise FileNotFoundError(f"model file '{model}' does not exist")
+            check_model_file(self.model_path)  # a corrupt export fails here, not at the first predict
         if verbose:
             LOGGER.info(f"Loaded {self.model_path}")
 

@@ -35,6 +35,7 @@ from ultralytics.data.augment import LetterBox
 from ultralytics.data.dataset import LabelledSplit, load_dataset_yaml, load_split
 from ultralytics.data.loaders import imread
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.metrics import DetMetrics, box_iou, match_predictions
 from ultralytics.utils.ops import (
@@ -336,7 +337,7 @@ class DetectionValidator:
                     }
                 )
         out = self.save_dir / "predictions.json"
-        out.write_text(json.dumps(records))
+        atomic_write(out, json.dumps(records))  # utils/atomic_file: a full disk never leaves half a JSON
         LOGGER.info(f"Saving {out}")
 
 

@@ -9,10 +9,10 @@ puts the metadata in `<stem>.json` next to it. Reading accepts both, and upstrea
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ultralytics.utils.atomic_file import atomic_write
 
 HEADER_LENGTH_BYTES = 4  # the little-endian int32 length that precedes the JSON metadata
 ENGINE_LAYOUTS = ("ultralytics", "plan")
@@ -60,18 +60,6 @@ def split_header(data: bytes) -> tuple[dict, int]:
     return metadata, HEADER_LENGTH_BYTES + length
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file so a failed write never leaves a half-written engine behind."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_engine_file(
     path: str | Path, plan: bytes | bytearray | memoryview, metadata: dict | None = None, layout: str = "ultralytics"
 ) -> Path:
@@ -85,10 +73,10 @@ def write_engine_file(
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
     if layout == "ultralytics":
-        _atomic_write(path, encode_header(metadata or {}) + plan if metadata else plan)
+        atomic_write(path, encode_header(metadata or {}) + plan if metadata else plan)
     else:
-        _atomic_write(path, plan)
-        _atomic_write(sidecar_path(path), json.dumps(metadata or {}, indent=2).encode("utf-8"))
+        atomic_write(path, plan)
+        atomic_write(sidecar_path(path), json.dumps(metadata or {}, indent=2).encode("utf-8"))
     return path
 
 

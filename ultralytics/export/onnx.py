@@ -10,8 +10,9 @@ Choices, and why:
   fails on the head's half-precision `arange`), and one path means the CPU and the GPU export give
   the same file. Inputs, outputs and weights become FP16 (upstream keeps FP32 I/O, which made its
   "FP16" engines take and return FP32); `keep_io_types=True` keeps FP32 I/O around an FP16 body.
-- Writes go to a temporary file in the destination folder and are renamed over the target at the
-  end, so a failed export never leaves a half-written file or destroys an existing one.
+- Writes go through `utils/atomic_file.atomic_open` (temporary file in the destination folder,
+  fsync, open()'s permissions, rename), so a failed export never leaves a half-written file or
+  destroys an existing one, and the result is readable by other users as a plain file would be.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 
 from ultralytics.export.nms import MIN_NMS_OPSET, NmsSettings, append_nms, check_nms_model
 from ultralytics.utils import LOGGER
+from ultralytics.utils.atomic_file import atomic_open
 
 PREFIX = "ONNX:"
 # Upstream's names for the graph I/O and the dynamic axes; TensorRT and Triton configs use them.
@@ -254,15 +256,8 @@ def _atomic_save(graph, file: Path) -> None:
     """Serialize next to the target, then rename over it: no partial file, old file kept on failure."""
     import onnx
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{file.stem}.", suffix=".onnx.tmp", dir=file.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        onnx.save(graph, str(tmp))
-        os.replace(tmp, file)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_open(file, "wb") as f:
+        onnx.save(graph, f)
 
 
 # ---------------------------------------------------------------------------------------- FP16

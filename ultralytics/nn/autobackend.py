@@ -12,19 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ultralytics.cfg.formats import loadable_suffixes
 from ultralytics.nn.backends.base import Backend
 from ultralytics.utils import LOGGER
 
-# suffix → (module, class). Imported lazily so a missing optional dependency only matters when used.
-BACKENDS: dict[str, tuple[str, str]] = {
-    ".pt": ("ultralytics.nn.backends.pytorch", "PyTorchBackend"),
-    ".pth": ("ultralytics.nn.backends.pytorch", "PyTorchBackend"),
-    ".yaml": ("ultralytics.nn.backends.pytorch", "PyTorchBackend"),
-    ".yml": ("ultralytics.nn.backends.pytorch", "PyTorchBackend"),
-    ".onnx": ("ultralytics.nn.backends.onnxruntime", "OnnxRuntimeBackend"),
-    ".engine": ("ultralytics.nn.backends.tensorrt", "TensorRTBackend"),
-    ".plan": ("ultralytics.nn.backends.tensorrt", "TensorRTBackend"),
-}
+# suffix → (module, class), from the one format table (cfg/formats.py). Imported lazily so a missing
+# optional dependency only matters when used.
+BACKENDS: dict[str, tuple[str, str]] = loadable_suffixes()
 
 
 def backend_class(weights: str | Path | nn.Module) -> type[Backend]:

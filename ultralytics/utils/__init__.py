@@ -60,9 +60,10 @@ def yaml_load(path: str | Path) -> dict:
 
 
 def yaml_save(path: str | Path, data: dict) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
+    """Write `data` as YAML, atomically (see utils/atomic_file.py)."""
+    from ultralytics.utils.atomic_file import atomic_write
+
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
 DEFAULT_CFG_DICT: dict = yaml_load(DEFAULT_CFG_PATH)

@@ -22,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from ultralytics.cfg import get_cfg
-from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.cfg.formats import FormatError, benchmark_formats, find_format, format_titles
+from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, IterableSimpleNamespace
+from ultralytics.utils.atomic_file import atomic_open, atomic_write
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.torch_utils import select_device
 
-FORMATS = ("pt", "onnx", "engine")
+FORMATS = benchmark_formats()  # from the one format table (cfg/formats.py)
 PRECISIONS = (32, 16, 8)
 PRECISION_NAMES = {32: "FP32", 16: "FP16", 8: "INT8"}
-FORMAT_NAMES = {"pt": "PyTorch", "onnx": "ONNX", "engine": "TensorRT"}
+FORMAT_NAMES = format_titles()
 COLUMNS = (
     "format",
     "precision",
@@ -77,12 +80,16 @@ def run_benchmark(
     calib_split = _calibration_split(args.data, args.split or "val")
     LOGGER.info(f"Benchmarking {weights.name} on {Path(args.data).name} at imgsz={imgsz}, device={device}")
     rows = []
-    for fmt in formats:
-        for precision in precisions:
+    plan = [(fmt, precision) for fmt in formats for precision in precisions]
+    # One bar over the rows: each is an export (seconds to minutes for an engine) plus a full val.
+    with tqdm(plan, desc="benchmark", unit="row", leave=False) as bar:
+        for fmt, precision in bar:
+            bar.set_postfix_str(f"{FORMAT_NAMES[fmt]} {PRECISION_NAMES[precision]}")
             with _quiet(not args.verbose):
                 row = _benchmark_one(weights, fmt, precision, args, device, imgsz, save_dir, calib_split)
             rows.append(row)
-            LOGGER.info(_row_line(row))
+            with bar.external_write_mode():
+                LOGGER.info(_row_line(row))
     table = format_table(rows)
     LOGGER.info(
         f"\nBenchmarks complete for {weights.name} on {Path(args.data).name} at imgsz={imgsz} ({device_name(device)})\n{table}"
@@ -116,8 +123,14 @@ def _weights_path(model: Any) -> Path:
 
 def _selection(args, formats, precisions) -> tuple[list[str], list[int]]:
     if formats is None:
-        fmt = str(args.format or "").lower()
-        formats = {"tensorrt": ["engine"], "trt": ["engine"]}.get(fmt, [fmt] if fmt in FORMATS else list(FORMATS))
+        fmt = args.format
+        if fmt in (None, "", DEFAULT_CFG_DICT["format"]):  # upstream's default format means: every format
+            formats = list(FORMATS)
+        else:
+            try:
+                formats = [find_format(fmt, exportable=False).name]
+            except FormatError as e:
+                raise ValueError(f"benchmark: {e}") from None
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"benchmark formats {unknown} are not supported; choose from {', '.join(FORMATS)}")
@@ -302,9 +315,9 @@ def _row_line(row: dict[str, Any]) -> str:
 
 
 def _write(rows: list[dict[str, Any]], save_dir: Path, info: dict[str, Any]) -> None:
-    with open(save_dir / "benchmark.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+    with atomic_open(save_dir / "benchmark.csv", "w", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     payload = {**info, "torch": torch.__version__, "rows": rows}
-    (save_dir / "benchmark.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    atomic_write(save_dir / "benchmark.json", json.dumps(payload, indent=1))

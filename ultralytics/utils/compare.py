@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ultralytics.cfg import get_cfg, resolve_precision
 from ultralytics.data.augment import LetterBox
@@ -54,7 +55,9 @@ def compare_models(
     norms = {"box_diff": 0.0, "box_ref": 0.0, "score_diff": 0.0, "score_ref": 0.0}
     per_image = []
     counts = {"a": 0, "b": 0, "a_matched": 0, "b_matched": 0}
-    for paths, images, _ in load_inference_source(source, batch=int(args.batch or 1)):
+    loader = load_inference_source(source, batch=int(args.batch or 1))
+    # Two models per batch can take seconds each (an engine's first call, a large folder): show progress.
+    for paths, images, _ in tqdm(loader, desc="compare", unit="batch", leave=False, total=_length(loader)):
         if isinstance(images, torch.Tensor):
             raise ValueError("compare needs image files or arrays as source, not a tensor")
         batch = np.stack([letterbox(image=im) for im in images])
@@ -175,3 +178,11 @@ def _common_imgsz(a, b, imgsz: Any) -> tuple[int, int]:
 
 def _name(model: Any) -> str:
     return str(getattr(model, "model_path", model))
+
+
+def _length(loader: Any) -> int | None:
+    """The number of batches when the source knows it (files), else None (streams)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None

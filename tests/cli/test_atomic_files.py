@@ -1,0 +1,109 @@
+"""Issue 14 items 2 and 3: every export is written atomically (the previous file survives a failure
+byte for byte, nothing half-written is left) and gets the mode a plain open() gives under the umask."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import onnx
+import pytest
+
+from ultralytics.engine.model import YOLO
+from ultralytics.export.engine_file import sidecar_path, write_engine_file
+
+PREVIOUS = b"the user's previous export, which must survive"
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _int8_export(weights, tiny_data):
+    return YOLO(weights).export(format="onnx", int8=True, data=str(tiny_data), imgsz=64, simplify=False)
+
+
+def test_exports_get_open_modes_under_the_umask(weights, tmp_path, umask_022):
+    onnx_file = YOLO(weights).export(format="onnx", imgsz=64, simplify=False)
+    assert _mode(onnx_file) == 0o644
+    engine = write_engine_file(tmp_path / "m.engine", b"plan bytes", {"names": {0: "a"}}, layout="plan")
+    assert _mode(engine) == 0o644 and _mode(sidecar_path(engine)) == 0o644
+    from ultralytics.utils.atomic_file import atomic_write
+
+    os.umask(0o077)  # the umask is honoured, not a fixed 0644
+    assert _mode(atomic_write(tmp_path / "private.bin", b"x")) == 0o600
+
+
+def test_int8_export_on_a_full_disk_keeps_the_previous_file(weights, tiny_data, monkeypatch):
+    """The disk fills up when the finished file is flushed: the old x.onnx is byte-identical."""
+    target = weights.with_suffix(".onnx")
+    target.write_bytes(PREVIOUS)
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _int8_export(weights, tiny_data)
+    assert target.read_bytes() == PREVIOUS
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["shapes.onnx", "shapes.pt"]  # no temp left
+
+
+def test_int8_export_failing_part_way_through_a_write_keeps_the_previous_file(weights, tiny_data, monkeypatch):
+    """A write that stops half-way (ENOSPC after some bytes) must not truncate the user's file."""
+    target = weights.with_suffix(".onnx")
+    target.write_bytes(PREVIOUS)
+    real_save = onnx.save
+
+    def half_then_full(proto, f, *args, **kwargs):
+        if not any(n.op_type == "QuantizeLinear" for n in proto.graph.node):
+            return real_save(proto, f, *args, **kwargs)  # the FP32 step fits; the INT8 result does not
+        data = proto.SerializeToString()
+        if hasattr(f, "write"):
+            f.write(data[: len(data) // 2])
+        else:
+            with open(f, "wb") as out:
+                out.write(data[: len(data) // 2])
+        _disk_full()
+
+    monkeypatch.setattr(onnx, "save", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        _int8_export(weights, tiny_data)
+    monkeypatch.setattr(onnx, "save", real_save)
+    assert target.read_bytes() == PREVIOUS
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["shapes.onnx", "shapes.pt"]
+
+
+def test_int8_export_into_a_read_only_folder_fails_before_calibration(weights, tiny_data, monkeypatch):
+    target = weights.with_suffix(".onnx")
+    target.write_bytes(PREVIOUS)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: str(p) != str(weights.parent) and real_access(p, mode))
+    calibrated = []
+    monkeypatch.setattr("ultralytics.export.calibration.CalibrationSet.__init__", lambda *a, **k: calibrated.append(1))
+    with pytest.raises(PermissionError, match="not writable"):
+        _int8_export(weights, tiny_data)
+    assert not calibrated and target.read_bytes() == PREVIOUS
+
+
+def test_fp16_and_engine_writes_keep_the_previous_file_on_a_full_disk(weights, tmp_path, monkeypatch):
+    target = weights.with_suffix(".onnx")
+    target.write_bytes(PREVIOUS)
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(PREVIOUS)
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        YOLO(weights).export(format="onnx", half=True, imgsz=64, simplify=False)
+    with pytest.raises(OSError, match="No space left"):
+        write_engine_file(engine, b"new plan", {"names": {0: "a"}})
+    assert target.read_bytes() == PREVIOUS and engine.read_bytes() == PREVIOUS
+    assert sorted(p.name for p in weights.parent.iterdir()) == ["shapes.onnx", "shapes.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "user"]

@@ -1,0 +1,120 @@
+"""Atomic file writes: the one way the package writes a file the user keeps.
+
+Why: an export that dies part-way (full disk, Ctrl-C, a read-only folder) must leave whatever the
+user had under that name byte-identical, and a server running as another user must be able to read
+what we wrote. So every writer goes through `atomic_write`: the bytes go to a hidden temporary file
+in the target folder (same filesystem, so the rename is atomic), are flushed and fsync'ed, the file
+gets the permissions a plain `open(path, "w")` would give under the user's umask (0644 under umask
+022; `mkstemp` alone would leave 0600), and only then is it renamed over the target.
+
+`check_writable_folder` is the early check: call it before calibration or an engine build, so a
+read-only destination fails in a second with one line instead of after minutes of work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+DEFAULT_FILE_MODE = 0o666  # what open() asks for; the umask takes bits away
+
+
+class OutputNotWritableError(PermissionError):
+    """The destination of a write cannot be written (missing, read-only, or not a folder)."""
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # portable fallback: read by setting, then put it back at once
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """The mode a new file made with open() gets: 0o666 minus the umask (0o644 under umask 022)."""
+    return DEFAULT_FILE_MODE & ~current_umask()
+
+
+def check_writable_folder(folder: str | Path, purpose: str = "the output") -> Path:
+    """Raise OutputNotWritableError (one line, with what to do) unless files can be created in `folder`.
+
+    A folder that does not exist yet is fine when its nearest existing parent is writable (it will be
+    created); anything else fails here, before any slow work starts.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputNotWritableError(f"cannot write {purpose} into '{folder}': '{probe}' is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputNotWritableError(
+            f"cannot write {purpose} into '{folder}': the folder '{probe}' is not writable; "
+            "choose a writable folder (or copy the input there) and run again"
+        )
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file beside `path`; on a clean exit it is fsync'ed, given open()'s mode, renamed to `path`.
+
+    On any error (or KeyboardInterrupt) the temporary file is removed and `path` is left as it was.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files; mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write '{path}': it is a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    os.close(fd)  # reopened by name, so the file object has a path name (onnx.save needs one)
+    try:
+        with open(tmp, mode, encoding=encoding if "b" not in mode else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(folder)
+
+
+def atomic_write(path: str | Path, data: bytes | bytearray | memoryview | str, encoding: str = "utf-8") -> Path:
+    """Write `data` (bytes, or str encoded with `encoding`) to `path` atomically; return the path."""
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    with atomic_open(path, "wb") as f:
+        f.write(payload)
+    return Path(path)
+
+
+def atomic_copy(src: str | Path, dst: str | Path, chunk_bytes: int = 1 << 22) -> Path:
+    """Copy `src` to `dst` atomically (streamed, so large models need no extra memory); return `dst`."""
+    with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, chunk_bytes)
+    return Path(dst)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
