@@ -1,0 +1,44 @@
+"""`gpu_decode=True` where the GPU cannot decode (here: a CPU device): one warning, then exactly the CPU
+path's results."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ultralytics import YOLO
+from ultralytics.gpu.decode_source import WARNING_PREFIX
+
+
+def _capture(caplog):
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(caplog.handler)
+    return logger
+
+
+def test_cpu_device_warns_once_and_gives_the_cpu_results(shapes_pt, val_jpegs, h264_video, caplog):
+    model = YOLO(str(shapes_pt))
+    source = [*map(str, val_jpegs), str(h264_video)]
+    reference = model.predict(source, device="cpu", batch=4, vid_stride=3, verbose=False)
+    logger = _capture(caplog)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ultralytics"):
+            ours = model.predict(source, device="cpu", batch=4, vid_stride=3, verbose=False, gpu_decode=True)
+    finally:
+        logger.removeHandler(caplog.handler)
+    warnings = [r.getMessage() for r in caplog.records if WARNING_PREFIX in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "CPU" in warnings[0] and "cpu" in warnings[0]
+    assert len(ours) == len(reference) == len(val_jpegs) + 23 // 3
+    for a, b in zip(ours, reference):
+        assert a.path == b.path
+        np.testing.assert_array_equal(a.orig_img, b.orig_img)
+        np.testing.assert_array_equal(a.boxes.data.numpy(), b.boxes.data.numpy())
+
+
+def test_gpu_decode_is_off_by_default():
+    from ultralytics.cfg import get_cfg
+
+    assert get_cfg().gpu_decode is False
+    assert get_cfg(overrides={"gpu_decode": True}).gpu_decode is True
