@@ -3,6 +3,7 @@ tests that need it skip without it), JPEGs from the shared fixtures."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -64,3 +65,13 @@ def val_jpegs() -> list[Path]:
 @pytest.fixture(scope="session")
 def photo_png() -> Path:
     return sorted(IMAGES.glob("*.png"))[1]
+
+
+@pytest.fixture(scope="session")
+def device_video(tmp_path_factory) -> Path:
+    """An H.264 video for the CUDA tests: encoded here with PyAV, or (on a GPU machine without PyAV)
+    taken from $ULTRALYTICS_GPU_DECODE_MEDIA/pan720_h264.mp4, made the same way beforehand."""
+    media = os.environ.get("ULTRALYTICS_GPU_DECODE_MEDIA")
+    if media and (Path(media) / "pan720_h264.mp4").is_file():
+        return Path(media) / "pan720_h264.mp4"
+    return encode_video(tmp_path_factory.mktemp("videos") / "pan.mp4", "libx264", moving_frames())

@@ -4,7 +4,8 @@ CPU path with one warning.
 The batches this builds carry their frames twice: on the device (`device_frames`, which the GPU
 letterbox reads, so the pixels never go host → device) and on the host, one device → host copy per
 batch into pinned memory, because `Results.orig_img` is a numpy image (plotting, saving, user code).
-That copy runs on the decode stream in the prefetch thread, beside the previous batch's network.
+That copy runs on the decode stream, beside the previous batch's network; the letterbox waits for it,
+so the host images are complete whenever predict hands out the batch's Results.
 """
 
 from __future__ import annotations
@@ -96,22 +97,22 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
 def to_batch(
     paths: list[str], frames: list[torch.Tensor], infos: list[str], stream: torch.cuda.Stream
 ) -> tuple[list[str], DeviceDecodedImages, list[str]]:
-    """One batch of device frames → (paths, images with `device_frames`, infos), the host copies done."""
+    """One batch of device frames → (paths, images with `device_frames`, infos). The host images are
+    complete once `device_frames.ready` has passed (`DeviceFrames.wait` on the reading stream)."""
     shapes = [(int(f.shape[0]), int(f.shape[1])) for f in frames]
     with torch.cuda.stream(stream):
         device_frames: torch.Tensor | list[torch.Tensor] = (
             torch.stack(frames) if len(set(shapes)) == 1 else [f.contiguous() for f in frames]
         )
-        ready = torch.cuda.Event()
-        ready.record(stream)
         group = [device_frames] if isinstance(device_frames, torch.Tensor) else device_frames
         hosts = [torch.empty(t.shape, dtype=torch.uint8, pin_memory=True) for t in group]
         for host, dev in zip(hosts, group):
             host.copy_(dev, non_blocking=True)
-        copied = torch.cuda.Event()
-        copied.record(stream)
-    copied.synchronize()  # in the prefetch thread: the consumer gets finished host images
-    # views of the pinned copies; they keep it alive for as long as a Results holds its image
+        # the letterbox waits for this event, i.e. for the host copies too: by the time predict has a
+        # batch's detections on the host, its images are complete there, and no thread blocked for it
+        ready = torch.cuda.Event()
+        ready.record(stream)
+    # views of the pinned copies; they keep them alive for as long as a Results holds its image
     arrays = list(hosts[0].numpy()) if isinstance(device_frames, torch.Tensor) else [h.numpy() for h in hosts]
     images = DeviceDecodedImages(arrays)
     images.device_frames = DeviceFrames(device_frames, shapes, ready=ready)

@@ -12,6 +12,7 @@ for a codec NVDEC cannot do, the caller falls back to OpenCV with one warning.
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,17 @@ def _primary_context(index: int) -> int:
     return int(ctx.value or 0)
 
 
+READER_ENV = "ULTRALYTICS_NVDEC_READER"  # "simple" (default) or "threaded": PyNvVideoCodec's two sequential readers
+THREADED_BUFFER = 64  # frames the threaded reader decodes ahead
+
+
 class NvdecFrameReader:
-    """One video decoded by NVDEC on `device`; frames are converted to BGR on `stream`."""
+    """One video decoded by NVDEC on `device`; frames are converted to BGR on `stream`.
+
+    PyNvVideoCodec's SimpleDecoder decodes when asked; its ThreadedDecoder (`ULTRALYTICS_NVDEC_READER=
+    threaded`) decodes ahead in a thread of its own. Both hand out views of buffers they reuse, so every
+    batch is copied (as BGR) before the next request, and the copy is finished before `read` returns.
+    """
 
     def __init__(self, path: str | Path, device: torch.device, stream: torch.cuda.Stream):
         import PyNvVideoCodec as nvc
@@ -51,21 +61,27 @@ class NvdecFrameReader:
         self.device = torch.device(device)
         index = self.device.index if self.device.index is not None else torch.cuda.current_device()
         self.stream = stream
-        self._decoder = nvc.SimpleDecoder(
-            str(path),
+        common = dict(
             gpu_id=index,
             cuda_context=_primary_context(index),
             cuda_stream=int(stream.cuda_stream),
             use_device_memory=True,
             output_color_type=nvc.OutputColorType.RGB,
         )
-        self._left = len(self._decoder)
+        self.threaded = reader_kind() == "threaded"
+        if self.threaded:
+            self._decoder = nvc.ThreadedDecoder(str(path), THREADED_BUFFER, **common)
+            self._left = int(self._decoder.get_stream_metadata().num_frames)
+        else:
+            self._decoder = nvc.SimpleDecoder(str(path), **common)
+            self._left = len(self._decoder)
 
     def read(self, n: int) -> torch.Tensor | None:
         if self._left <= 0:
             return None
+        n = min(int(n), self._left, THREADED_BUFFER if self.threaded else self._left)
         try:
-            frames = self._decoder.get_batch_frames(min(int(n), self._left))
+            frames = self._decoder.get_batch_frames(n)
         except Exception:  # end-of-stream errors on a short count in the container: stop there, as OpenCV does
             frames = []
         if not frames:
@@ -76,11 +92,21 @@ class NvdecFrameReader:
             rgb = [torch.from_dlpack(f) for f in frames]  # HWC RGB views of the decoder's buffers
             out = torch.empty((len(rgb), *rgb[0].shape), dtype=torch.uint8, device=self.device)
             for i, f in enumerate(rgb):
-                out[i].copy_(f.flip(-1))  # our own copy, BGR: the decoder reuses its buffers
+                out[i].copy_(f.flip(-1))  # our own copy, BGR
+        self.stream.synchronize()  # the decoder may reuse its buffers on the next request
         return out
 
     def close(self) -> None:
+        if self.threaded and self._decoder is not None:
+            self._decoder.end()
         self._decoder = None
+
+
+def reader_kind() -> str:
+    kind = os.environ.get(READER_ENV, "simple").strip().lower()
+    if kind not in ("simple", "threaded"):
+        raise ValueError(f"{READER_ENV}={kind!r} is not valid: use 'simple' (the default) or 'threaded'")
+    return kind
 
 
 class OpenCVFrameReader:
