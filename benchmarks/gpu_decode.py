@@ -297,10 +297,12 @@ def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict
         counts = {"cpu": sum(len(r.boxes) for r in cpu), "gpu": sum(len(r.boxes) for r in gpu)}
         out[imgsz] = {
             "images": len(images),
-            "differ": differ,
-            "count_differs": counts,
-            "max_px": moved,
-            "max_conf": dconf,
+            "images_differ": differ,
+            "boxes": counts,
+            "matched_max_px": moved,
+            "matched_max_conf": dconf,
+            "unmatched": unmatched,
+            "unmatched_max_conf": unmatched_conf,
         }
         print(f"imgsz {imgsz}: {out[imgsz]}")
     return out
