@@ -44,9 +44,21 @@ def moving_frames(n: int = VIDEO_FRAMES, size: tuple[int, int] = (240, 320)) -> 
     return [np.ascontiguousarray(big[i // 2 : i // 2 + h, 2 * i : 2 * i + w]) for i in range(n)]
 
 
-@pytest.fixture(scope="session", params=["libx264", "libx265"], ids=["h264", "hevc"])
+def write_mp4v(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """MPEG-4 Part 2 through OpenCV's own writer: a video for the batching tests that needs no PyAV."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for image in frames:
+        writer.write(image)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session", params=["libx264", "libx265", "mp4v"], ids=["h264", "hevc", "mp4v"])
 def video(request, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("videos") / f"pan_{request.param}.mp4"
+    if request.param == "mp4v":
+        return write_mp4v(path, moving_frames())
     return encode_video(path, request.param, moving_frames())
 
 

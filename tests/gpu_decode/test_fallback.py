@@ -17,24 +17,39 @@ def _capture(caplog):
     return logger
 
 
-def test_cpu_device_warns_once_and_gives_the_cpu_results(shapes_pt, val_jpegs, h264_video, caplog):
-    model = YOLO(str(shapes_pt))
-    source = [*map(str, val_jpegs), str(h264_video)]
-    reference = model.predict(source, device="cpu", batch=4, vid_stride=3, verbose=False)
+def _predict_both(model, source, caplog, **kw) -> tuple[list, list, list[str]]:
+    reference = model.predict(source, device="cpu", verbose=False, **kw)
     logger = _capture(caplog)
     try:
         with caplog.at_level(logging.WARNING, logger="ultralytics"):
-            ours = model.predict(source, device="cpu", batch=4, vid_stride=3, verbose=False, gpu_decode=True)
+            ours = model.predict(source, device="cpu", verbose=False, gpu_decode=True, **kw)
     finally:
         logger.removeHandler(caplog.handler)
-    warnings = [r.getMessage() for r in caplog.records if WARNING_PREFIX in r.getMessage()]
-    assert len(warnings) == 1, warnings
-    assert "CPU" in warnings[0] and "cpu" in warnings[0]
-    assert len(ours) == len(reference) == len(val_jpegs) + 23 // 3
+    return ours, reference, [r.getMessage() for r in caplog.records if WARNING_PREFIX in r.getMessage()]
+
+
+def _assert_same(ours, reference) -> None:
+    assert len(ours) == len(reference)
     for a, b in zip(ours, reference):
         assert a.path == b.path
         np.testing.assert_array_equal(a.orig_img, b.orig_img)
         np.testing.assert_array_equal(a.boxes.data.numpy(), b.boxes.data.numpy())
+
+
+def test_cpu_device_warns_once_and_gives_the_cpu_results(shapes_pt, val_jpegs, photo_png, caplog):
+    source = [*map(str, val_jpegs), str(photo_png)]
+    ours, reference, warnings = _predict_both(YOLO(str(shapes_pt)), source, caplog, batch=4)
+    assert len(warnings) == 1, warnings
+    assert "CPU" in warnings[0] and "cpu" in warnings[0]
+    assert len(ours) == len(val_jpegs) + 1
+    _assert_same(ours, reference)
+
+
+def test_cpu_device_video_falls_back_too(shapes_pt, h264_video, caplog):
+    ours, reference, warnings = _predict_both(YOLO(str(shapes_pt)), str(h264_video), caplog, batch=4, vid_stride=3)
+    assert len(warnings) == 1, warnings
+    assert len(ours) == 23 // 3
+    _assert_same(ours, reference)
 
 
 def test_gpu_decode_is_off_by_default():

@@ -45,12 +45,15 @@ def _assert_same_batches(ours, reference) -> int:
 def test_video_batches_stride_and_counts_match_the_cpu_loader(video, batch, vid_stride):
     ours = _cpu_source(str(video), batch, vid_stride)
     n = _assert_same_batches(ours, load_inference_source(str(video), batch=batch, vid_stride=vid_stride))
-    # independent count: PyAV decodes the file itself; the CPU rule keeps every vid_stride-th frame
-    av = pytest.importorskip("av")
+    # independent count: the frames written, and (with PyAV) what FFmpeg decodes from the file itself;
+    # the CPU rule keeps every vid_stride-th frame
+    assert n == VIDEO_FRAMES // vid_stride
+    try:
+        import av
+    except ImportError:
+        return
     with av.open(str(video)) as container:
-        decoded = sum(1 for _ in container.decode(video=0))
-    assert decoded == VIDEO_FRAMES
-    assert n == decoded // vid_stride
+        assert sum(1 for _ in container.decode(video=0)) == VIDEO_FRAMES
 
 
 def test_mixed_sources_keep_order_and_jpeg_runs_fill_the_batch(h264_video, val_jpegs, photo_png):
