@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import torch
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -82,13 +81,3 @@ def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor 
 def rgb_chw_to_bgr_hwc(chw: torch.Tensor) -> torch.Tensor:
     """CHW RGB → contiguous HWC BGR (the layout the OpenCV path and the GPU letterbox use)."""
     return chw.flip(0).permute(1, 2, 0).contiguous()
-
-
-def decode_jpeg_cpu_reference(data: bytes) -> np.ndarray:
-    """OpenCV's decode of the same bytes (what `gpu_decode=False` gives), for comparisons."""
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("OpenCV could not decode these bytes")
-    return image

@@ -19,6 +19,7 @@ import torch
 from ultralytics.data.gpu_sources import DeviceDecodedSource
 from ultralytics.data.loaders import InferenceSource
 from ultralytics.gpu.decode import decode_jpegs, exif_rotated, is_jpeg_bytes, jpeg_decode_problem
+from ultralytics.gpu.streams import copy_stream
 from ultralytics.gpu.upload import DeviceFrames
 from ultralytics.gpu.video_decode import NvdecFrameReader, OpenCVFrameReader, nvdec_problem, video_info
 from ultralytics.utils import LOGGER
@@ -65,7 +66,10 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         warn("images are", jpeg_problem)
     if video_problem:
         warn("videos are", video_problem)
-    stream = torch.cuda.Stream(device)
+    # the device's copy stream (gpu/streams.py): never captured, so decoding in the prefetch thread can
+    # never land inside a graph capture; a fresh torch.cuda.Stream() could be the graph stream itself
+    # once torch's pool of 32 wraps around. Decoded batches stand in for uploads, so it is the right queue.
+    stream = copy_stream(device)
 
     def upload(image: np.ndarray) -> torch.Tensor:
         with torch.cuda.stream(stream):
