@@ -86,7 +86,9 @@ def jpeg_accuracy(sets: dict[str, list[Path]], device: torch.device) -> dict:
     from ultralytics.gpu.decode import decode_jpegs
 
     out = {}
-    for name, paths in sets.items():
+    for (name, paths), chroma in [(item, mode) for item in sets.items() for mode in ("nvjpeg", "fancy")]:
+        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = chroma
+        name = f"{name} chroma={chroma}"
         datas = [p.read_bytes() for p in paths]
         gpu = decode_jpegs(datas, device)
         stats = [
@@ -102,7 +104,8 @@ def jpeg_accuracy(sets: dict[str, list[Path]], device: torch.device) -> dict:
             "p999_worst_image": max(s["p999"] for s in stats),
             "max": max(s["max"] for s in stats),
         }
-        print(f"{name:>14}: {out[name]}")
+        print(f"{name:>28}: {out[name]}")
+    os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
     return out
 
 
@@ -194,9 +197,12 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
     rows = {}
     cases = [("jpeg_folder", str(folder), n_images, None), ("video_720p_h264", str(video), n_frames, None)]
     cases.append(("video_720p_h264 threaded", str(video), n_frames, "threaded"))
+    cases.append(("jpeg_folder chroma=fancy", str(folder), n_images, "fancy"))
     for name, source, n, reader in cases:
-        if reader:
+        if reader == "threaded":
             os.environ["ULTRALYTICS_NVDEC_READER"] = reader
+        if reader == "fancy":
+            os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = reader
         for batch in batches:
             for gpu_decode in (False, True) if not reader else (True,):
                 kw = dict(device=device, half=True, imgsz=640, batch=batch, gpu_decode=gpu_decode, verbose=False)
@@ -212,6 +218,7 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
                 rows[key] = statistics.median(times)
                 print(f"{key:>40}: {rows[key]:.3f} ms/img ({1e3 / rows[key]:.0f} img/s, {n} per call)", flush=True)
         os.environ.pop("ULTRALYTICS_NVDEC_READER", None)
+        os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA", None)
     return rows
 
 
@@ -233,8 +240,9 @@ def val(shapes_pt: Path, shapes_yaml: Path, device: torch.device) -> dict:
 
     out = {}
     original = validator.imread
-    for name, reader in (("opencv", original), ("nvjpeg", _gpu_imread(device))):
+    for name, reader in (("opencv", original), ("nvjpeg", _gpu_imread(device)), ("fancy", _gpu_imread(device))):
         validator.imread = reader
+        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = "fancy" if name == "fancy" else "nvjpeg"
         try:
             for half in (False, True):
                 m = YOLO(str(shapes_pt)).val(data=str(shapes_yaml), imgsz=320, device=device, half=half, verbose=False)
@@ -244,11 +252,13 @@ def val(shapes_pt: Path, shapes_yaml: Path, device: torch.device) -> dict:
                 }
         finally:
             validator.imread = original
+            os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
     for k, v in out.items():
         print(f"{k:>12}: {v}")
     for prec in ("fp32", "fp16"):
-        out[f"delta {prec}"] = out[f"nvjpeg {prec}"]["map50_95"] - out[f"opencv {prec}"]["map50_95"]
-        print(f"delta mAP50-95 {prec}: {out[f'delta {prec}']:+.5f}")
+        for name in ("nvjpeg", "fancy"):
+            out[f"delta {name} {prec}"] = out[f"{name} {prec}"]["map50_95"] - out[f"opencv {prec}"]["map50_95"]
+            print(f"delta mAP50-95 {name} {prec}: {out[f'delta {name} {prec}']:+.5f}")
     return out
 
 
@@ -278,7 +288,8 @@ def match_boxes(a: np.ndarray, b: np.ndarray, iou_min: float = 0.5) -> tuple[lis
 def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict:
     model = YOLO(str(shapes_pt))
     out = {}
-    for imgsz in (320, 640):
+    for imgsz, chroma in [(size, mode) for size in (320, 640) for mode in ("nvjpeg", "fancy")]:
+        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = chroma
         kw = dict(device=device, imgsz=imgsz, batch=16, verbose=False)
         cpu = model.predict([str(p) for p in images], **kw)
         gpu = model.predict([str(p) for p in images], gpu_decode=True, **kw)
@@ -295,7 +306,7 @@ def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict
             unmatched += len(lone)
             unmatched_conf = max([unmatched_conf, *lone])
         counts = {"cpu": sum(len(r.boxes) for r in cpu), "gpu": sum(len(r.boxes) for r in gpu)}
-        out[imgsz] = {
+        out[f"{imgsz} chroma={chroma}"] = {
             "images": len(images),
             "images_differ": differ,
             "boxes": counts,
@@ -304,7 +315,8 @@ def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict
             "unmatched": unmatched,
             "unmatched_max_conf": unmatched_conf,
         }
-        print(f"imgsz {imgsz}: {out[imgsz]}")
+        print(f"imgsz {imgsz} chroma={chroma}: {out[f'{imgsz} chroma={chroma}']}")
+    os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
     return out
 
 

@@ -6,7 +6,9 @@ letterbox reads them. torchvision is the binding: the CUDA build of torch ships 
 extra wheel (nvidia-nvimgcodec would be a 25 MB one; see docs/performance.md).
 
 nvJPEG is not bit-identical to libjpeg-turbo (a different IDCT and chroma upsampling: about half the
-pixels differ by a grey level or two), so this path is opt-in (`gpu_decode=True`).
+pixels differ by a grey level or two; nvJPEG repeats 4:2:0 chroma where libjpeg interpolates it, up to
+~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`);
+`ULTRALYTICS_GPU_JPEG_CHROMA=fancy` rebuilds libjpeg's chroma interpolation (gpu/jpeg_chroma.py).
 
 Files nvJPEG cannot take (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
 error) are reported back to the caller, which decodes them with OpenCV instead.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import io
 
 import torch
+
+from ultralytics.gpu.jpeg_chroma import chroma_mode, fancy_upsample_bgr, is_h2v2
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _EXIF_ORIENTATION = 0x0112
@@ -75,7 +79,22 @@ def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor 
                 decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
             except RuntimeError:
                 decoded.append(None)
-    return [None if chw is None else rgb_chw_to_bgr_hwc(chw) for chw in decoded]
+    frames = [None if chw is None else rgb_chw_to_bgr_hwc(chw) for chw in decoded]
+    if chroma_mode() == "fancy":
+        _fancy_chroma(frames, datas)
+    return frames
+
+
+def _fancy_chroma(frames: list[torch.Tensor | None], datas: list[bytes]) -> None:
+    """Replace 4:2:0 frames by libjpeg's fancy-upsampled colours (gpu/jpeg_chroma.py), same sizes together."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (frame, data) in enumerate(zip(frames, datas)):
+        if frame is not None and is_h2v2(data):
+            groups.setdefault(tuple(frame.shape), []).append(i)
+    for indices in groups.values():
+        refined = fancy_upsample_bgr(torch.stack([frames[i] for i in indices]))
+        for i, frame in zip(indices, refined):
+            frames[i] = frame
 
 
 def rgb_chw_to_bgr_hwc(chw: torch.Tensor) -> torch.Tensor:
