@@ -34,7 +34,10 @@ def nvdec_problem(device: torch.device) -> str | None:
 
 
 def _primary_context(index: int) -> int:
-    """The device's primary CUDA context (the one torch uses), so decoder and torch share pointers and streams."""
+    """The device's primary CUDA context (the one torch uses), so decoder and torch share pointers and streams.
+
+    Each call retains one more reference and none is released: the context lives as long as torch's
+    anyway, and releasing under a decoder that may still be tearing down was not worth an untested risk."""
     lib = ctypes.CDLL("libcuda.so.1")
     dev = ctypes.c_int()
     ctx = ctypes.c_void_p()
