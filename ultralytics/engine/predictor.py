@@ -114,6 +114,10 @@ class DetectionPredictor:
     def stream_inference(self, source: Any) -> Iterator[Results]:
         args = self.args
         batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
+        if getattr(args, "gpu_decode", False):  # issue 19 hook: decode files on the GPU (gpu/decode_source.py)
+            from ultralytics.gpu.decode_source import gpu_decoded
+
+            batches = gpu_decoded(batches, self.model.device, pipeline=self.gpu is not None)
         profilers = (Profile(self.model.device), Profile(self.model.device), Profile(self.model.device))
         if self.gpu is not None:  # decode + upload ahead, overlap batches, time stages with CUDA events
             profilers = self.gpu.stage_timers(3) or profilers

@@ -1,0 +1,102 @@
+"""Batched JPEG decode on a CUDA device (nvJPEG through torchvision), straight into uint8 BGR frames.
+
+On the H200 host a 720p JPEG takes ~5.5 ms to decode with OpenCV, more than the rest of predict; nvJPEG
+decodes a batch of them at ~0.15 ms each, and the frames are born in device memory, where the GPU
+letterbox reads them. torchvision is the binding: the CUDA build of torch ships it, so it costs no
+extra wheel (nvidia-nvimgcodec would be a 25 MB one; see docs/performance.md).
+
+nvJPEG is not bit-identical to libjpeg-turbo (a different IDCT and chroma upsampling: about half the
+pixels differ by a grey level or two; nvJPEG repeats 4:2:0 chroma where libjpeg interpolates it, up to
+~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`);
+`ULTRALYTICS_GPU_JPEG_CHROMA=fancy` rebuilds libjpeg's chroma interpolation (gpu/jpeg_chroma.py).
+
+Files nvJPEG cannot take (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
+error) are reported back to the caller, which decodes them with OpenCV instead.
+"""
+
+from __future__ import annotations
+
+import io
+
+import torch
+
+from ultralytics.gpu.jpeg_chroma import chroma_mode, fancy_upsample_bgr, is_h2v2
+
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+_EXIF_ORIENTATION = 0x0112
+
+
+def jpeg_decode_problem(device: torch.device) -> str | None:
+    """Why JPEGs cannot be decoded on `device` (None: they can)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"the model runs on {device}, not on a CUDA device"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    try:
+        from torchvision.io import decode_jpeg  # noqa: F401
+    except ImportError:
+        return "torchvision (nvJPEG) is not installed; pip install torchvision matching your torch build"
+    return None
+
+
+def is_jpeg_bytes(data: bytes) -> bool:
+    """JPEG by content (SOI marker), as OpenCV decides, not by suffix."""
+    return data[:3] == b"\xff\xd8\xff"
+
+
+def exif_rotated(data: bytes) -> bool:
+    """True when the JPEG's EXIF orientation asks for a rotation/flip, which OpenCV's imread applies
+    and nvJPEG does not; such files go to OpenCV so both paths see the same pixels."""
+    if b"Exif" not in data[:65536]:
+        return False
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return int(im.getexif().get(_EXIF_ORIENTATION, 1)) not in (0, 1)
+    except Exception:  # unreadable EXIF: let OpenCV decide
+        return True
+
+
+def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+    """Decode JPEG byte strings on `device` into HWC BGR uint8 tensors (one batched nvJPEG call).
+
+    Entries nvJPEG rejects come back as None (the caller decodes them on the CPU). Run it on the
+    stream the frames should be ready on: the conversion to BGR HWC is enqueued on the current stream.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if not datas:
+        return []
+    inputs = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
+    try:
+        decoded: list[torch.Tensor | None] = list(decode_jpeg(inputs, mode=ImageReadMode.RGB, device=device))
+    except RuntimeError:  # one bad file fails the whole batch: retry one by one to find it
+        decoded = []
+        for data in inputs:
+            try:
+                decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                decoded.append(None)
+    frames = [None if chw is None else rgb_chw_to_bgr_hwc(chw) for chw in decoded]
+    if chroma_mode() == "fancy":
+        _fancy_chroma(frames, datas)
+    return frames
+
+
+def _fancy_chroma(frames: list[torch.Tensor | None], datas: list[bytes]) -> None:
+    """Replace 4:2:0 frames by libjpeg's fancy-upsampled colours (gpu/jpeg_chroma.py), same sizes together."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, (frame, data) in enumerate(zip(frames, datas)):
+        if frame is not None and is_h2v2(data):
+            groups.setdefault(tuple(frame.shape), []).append(i)
+    for indices in groups.values():
+        refined = fancy_upsample_bgr(torch.stack([frames[i] for i in indices]))
+        for i, frame in zip(indices, refined):
+            frames[i] = frame
+
+
+def rgb_chw_to_bgr_hwc(chw: torch.Tensor) -> torch.Tensor:
+    """CHW RGB → contiguous HWC BGR (the layout the OpenCV path and the GPU letterbox use)."""
+    return chw.flip(0).permute(1, 2, 0).contiguous()

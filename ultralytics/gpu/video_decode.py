@@ -1,0 +1,155 @@
+"""Video frames decoded by NVDEC (PyNvVideoCodec) into device memory, as uint8 BGR frame batches.
+
+A 720p frame costs the host CPU a few ms to decode; NVDEC, the GPU's fixed-function decoder, does it
+beside the SMs and leaves the frame in device memory, where the GPU letterbox reads it. The reader
+hands out batches of BHWC BGR uint8 tensors (the OpenCV path's layout); `OpenCVFrameReader` is the same
+interface over cv2.VideoCapture (the fallback, and what CI exercises the batching with).
+
+PyNvVideoCodec is optional (`pip install pynvvideocodec`, or the `gpu-decode` extra); without it, or
+for a codec NVDEC cannot do, the caller falls back to OpenCV with one warning.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def nvdec_problem(device: torch.device) -> str | None:
+    """Why NVDEC cannot be used on `device` (None: the library is there and the device is CUDA)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return f"the model runs on {device}, not on a CUDA device"
+    if not torch.cuda.is_available():
+        return "CUDA is not available"
+    try:
+        import PyNvVideoCodec  # noqa: F401
+    except Exception as e:  # ImportError, or the library failing to load libnvcuvid
+        return f"PyNvVideoCodec is not usable ({type(e).__name__}: {e}); pip install pynvvideocodec"
+    return None
+
+
+def _primary_context(index: int) -> int:
+    """The device's primary CUDA context (the one torch uses), so decoder and torch share pointers and streams.
+
+    Each call retains one more reference and none is released: the context lives as long as torch's
+    anyway, and releasing under a decoder that may still be tearing down was not worth an untested risk."""
+    lib = ctypes.CDLL("libcuda.so.1")
+    dev = ctypes.c_int()
+    ctx = ctypes.c_void_p()
+    if lib.cuDeviceGet(ctypes.byref(dev), int(index)) or lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev):
+        raise RuntimeError(f"could not get the primary CUDA context of device {index}")
+    return int(ctx.value or 0)
+
+
+READER_ENV = "ULTRALYTICS_NVDEC_READER"  # "simple" (default) or "threaded": PyNvVideoCodec's two sequential readers
+THREADED_BUFFER = 64  # frames the threaded reader decodes ahead
+
+
+class NvdecFrameReader:
+    """One video decoded by NVDEC on `device`; frames are converted to BGR on `stream`.
+
+    PyNvVideoCodec's SimpleDecoder decodes when asked; its ThreadedDecoder (`ULTRALYTICS_NVDEC_READER=
+    threaded`) decodes ahead in a thread of its own. Both hand out views of buffers they reuse, so every
+    batch is copied (as BGR) before the next request, and the copy is finished before `read` returns.
+    """
+
+    def __init__(self, path: str | Path, device: torch.device, stream: torch.cuda.Stream):
+        import PyNvVideoCodec as nvc
+
+        self.device = torch.device(device)
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+        self.stream = stream
+        common = dict(
+            gpu_id=index,
+            cuda_context=_primary_context(index),
+            cuda_stream=int(stream.cuda_stream),
+            use_device_memory=True,
+            output_color_type=nvc.OutputColorType.RGB,
+        )
+        self.threaded = reader_kind() == "threaded"
+        if self.threaded:
+            self._decoder = nvc.ThreadedDecoder(str(path), THREADED_BUFFER, **common)
+            self._left = int(self._decoder.get_stream_metadata().num_frames)
+        else:
+            self._decoder = nvc.SimpleDecoder(str(path), **common)
+            self._left = len(self._decoder)
+
+    def read(self, n: int) -> torch.Tensor | None:
+        if self._left <= 0:
+            return None
+        n = min(int(n), self._left, THREADED_BUFFER if self.threaded else self._left)
+        try:
+            frames = self._decoder.get_batch_frames(n)
+        except Exception:  # end-of-stream errors on a short count in the container: stop there, as OpenCV does
+            frames = []
+        if not frames:
+            self._left = 0
+            return None
+        self._left -= len(frames)
+        with torch.cuda.stream(self.stream):
+            rgb = [torch.from_dlpack(f) for f in frames]  # HWC RGB views of the decoder's buffers
+            out = torch.empty((len(rgb), *rgb[0].shape), dtype=torch.uint8, device=self.device)
+            for i, f in enumerate(rgb):
+                out[i].copy_(f.flip(-1))  # our own copy, BGR
+        self.stream.synchronize()  # the decoder may reuse its buffers on the next request
+        return out
+
+    def close(self) -> None:
+        if self.threaded and self._decoder is not None:
+            self._decoder.end()
+        self._decoder = None
+
+
+def reader_kind() -> str:
+    kind = os.environ.get(READER_ENV, "simple").strip().lower()
+    if kind not in ("simple", "threaded"):
+        raise ValueError(f"{READER_ENV}={kind!r} is not valid: use 'simple' (the default) or 'threaded'")
+    return kind
+
+
+class OpenCVFrameReader:
+    """cv2.VideoCapture behind the FrameReader interface (host decode, then one copy to `device`)."""
+
+    def __init__(self, path: str | Path, device: torch.device):
+        import cv2
+
+        self.device = torch.device(device)
+        self._cap = cv2.VideoCapture(str(path))
+        if not self._cap.isOpened():
+            raise ValueError(
+                f"could not open video {path}: the file is corrupt or its codec is not supported by OpenCV"
+            )
+
+    def read(self, n: int) -> torch.Tensor | None:
+        frames: list[np.ndarray] = []
+        while len(frames) < n and self._cap is not None:
+            ok, image = self._cap.read()
+            if not ok:
+                self.close()
+                break
+            frames.append(image)
+        if not frames:
+            return None
+        batch = torch.from_numpy(np.stack(frames))
+        return batch.to(self.device, non_blocking=self.device.type == "cuda" and batch.is_pinned())
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def video_info(path: str | Path) -> tuple[int, float]:
+    """(frame count, fps) as OpenCV reports them: the numbers the CPU path prints and saves with."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
