@@ -109,3 +109,13 @@ def test_corrupt_onnx_is_refused_at_load(cli, tmp_path):
     with pytest.raises(ValueError, match="empty"):
         YOLO(empty)
     _one_line_error(cli("predict", f"model={bad}", f"source={IMAGE}"))
+
+
+def test_export_without_a_model_writes_into_the_current_folder_not_the_package(cli, tmp_path):
+    from ultralytics.utils import ASSETS
+
+    before = sorted(p.name for p in ASSETS.iterdir())
+    run = cli("export", "format=onnx", "imgsz=64", "simplify=False")
+    assert run.code == 0, run.err
+    assert (tmp_path / "shapes_yolov8n.onnx").is_file()
+    assert sorted(p.name for p in ASSETS.iterdir()) == before

@@ -92,8 +92,8 @@ class ConfigError(ValueError):
 
 
 def _closest_key(key: str) -> str:
-    match = difflib.get_close_matches(key, sorted(DEFAULT_CFG_KEYS), n=1, cutoff=0.4)
-    return f" Did you mean '{match[0]}'?" if match else ""
+    match = difflib.get_close_matches(key, sorted(DEFAULT_CFG_KEYS), n=2, cutoff=0.4)
+    return f" Did you mean {' or '.join(repr(m) for m in match)}?" if match else ""
 
 
 def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -411,14 +411,25 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
-def default_model() -> str:
-    return str(ASSETS / "shapes_yolov8n.pt")
+def default_model(mode: str = "predict") -> str:
+    """The bundled shapes model; for export a copy in the current folder, so the exports land there
+    (as upstream's downloaded default model does) and never inside the installed package."""
+    bundled = ASSETS / "shapes_yolov8n.pt"
+    if mode != "export":
+        return str(bundled)
+    local = Path.cwd() / bundled.name
+    if not local.exists():
+        from ultralytics.utils.atomic_file import atomic_copy
+
+        atomic_copy(bundled, local)
+    LOGGER.warning(f"WARNING model is missing: exporting the bundled shapes model from ./{local.name}")
+    return str(local)
 
 
 def _run_mode(mode: str, overrides: dict[str, Any]) -> None:
     from ultralytics import YOLO
 
-    model_path = overrides.pop("model", None) or default_model()
+    model_path = overrides.pop("model", None) or default_model(mode)
     overrides.pop("task", None)
     model = YOLO(model_path)
     if mode == "predict":
