@@ -119,3 +119,11 @@ def test_export_without_a_model_writes_into_the_current_folder_not_the_package(c
     assert run.code == 0, run.err
     assert (tmp_path / "shapes_yolov8n.onnx").is_file()
     assert sorted(p.name for p in ASSETS.iterdir()) == before
+
+
+def test_multi_line_errors_become_one_line():
+    from ultralytics.cfg import one_line
+
+    assert one_line(ValueError("could not load x.onnx\nExport it again.")) == "could not load x.onnx Export it again."
+    long = one_line(RuntimeError("build failed\n" + "\n".join(f"log line {i}" for i in range(50))))
+    assert long == "build failed (run with verbose=True for the full message)"

@@ -368,14 +368,14 @@ def entrypoint(argv: list[str] | None = None) -> None:
 
 
 def one_line(e: BaseException) -> str:
-    """The first line of an error, with the exception type for unexpected ones and a pointer to the rest."""
-    text = str(e).strip() or type(e).__name__
-    first, _, rest = text.partition("\n")
+    """An error as one line: short multi-line messages joined, long ones cut with a pointer to the rest."""
+    lines = [line.strip() for line in (str(e).strip() or type(e).__name__).splitlines() if line.strip()]
+    text = " ".join(lines)
+    if len(lines) > 3 or len(text) > 400:
+        text = f"{lines[0]} (run with verbose=True for the full message)"
     if not isinstance(e, EXPECTED_ERRORS):
-        first = f"{type(e).__name__}: {first} (unexpected: please report it; verbose=True shows the traceback)"
-    elif rest.strip():
-        first += " (more in the log above, or run with verbose=True)"
-    return first
+        text = f"{type(e).__name__}: {text} (unexpected: please report it; verbose=True shows the traceback)"
+    return text
 
 
 def run_cli(argv: list[str]) -> int:
