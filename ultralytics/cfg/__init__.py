@@ -338,9 +338,6 @@ def parse_cli(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
             )
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"'{arg}' is not a valid mode, task or key=value pair.{hint} Run 'yolo help'.")
-    if mode is None and overrides.get("task") is None and "mode" in overrides:
-        mode = overrides.pop("mode")
-    overrides.pop("mode", None)
     return mode, overrides
 
 
@@ -384,14 +381,19 @@ def run_cli(argv: list[str]) -> int:
 
     if argv[:2] == ["checks", "tensorrt"]:  # its own arguments, parsed by the check itself
         return commands.tensorrt_check(argv[2:])
+    if argv[:1] in (["settings"], ["--settings"]):  # `yolo settings reset` etc.: answered by the command
+        return commands.settings(argv[1:])
     mode, overrides = parse_cli(argv)
     if overrides.get("cfg"):  # cfg=my.yaml: its keys first, the command line's on top (upstream's order)
         overrides = {**load_cfg_file(overrides.pop("cfg")), **overrides}
     if mode is None and overrides:  # `yolo model=x.pt source=y`, or a cfg yaml that names its mode
-        mode = str(overrides.pop("mode", None) or DEFAULT_CFG_DICT["mode"])
+        if overrides.get("mode"):
+            mode = str(overrides["mode"])
+        else:
+            mode = str(DEFAULT_CFG_DICT["mode"])
+            LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
         if mode not in MODES:
             raise ConfigError(f"'mode={mode}' is not a mode; use one of {', '.join(MODES)}")
-        LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
     overrides.pop("mode", None)
     if mode in (None, "help", "-h", "--help"):
         print(HELP)
