@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ultralytics.cfg.formats import FormatError, find_format, format_names
 from ultralytics.utils import (
     ASSETS,
     DEFAULT_CFG_DICT,
@@ -22,6 +21,7 @@ from ultralytics.utils import (
     IterableSimpleNamespace,
     yaml_load,
 )
+from ultralytics.utils.formats import FormatError, find_format, format_names
 
 MODES = ("predict", "export", "val", "benchmark", "compare")
 TASKS = ("detect",)
