@@ -167,6 +167,8 @@ def _unavailable(fmt: str, precision: int, device: torch.device) -> str | None:
         except ImportError:
             return "onnxruntime is not installed"
         return None
+    if fmt != "engine":  # a format added to the table runs wherever torch runs unless it says otherwise
+        return None
     try:
         import tensorrt  # noqa: F401
     except ImportError:

@@ -63,9 +63,12 @@ FORMATS: tuple[ModelFormat, ...] = (
         load_suffixes=(".pth", ".yaml", ".yml"),
         exportable=False,
     ),
-    # torchscript (upstream's default export format) goes here, one row:
+    # SLOT: torchscript (upstream's default export format, issue 18) is this one entry, added once
+    # export/torchscript.py and nn/backends/torchscript.py exist; the exporter is called as
+    # export_torchscript(model, file, args) -> Path, and export, benchmark and AutoBackend pick it up:
     # ModelFormat("torchscript", "TorchScript", ".torchscript", args=frozenset({"optimize", "dynamic"}),
-    #             backend=(...), exporter="ultralytics.export.torchscript:export_torchscript"),
+    #             backend=("ultralytics.nn.backends.torchscript", "TorchScriptBackend"),
+    #             exporter="ultralytics.export.torchscript:export_torchscript"),
     ModelFormat(
         "onnx",
         "ONNX",
