@@ -157,6 +157,8 @@ def check_export_args(fmt: ModelFormat, given: dict[str, object]) -> None:
     for arg in sorted(given):
         if arg in COMMON_EXPORT_ARGS or arg in fmt.args or arg not in all_export_args():
             continue
+        if given[arg] is None or given[arg] is False:  # switched off: asks for nothing (e.g. nms=False)
+            continue
         users = formats_using(arg)
         if users:
             where = f"it applies to format={' / format='.join(users)}"
