@@ -39,6 +39,7 @@ def test_upstream_only_export_arguments_say_why():
     with pytest.raises(ValueError, match="NMS inside the exported model is not implemented"):
         check_export_args(find_format("engine"), {"nms": True})
     check_export_args(find_format("engine"), {"workspace": 4, "fp32_io": True, "dynamic": True})  # all engine's
+    check_export_args(find_format("onnx"), {"nms": False, "fp32_io": False})  # switched off: nothing asked for
 
 
 def test_no_format_names_the_ones_that_exist(weights):
