@@ -260,7 +260,7 @@ Every key and its default: 'yolo cfg' (ultralytics/cfg/default.yaml). Errors are
 add verbose=True for the full traceback.
 """
 # Errors a user can cause and fix: one line, exit 2. Anything else is a bug: one line too, exit 1.
-EXPECTED_ERRORS = (ConfigError, ValueError, OSError, ImportError, RuntimeError, NotImplementedError, TypeError)
+EXPECTED_ERRORS = (ConfigError, ValueError, OSError, ImportError, RuntimeError, NotImplementedError)
 
 
 def parse_value(text: str) -> Any:
