@@ -106,27 +106,27 @@ def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             continue
         if key in FRACTION_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"'{key}={value!r}' must be a number between 0.0 and 1.0")
+                raise ConfigError(f"'{key}={value}' must be a number between 0.0 and 1.0")
             if not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"'{key}={value}' is outside [0.0, 1.0]; valid values are between 0.0 and 1.0")
             cfg[key] = float(value)
         elif key in INT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
-                raise ConfigError(f"'{key}={value!r}' must be a whole number, e.g. '{key}=8'")
+                raise ConfigError(f"'{key}={value}' must be a whole number, e.g. '{key}=8'")
             cfg[key] = int(value)
             if key in INT_MIN and cfg[key] < INT_MIN[key]:
                 hint = " (upstream's batch=-1 AutoBatch is a training feature)" if key == "batch" else ""
                 raise ConfigError(f"'{key}={value}' is an invalid value: '{key}' must be >= {INT_MIN[key]}{hint}")
         elif key in FLOAT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"'{key}={value!r}' must be a number")
+                raise ConfigError(f"'{key}={value}' must be a number")
             cfg[key] = float(value)
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 if value in (0, 1):
                     cfg[key] = bool(value)
                 else:
-                    raise ConfigError(f"'{key}={value!r}' must be a bool, i.e. '{key}=True' or '{key}=False'")
+                    raise ConfigError(f"'{key}={value}' must be a bool, i.e. '{key}=True' or '{key}=False'")
     if cfg.get("imgsz") is not None:
         cfg["imgsz"] = check_imgsz_value(cfg["imgsz"])
     if cfg.get("classes") is not None:
