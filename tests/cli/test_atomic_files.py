@@ -107,3 +107,20 @@ def test_fp16_and_engine_writes_keep_the_previous_file_on_a_full_disk(weights, t
     assert target.read_bytes() == PREVIOUS and engine.read_bytes() == PREVIOUS
     assert sorted(p.name for p in weights.parent.iterdir()) == ["shapes.onnx", "shapes.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "user"]
+
+
+def test_plan_and_sidecar_are_replaced_together_or_not_at_all(tmp_path, monkeypatch):
+    engine = write_engine_file(tmp_path / "m.engine", b"old plan", {"names": {0: "a"}}, layout="plan")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_fsync, calls = os.fsync, []
+
+    def second_file_hits_a_full_disk(fd):
+        calls.append(fd)
+        if len(calls) == 3:  # plan (file, folder) written; the sidecar's flush fails
+            _disk_full()
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", second_file_hits_a_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_engine_file(engine, b"new plan", {"names": {0: "b"}}, layout="plan")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -108,7 +108,8 @@ def test_spaces_around_equals_and_mode_key(cli, recorded_predict, weights):
     for argv in (["predict", "conf", "=", "0.5"], ["predict", "conf=", "0.5"], ["predict", "conf", "=0.5"]):
         assert cli(*argv, f"model={weights}", f"source={IMAGE}").code == 0
     assert cli("mode=predict", "conf=0.5", f"model={weights}", f"source={IMAGE}").code == 0
-    assert [c["conf"] for c in recorded_predict] == [0.5, 0.5, 0.5, 0.5]
+    assert cli("conf=0.5", f"model={weights}", f"source={IMAGE}").code == 0  # no mode: predict, as default.yaml says
+    assert [c["conf"] for c in recorded_predict] == [0.5] * 5
 
 
 def test_checks_reports_the_stack_and_exits_zero(cli):
@@ -134,6 +135,8 @@ def test_checks_tensorrt_dispatches_or_says_it_is_absent(cli, monkeypatch):
 
 def test_settings_cfg_and_copy_cfg(cli, tmp_path):
     assert cli("settings").code == 0
+    changed = cli("settings", "reset")  # upstream resets its settings file; there is none here
+    assert changed.code == 2 and "no settings file" in changed.out
     shown = cli("cfg")
     assert shown.code == 0 and DEFAULT_CFG_PATH.read_text() in shown.out
     assert cli("copy-cfg").code == 0

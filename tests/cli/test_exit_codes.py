@@ -109,3 +109,21 @@ def test_corrupt_onnx_is_refused_at_load(cli, tmp_path):
     with pytest.raises(ValueError, match="empty"):
         YOLO(empty)
     _one_line_error(cli("predict", f"model={bad}", f"source={IMAGE}"))
+
+
+def test_export_without_a_model_writes_into_the_current_folder_not_the_package(cli, tmp_path):
+    from ultralytics.utils import ASSETS
+
+    before = sorted(p.name for p in ASSETS.iterdir())
+    run = cli("export", "format=onnx", "imgsz=64", "simplify=False")
+    assert run.code == 0, run.err
+    assert (tmp_path / "shapes_yolov8n.onnx").is_file()
+    assert sorted(p.name for p in ASSETS.iterdir()) == before
+
+
+def test_multi_line_errors_become_one_line():
+    from ultralytics.cfg import one_line
+
+    assert one_line(ValueError("could not load x.onnx\nExport it again.")) == "could not load x.onnx Export it again."
+    long = one_line(RuntimeError("build failed\n" + "\n".join(f"log line {i}" for i in range(50))))
+    assert long == "build failed (run with verbose=True for the full message)"

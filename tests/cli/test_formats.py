@@ -11,7 +11,7 @@ from ultralytics.utils import benchmarks
 
 
 def find_format(name: str):
-    from ultralytics.cfg.formats import find_format
+    from ultralytics.utils.formats import find_format
 
     return find_format(name)
 
@@ -34,11 +34,12 @@ def test_engine_only_arguments_are_refused_for_onnx_naming_the_format_that_uses_
 
 
 def test_upstream_only_export_arguments_say_why():
-    from ultralytics.cfg.formats import check_export_args
+    from ultralytics.utils.formats import check_export_args
 
     with pytest.raises(ValueError, match="NMS inside the exported model is not implemented"):
         check_export_args(find_format("engine"), {"nms": True})
     check_export_args(find_format("engine"), {"workspace": 4, "fp32_io": True, "dynamic": True})  # all engine's
+    check_export_args(find_format("onnx"), {"nms": False, "fp32_io": False})  # switched off: nothing asked for
 
 
 def test_no_format_names_the_ones_that_exist(weights):
@@ -49,7 +50,7 @@ def test_no_format_names_the_ones_that_exist(weights):
 
 
 def test_autobackend_and_benchmark_read_the_table():
-    from ultralytics.cfg.formats import FORMATS
+    from ultralytics.utils.formats import FORMATS
 
     assert BACKENDS == {s: f.backend for f in FORMATS for s in (f.suffix, *f.load_suffixes)}
     assert benchmarks.FORMATS == tuple(f.name for f in FORMATS)

@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from ultralytics.cfg.formats import FormatError, find_format, format_names
 from ultralytics.utils import (
     ASSETS,
     DEFAULT_CFG_DICT,
@@ -22,6 +21,7 @@ from ultralytics.utils import (
     IterableSimpleNamespace,
     yaml_load,
 )
+from ultralytics.utils.formats import FormatError, find_format, format_names
 
 MODES = ("predict", "export", "val", "benchmark", "compare")
 TASKS = ("detect",)
@@ -92,8 +92,8 @@ class ConfigError(ValueError):
 
 
 def _closest_key(key: str) -> str:
-    match = difflib.get_close_matches(key, sorted(DEFAULT_CFG_KEYS), n=1, cutoff=0.4)
-    return f" Did you mean '{match[0]}'?" if match else ""
+    match = difflib.get_close_matches(key, sorted(DEFAULT_CFG_KEYS), n=2, cutoff=0.4)
+    return f" Did you mean {' or '.join(repr(m) for m in match)}?" if match else ""
 
 
 def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -106,27 +106,27 @@ def check_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
             continue
         if key in FRACTION_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"'{key}={value!r}' must be a number between 0.0 and 1.0")
+                raise ConfigError(f"'{key}={value}' must be a number between 0.0 and 1.0")
             if not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"'{key}={value}' is outside [0.0, 1.0]; valid values are between 0.0 and 1.0")
             cfg[key] = float(value)
         elif key in INT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
-                raise ConfigError(f"'{key}={value!r}' must be a whole number, e.g. '{key}=8'")
+                raise ConfigError(f"'{key}={value}' must be a whole number, e.g. '{key}=8'")
             cfg[key] = int(value)
             if key in INT_MIN and cfg[key] < INT_MIN[key]:
                 hint = " (upstream's batch=-1 AutoBatch is a training feature)" if key == "batch" else ""
                 raise ConfigError(f"'{key}={value}' is an invalid value: '{key}' must be >= {INT_MIN[key]}{hint}")
         elif key in FLOAT_KEYS:
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"'{key}={value!r}' must be a number")
+                raise ConfigError(f"'{key}={value}' must be a number")
             cfg[key] = float(value)
         elif key in BOOL_KEYS:
             if not isinstance(value, bool):
                 if value in (0, 1):
                     cfg[key] = bool(value)
                 else:
-                    raise ConfigError(f"'{key}={value!r}' must be a bool, i.e. '{key}=True' or '{key}=False'")
+                    raise ConfigError(f"'{key}={value}' must be a bool, i.e. '{key}=True' or '{key}=False'")
     if cfg.get("imgsz") is not None:
         cfg["imgsz"] = check_imgsz_value(cfg["imgsz"])
     if cfg.get("classes") is not None:
@@ -260,7 +260,7 @@ Every key and its default: 'yolo cfg' (ultralytics/cfg/default.yaml). Errors are
 add verbose=True for the full traceback.
 """
 # Errors a user can cause and fix: one line, exit 2. Anything else is a bug: one line too, exit 1.
-EXPECTED_ERRORS = (ConfigError, ValueError, OSError, ImportError, RuntimeError, NotImplementedError, TypeError)
+EXPECTED_ERRORS = (ConfigError, ValueError, OSError, ImportError, RuntimeError, NotImplementedError)
 
 
 def parse_value(text: str) -> Any:
@@ -338,9 +338,6 @@ def parse_cli(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
             )
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"'{arg}' is not a valid mode, task or key=value pair.{hint} Run 'yolo help'.")
-    if mode is None and overrides.get("task") is None and "mode" in overrides:
-        mode = overrides.pop("mode")
-    overrides.pop("mode", None)
     return mode, overrides
 
 
@@ -368,14 +365,14 @@ def entrypoint(argv: list[str] | None = None) -> None:
 
 
 def one_line(e: BaseException) -> str:
-    """The first line of an error, with the exception type for unexpected ones and a pointer to the rest."""
-    text = str(e).strip() or type(e).__name__
-    first, _, rest = text.partition("\n")
+    """An error as one line: short multi-line messages joined, long ones cut with a pointer to the rest."""
+    lines = [line.strip() for line in (str(e).strip() or type(e).__name__).splitlines() if line.strip()]
+    text = " ".join(lines)
+    if len(lines) > 3 or len(text) > 400:
+        text = f"{lines[0]} (run with verbose=True for the full message)"
     if not isinstance(e, EXPECTED_ERRORS):
-        first = f"{type(e).__name__}: {first} (unexpected: please report it; verbose=True shows the traceback)"
-    elif rest.strip():
-        first += " (more in the log above, or run with verbose=True)"
-    return first
+        text = f"{type(e).__name__}: {text} (unexpected: please report it; verbose=True shows the traceback)"
+    return text
 
 
 def run_cli(argv: list[str]) -> int:
@@ -384,14 +381,19 @@ def run_cli(argv: list[str]) -> int:
 
     if argv[:2] == ["checks", "tensorrt"]:  # its own arguments, parsed by the check itself
         return commands.tensorrt_check(argv[2:])
+    if argv[:1] in (["settings"], ["--settings"]):  # `yolo settings reset` etc.: answered by the command
+        return commands.settings(argv[1:])
     mode, overrides = parse_cli(argv)
     if overrides.get("cfg"):  # cfg=my.yaml: its keys first, the command line's on top (upstream's order)
         overrides = {**load_cfg_file(overrides.pop("cfg")), **overrides}
     if mode is None and overrides:  # `yolo model=x.pt source=y`, or a cfg yaml that names its mode
-        mode = str(overrides.pop("mode", None) or DEFAULT_CFG_DICT["mode"])
+        if overrides.get("mode"):
+            mode = str(overrides["mode"])
+        else:
+            mode = str(DEFAULT_CFG_DICT["mode"])
+            LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
         if mode not in MODES:
             raise ConfigError(f"'mode={mode}' is not a mode; use one of {', '.join(MODES)}")
-        LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
     overrides.pop("mode", None)
     if mode in (None, "help", "-h", "--help"):
         print(HELP)
@@ -411,14 +413,25 @@ def run_cli(argv: list[str]) -> int:
     return 0
 
 
-def default_model() -> str:
-    return str(ASSETS / "shapes_yolov8n.pt")
+def default_model(mode: str = "predict") -> str:
+    """The bundled shapes model; for export a copy in the current folder, so the exports land there
+    (as upstream's downloaded default model does) and never inside the installed package."""
+    bundled = ASSETS / "shapes_yolov8n.pt"
+    if mode != "export":
+        return str(bundled)
+    local = Path.cwd() / bundled.name
+    if not local.exists():
+        from ultralytics.utils.atomic_file import atomic_copy
+
+        atomic_copy(bundled, local)
+    LOGGER.warning(f"WARNING model is missing: exporting the bundled shapes model from ./{local.name}")
+    return str(local)
 
 
 def _run_mode(mode: str, overrides: dict[str, Any]) -> None:
     from ultralytics import YOLO
 
-    model_path = overrides.pop("model", None) or default_model()
+    model_path = overrides.pop("model", None) or default_model(mode)
     overrides.pop("task", None)
     model = YOLO(model_path)
     if mode == "predict":

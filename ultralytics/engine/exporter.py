@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from ultralytics.cfg import ConfigError, resolve_precision
-from ultralytics.cfg.formats import check_export_args, find_format
 from ultralytics.engine.predictor import check_imgsz
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, IterableSimpleNamespace
 from ultralytics.utils.atomic_file import atomic_copy, check_writable_folder
+from ultralytics.utils.formats import check_export_args, find_format
 from ultralytics.utils.ops import nms_free_requested
 from ultralytics.utils.torch_utils import select_device
 
@@ -75,7 +75,7 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
         from ultralytics.export.tensorrt import export_engine
 
         file = export_engine(model, target, args)
-    else:  # a format added to cfg/formats.py with its own exporter module
+    else:  # a format added to utils/formats.py with its own exporter module
         module, _, function = str(spec.exporter).partition(":")
         file = getattr(importlib.import_module(module), function)(model, target, args)
     size_mb = Path(file).stat().st_size / 1e6

@@ -54,8 +54,8 @@ class YOLO:
             if imgsz:
                 self.overrides["imgsz"] = imgsz
         else:
-            from ultralytics.cfg.formats import check_model_file
             from ultralytics.nn.autobackend import backend_class
+            from ultralytics.utils.formats import check_model_file
 
             backend_class(self.model_path)  # raises a clear error for unsupported suffixes
             if not self.model_path.is_file():

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ultralytics.utils.atomic_file import atomic_write
+from ultralytics.utils.atomic_file import atomic_write, atomic_write_group
 
 HEADER_LENGTH_BYTES = 4  # the little-endian int32 length that precedes the JSON metadata
 ENGINE_LAYOUTS = ("ultralytics", "plan")
@@ -75,8 +75,8 @@ def write_engine_file(
     if layout == "ultralytics":
         atomic_write(path, encode_header(metadata or {}) + plan if metadata else plan)
     else:
-        atomic_write(path, plan)
-        atomic_write(sidecar_path(path), json.dumps(metadata or {}, indent=2).encode("utf-8"))
+        # the plan and its metadata are one unit: both land, or neither changes
+        atomic_write_group({path: plan, sidecar_path(path): json.dumps(metadata or {}, indent=2)})
     return path
 
 

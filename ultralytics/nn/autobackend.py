@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ultralytics.cfg.formats import loadable_suffixes
 from ultralytics.nn.backends.base import Backend
 from ultralytics.utils import LOGGER
+from ultralytics.utils.formats import loadable_suffixes
 
-# suffix → (module, class), from the one format table (cfg/formats.py). Imported lazily so a missing
+# suffix → (module, class), from the one format table (utils/formats.py). Imported lazily so a missing
 # optional dependency only matters when used.
 BACKENDS: dict[str, tuple[str, str]] = loadable_suffixes()
 

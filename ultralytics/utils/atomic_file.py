@@ -103,6 +103,26 @@ def atomic_write(path: str | Path, data: bytes | bytearray | memoryview | str, e
     return Path(path)
 
 
+def atomic_write_group(files: dict[str | Path, bytes | str], encoding: str = "utf-8") -> list[Path]:
+    """Write files that belong together (an engine and its sidecar): every one is written and fsync'ed
+    to a temporary file first, and only when all succeeded are they renamed into place, so a failure
+    leaves the whole previous set as it was, never a new file beside an old one."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            tmp = path.with_name(f".{path.name}.group.tmp")
+            atomic_write(tmp, data, encoding)  # fsync'ed, mode set; still under a hidden name
+            staged.append((tmp, path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    return [path for _, path in staged]
+
+
 def atomic_copy(src: str | Path, dst: str | Path, chunk_bytes: int = 1 << 22) -> Path:
     """Copy `src` to `dst` atomically (streamed, so large models need no extra memory); return `dst`."""
     with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:

@@ -25,13 +25,13 @@ import torch
 from tqdm import tqdm
 
 from ultralytics.cfg import get_cfg
-from ultralytics.cfg.formats import FormatError, benchmark_formats, find_format, format_titles
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, IterableSimpleNamespace
 from ultralytics.utils.atomic_file import atomic_open, atomic_write
 from ultralytics.utils.files import run_dir
+from ultralytics.utils.formats import FormatError, benchmark_formats, find_format, format_titles
 from ultralytics.utils.torch_utils import select_device
 
-FORMATS = benchmark_formats()  # from the one format table (cfg/formats.py)
+FORMATS = benchmark_formats()  # from the one format table (utils/formats.py)
 PRECISIONS = (32, 16, 8)
 PRECISION_NAMES = {32: "FP32", 16: "FP16", 8: "INT8"}
 FORMAT_NAMES = format_titles()
@@ -166,6 +166,8 @@ def _unavailable(fmt: str, precision: int, device: torch.device) -> str | None:
             import onnxruntime  # noqa: F401
         except ImportError:
             return "onnxruntime is not installed"
+        return None
+    if fmt != "engine":  # a format added to the table runs wherever torch runs unless it says otherwise
         return None
     try:
         import tensorrt  # noqa: F401

@@ -63,9 +63,12 @@ FORMATS: tuple[ModelFormat, ...] = (
         load_suffixes=(".pth", ".yaml", ".yml"),
         exportable=False,
     ),
-    # torchscript (upstream's default export format) goes here, one row:
+    # SLOT: torchscript (upstream's default export format, issue 18) is this one entry, added once
+    # export/torchscript.py and nn/backends/torchscript.py exist; the exporter is called as
+    # export_torchscript(model, file, args) -> Path, and export, benchmark and AutoBackend pick it up:
     # ModelFormat("torchscript", "TorchScript", ".torchscript", args=frozenset({"optimize", "dynamic"}),
-    #             backend=(...), exporter="ultralytics.export.torchscript:export_torchscript"),
+    #             backend=("ultralytics.nn.backends.torchscript", "TorchScriptBackend"),
+    #             exporter="ultralytics.export.torchscript:export_torchscript"),
     ModelFormat(
         "onnx",
         "ONNX",
@@ -153,6 +156,8 @@ def check_export_args(fmt: ModelFormat, given: dict[str, object]) -> None:
     """Refuse (one line) any set argument in `given` that `fmt` does not use, naming the formats that do."""
     for arg in sorted(given):
         if arg in COMMON_EXPORT_ARGS or arg in fmt.args or arg not in all_export_args():
+            continue
+        if given[arg] is None or given[arg] is False:  # switched off: asks for nothing (e.g. nms=False)
             continue
         users = formats_using(arg)
         if users:
