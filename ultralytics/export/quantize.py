@@ -54,6 +54,7 @@ def quantize_onnx(
     method: str = DEFAULT_METHOD,
     keep_fp_nodes: Iterable[str] | str | None = "auto",
     percentile: float = DEFAULT_PERCENTILE,
+    float16: bool = False,
 ) -> Path:
     """Write a Q/DQ INT8 copy of the FP32 ONNX `src` to `dst` and return `dst`.
 
@@ -61,6 +62,8 @@ def quantize_onnx(
     convolutions (every Conv not followed by an activation: the last Conv of each cv2/cv3 branch and
     DFL), which measurement shows are the layers INT8 hurts; another string is a regular expression
     matched against node names; None or [] quantizes every Conv.
+    `float16`: make every float part FP16 (scales included, opset >= 19, FP32 graph inputs/outputs), for
+    strongly typed TensorRT (11.x), where the ONNX's types alone decide each layer's precision.
     """
     src, dst = Path(src), Path(dst)
     if method not in METHODS:
@@ -84,6 +87,8 @@ def quantize_onnx(
     amax = calibrate_activations(model, activations, calib, method=method, percentile=percentile, unclipped=unclipped)
     amax = share_concat_scales(model, amax)
     quantized = insert_qdq(model, convs, amax, targets)
+    if float16:
+        quantized = float16_float_parts(quantized, keep_fp32=_head_and_decode(quantized, convs))
     onnx.checker.check_model(quantized)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(quantized, str(dst))
@@ -94,6 +99,38 @@ def quantize_onnx(
         f"{len(calib)} images), {kept} Conv kept in float → {dst}"
     )
     return dst
+
+
+FLOAT16_QDQ_OPSET = 19  # the first opset whose QuantizeLinear/DequantizeLinear take FP16 scales
+
+
+def float16_float_parts(model: onnx.ModelProto, keep_fp32: set[str] = frozenset()) -> onnx.ModelProto:
+    """The Q/DQ model with FP16 everywhere it is float (weights, scales, activations), FP32 at its inputs
+    and outputs: what Model Optimizer's `high_precision_dtype="fp16"` makes, and what lets TensorRT 11
+    (strongly typed) run the parts between the Q/DQ pairs in FP16 instead of FP32. Nodes named in
+    `keep_fp32` (the float head and its decode) compute in FP32 behind Casts."""
+    from ultralytics.export.onnx import convert_to_fp16
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for opset in out.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version < FLOAT16_QDQ_OPSET:
+            opset.version = FLOAT16_QDQ_OPSET
+    out.ir_version = max(out.ir_version, 9)
+    return convert_to_fp16(out, keep_io_types=True, keep_fp32=lambda node: node.name in keep_fp32)
+
+
+def _head_and_decode(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> set[str]:
+    """Names of the float head Convs (those not quantized) and every node after them (the decode)."""
+    quantized = {node.name for node in convs}
+    tainted: set[str] = set()
+    names = set()
+    for node in model.graph.node:  # topological
+        head = node.op_type == "Conv" and node.name not in quantized
+        if head or tainted.intersection(node.input):
+            names.add(node.name)
+            tainted.update(node.output)
+    return names
 
 
 def _check_quantizable(model: onnx.ModelProto, src: Path) -> None:
