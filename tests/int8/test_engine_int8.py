@@ -70,6 +70,12 @@ def test_tensorrt_11_parses_the_qdq_onnx(version, install_tensorrt_standin, dete
     trt = install_tensorrt_standin(version)
     assert not hasattr(trt, "IInt8EntropyCalibrator2") and not hasattr(trt.BuilderFlag, "INT8")
     engine = export_int8(detection_model, tmp_path / "shapes.engine")
-    ops = [node.op_type for node in built_onnx(engine).graph.node]
+    model = built_onnx(engine)
+    ops = [node.op_type for node in model.graph.node]
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > ops.count("QuantizeLinear")
+    # Strongly typed: the float parts are FP16 (FP16 scales need opset 19), the graph I/O stays FP32.
+    inits = {init.name: init.data_type for init in model.graph.initializer}
+    scales = {inits[n.input[1]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits}
+    assert scales == {onnx.TensorProto.FLOAT16}
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert not list(tmp_path.glob("*int8.cache*"))  # no calibrator, no calibration cache

@@ -89,6 +89,30 @@ def test_qdq_graph_is_what_tensorrt_fuses(int8_onnx):
     ort.InferenceSession(str(int8_onnx), providers=["CPUExecutionProvider"])
 
 
+def test_placement_follows_nvidia_explicit_quantization_guidance(int8_onnx):
+    """Residual Adds, SPPF pools and upsampling read INT8; each Concat's quantized inputs share one scale;
+    the head's decode stays float (issue 16; the same placement as NVIDIA Model Optimizer, docs/int8.md)."""
+    model = onnx.load(str(int8_onnx))
+    producers = {out: node for node in model.graph.node for out in node.output}
+    inits = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+
+    def dq_inputs(node):
+        return [name for name in node.input if getattr(producers.get(name), "op_type", "") == "DequantizeLinear"]
+
+    by_op: dict[str, list] = {}
+    for node in model.graph.node:
+        by_op.setdefault(node.op_type, []).append(node)
+    residual = [n for n in by_op["Add"] if "/m." in n.name]  # the C2f bottleneck shortcuts
+    assert len(residual) == 6 and all(len(dq_inputs(n)) == 2 for n in residual)
+    assert all(not dq_inputs(n) for n in by_op["Add"] if n.name.startswith("/model.22/"))  # box decode
+    assert all(len(dq_inputs(n)) == 1 for n in by_op["MaxPool"] + by_op["Resize"])
+    concats = [n for n in by_op["Concat"] if len(dq_inputs(n)) > 1]
+    assert concats and {"/model.9/Concat", "/model.4/Concat"} <= {n.name for n in concats}
+    for node in concats:
+        scales = {float(inits[producers[name].input[1]]) for name in dq_inputs(node)}
+        assert len(scales) == 1, (node.name, scales)
+
+
 # -- a tiny model where every scale can be checked by hand ------------------------------------------
 
 

@@ -383,3 +383,29 @@ def test_standin_shape_tensors_must_be_integers(install_tensorrt_standin):
     with logger.operation() as log:
         assert builder.build_serialized_network(network, builder.create_builder_config()) is None
     assert "INT32 or INT64" in log.tail()
+
+
+# -- progress bars (issue 14 asks for them; they live in these files) -------------------------------
+
+
+@pytest.mark.parametrize(("version", "bars"), [("8.6.1", 0), ("10.16.1.11", 1)])
+def test_engine_build_shows_a_progress_bar_where_tensorrt_reports_progress(
+    version, bars, install_tensorrt_standin, tmp_path, monkeypatch
+):
+    made = []
+
+    class FakeBar:
+        def __init__(self, total=None, desc="", **kw):
+            self.total, self.desc, self.n, self.closed = total, desc, 0, False
+            made.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr("ultralytics.trt.progress.tqdm", FakeBar)
+    build_plan(install_tensorrt_standin(version), tiny_onnx(tmp_path / "t.onnx"), BuildOptions())
+    assert len(made) == bars  # 8.6 has no IProgressMonitor
+    assert all(bar.desc.startswith("TensorRT build") and bar.n == bar.total == 1 and bar.closed for bar in made)

@@ -80,3 +80,23 @@ def test_plain_plan_layout_and_timing_cache_reuse(gpu_weights, reference):
     assert cache.is_file() and Path(engine).with_suffix(".json").is_file()
     engine2, _ = _export_and_load(gpu_weights, half=True, engine_layout="plan")  # second build reuses the cache
     _check(reference[320], YOLO(engine2).predict(SOURCES, device=0, verbose=False))
+
+
+def test_checks_tensorrt_passes_every_route(real_trt, capsys):
+    """`yolo checks tensorrt` on real TensorRT: every route (and CUDA graphs, a second GPU if any) passes."""
+    from ultralytics.engine.tensorrt_check import main
+
+    code = main(["--imgsz", "320"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+
+def test_dynamic_engine_enqueues_on_its_own_stream(real_trt, gpu_weights):
+    """Enqueues go to the backend's own stream: TensorRT's default-stream warning never appears."""
+    engine, backend = _export_and_load(gpu_weights, dynamic=True, batch=2)
+    for shape in ((1, 3, 320, 320), (2, 3, 256, 320)):
+        out = backend.forward(torch.rand(shape, device="cuda:0"))
+        torch.cuda.current_stream().synchronize()
+        assert torch.isfinite(out).all()
+    assert "default stream" not in backend.logger.tail()
+    assert backend.stream.cuda_stream != 0

@@ -83,11 +83,19 @@ class Builder:
 
     def build_serialized_network(self, network, config):
         """Validate like TensorRT, run calibration if asked, then return the plan or None (+ ERROR log)."""
+        monitor = config._progress_monitor
+        # IProgressMonitor protocol (NVIDIA API reference "IProgressMonitor"): a top-level phase has parent None.
+        if monitor is not None:
+            monitor.phase_start("Building engine", None, 1)
         try:
             data = _build_plan(self, network, config)
         except _BuildError as e:
             log(self._logger, "ERROR", str(e))
             return None
+        finally:
+            if monitor is not None:
+                monitor.step_complete("Building engine", 0)
+                monitor.phase_finish("Building engine")
         return make_host_memory(type(self)._ctx, data)
 
     def build_engine(self, network, config):

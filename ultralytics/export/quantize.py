@@ -1,11 +1,20 @@
 """Our post-training INT8 quantization: an FP32 ONNX in, a Q/DQ ("explicit quantization") ONNX out.
 
 TensorRT 11 removed implicit quantization (calibrators), so an INT8 engine must be built from an ONNX
-whose QuantizeLinear/DequantizeLinear nodes carry the scales. We place them where TensorRT fuses them
-into INT8 convolutions: on every Conv's activation input (per-tensor, symmetric) and on its weights
-(per output channel, axis 0, symmetric, stored as INT8). Nothing else is quantized, so every other
-layer runs in FP16/FP32. The same file runs in ONNX Runtime on the CPU, which is where we measure its
-accuracy (docs/int8.md). NVIDIA ModelOpt is not needed.
+whose QuantizeLinear/DequantizeLinear nodes carry the scales. Placement follows NVIDIA's explicit-
+quantization guidance (TensorRT developer guide, "Explicit Quantization: Q/DQ Layer-Placement
+Recommendations") and what NVIDIA Model Optimizer does on the same model (docs/int8.md compares the two
+node by node):
+- every feature Conv: activation input (per-tensor, symmetric) and weights (per output channel, axis 0,
+  symmetric, stored as INT8);
+- residual Adds: both inputs, so TensorRT fuses the add into the INT8 conv before it instead of leaving
+  a float add between INT8 layers (under strong typing nothing else would make it INT8);
+- MaxPool (SPPF) and Resize (neck upsampling) inputs, which then run in INT8;
+- Concat: every quantized input of one Concat shares one scale, so the concat stays a free INT8 copy
+  rather than a requantization.
+The detection head's prediction convs and everything after them stay in float (our measurement; Model
+Optimizer quantizes them too). The same file runs in ONNX Runtime on the CPU, where we measure its
+accuracy (docs/int8.md). NVIDIA Model Optimizer is a study tool here, never a dependency.
 
 Activation ranges come from running the model in ONNX Runtime on the calibration set with each Conv
 input exposed as an extra output:
@@ -24,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from tqdm import tqdm
 
 from ultralytics.export.calibration import CalibrationSet
 from ultralytics.utils import LOGGER
@@ -44,6 +54,7 @@ def quantize_onnx(
     method: str = DEFAULT_METHOD,
     keep_fp_nodes: Iterable[str] | str | None = "auto",
     percentile: float = DEFAULT_PERCENTILE,
+    float16: bool = False,
 ) -> Path:
     """Write a Q/DQ INT8 copy of the FP32 ONNX `src` to `dst` and return `dst`.
 
@@ -51,6 +62,8 @@ def quantize_onnx(
     convolutions (every Conv not followed by an activation: the last Conv of each cv2/cv3 branch and
     DFL), which measurement shows are the layers INT8 hurts; another string is a regular expression
     matched against node names; None or [] quantizes every Conv.
+    `float16`: make every float part FP16 (scales included, opset >= 19, FP32 graph inputs/outputs), for
+    strongly typed TensorRT (11.x), where the ONNX's types alone decide each layer's precision.
     """
     src, dst = Path(src), Path(dst)
     if method not in METHODS:
@@ -65,17 +78,59 @@ def quantize_onnx(
     _check_quantizable(model, src)
 
     convs = quantizable_convs(model, keep_fp_nodes)
-    activations = sorted({node.input[0] for node in convs})
-    amax = calibrate_activations(model, activations, calib, method=method, percentile=percentile)
-    quantized = insert_qdq(model, convs, amax)
+    targets = activation_targets(model, convs)
+    activations = sorted({name for inputs in targets.values() for name in inputs})
+    # Tensors no quantized Conv reads (residual-add inputs, pooled and upsampled features) keep their full
+    # range: clipping them costs more than it gains (measured, docs/int8.md).
+    conv_inputs = {node.input[0] for node in convs}
+    unclipped = [name for name in activations if name not in conv_inputs] if UNCLIPPED_RESIDUALS else []
+    amax = calibrate_activations(model, activations, calib, method=method, percentile=percentile, unclipped=unclipped)
+    amax = share_concat_scales(model, amax)
+    quantized = insert_qdq(model, convs, amax, targets)
+    if float16:
+        quantized = float16_float_parts(quantized, keep_fp32=_head_and_decode(quantized, convs))
     onnx.checker.check_model(quantized)
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(quantized, str(dst))
     kept = sum(1 for n in model.graph.node if n.op_type == "Conv") - len(convs)
+    others = len(targets) - len(convs)
     LOGGER.info(
-        f"INT8 Q/DQ: {len(convs)} Conv layers quantized ({method}, {len(calib)} images), {kept} kept in float → {dst}"
+        f"INT8 Q/DQ: {len(convs)} Conv layers and {others} Add/MaxPool/Resize/Concat nodes quantized ({method}, "
+        f"{len(calib)} images), {kept} Conv kept in float → {dst}"
     )
     return dst
+
+
+FLOAT16_QDQ_OPSET = 19  # the first opset whose QuantizeLinear/DequantizeLinear take FP16 scales
+
+
+def float16_float_parts(model: onnx.ModelProto, keep_fp32: set[str] = frozenset()) -> onnx.ModelProto:
+    """The Q/DQ model with FP16 everywhere it is float (weights, scales, activations), FP32 at its inputs
+    and outputs: what Model Optimizer's `high_precision_dtype="fp16"` makes, and what lets TensorRT 11
+    (strongly typed) run the parts between the Q/DQ pairs in FP16 instead of FP32. Nodes named in
+    `keep_fp32` (the float head and its decode) compute in FP32 behind Casts."""
+    from ultralytics.export.onnx import convert_to_fp16
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for opset in out.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version < FLOAT16_QDQ_OPSET:
+            opset.version = FLOAT16_QDQ_OPSET
+    out.ir_version = max(out.ir_version, 9)
+    return convert_to_fp16(out, keep_io_types=True, keep_fp32=lambda node: node.name in keep_fp32)
+
+
+def _head_and_decode(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> set[str]:
+    """Names of the float head Convs (those not quantized) and every node after them (the decode)."""
+    quantized = {node.name for node in convs}
+    tainted: set[str] = set()
+    names = set()
+    for node in model.graph.node:  # topological
+        head = node.op_type == "Conv" and node.name not in quantized
+        if head or tainted.intersection(node.input):
+            names.add(node.name)
+            tainted.update(node.output)
+    return names
 
 
 def _check_quantizable(model: onnx.ModelProto, src: Path) -> None:
@@ -157,6 +212,78 @@ def quantizable_convs(
     ]
 
 
+UNCLIPPED_RESIDUALS = True
+# Ops whose float inputs are quantized besides Conv, when they lie on the feature path.
+QUANTIZED_INPUT_OPS = {"Add": (0, 1), "MaxPool": (0,), "Resize": (0,)}
+
+
+def activation_targets(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> dict[str, list[str]]:
+    """Node name → the activation tensors to quantize at its inputs.
+
+    Conv: input 0 of every quantized Conv. Add / MaxPool / Resize: their float inputs, only on the
+    feature path (the node's output reaches a quantized Conv), so the head's box decode stays in float.
+    Concat: those of its inputs already quantized for another consumer.
+    """
+    initializers = {init.name for init in model.graph.initializer}
+    constants = {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    quantized = {node.name for node in convs}
+    feeds_quantized: dict[int, bool] = {}
+    for node in reversed(model.graph.node):  # topological order, walked backwards
+        users = [user for out in node.output for user in consumers.get(out, [])]
+        feeds_quantized[id(node)] = any(
+            user.name in quantized or (user.op_type != "Conv" and feeds_quantized.get(id(user), False))
+            for user in users
+        )
+    targets = {node.name: [node.input[0]] for node in convs}
+    for node in model.graph.node:
+        indices = QUANTIZED_INPUT_OPS.get(node.op_type)
+        if indices is None or not feeds_quantized[id(node)]:
+            continue
+        inputs = [node.input[i] for i in indices if i < len(node.input) and node.input[i]]
+        if any(name in initializers or name in constants for name in inputs):
+            continue  # an Add with a constant is arithmetic, not a residual connection
+        targets[node.name] = inputs
+    # Concat reads the shared Q/DQ copy of each input quantized for another consumer (one scale, see
+    # share_concat_scales), as Model Optimizer wires it; its float inputs stay float.
+    quantized_tensors = {name for inputs in targets.values() for name in inputs}
+    for node in model.graph.node:
+        if node.op_type == "Concat" and feeds_quantized[id(node)]:
+            shared = [name for name in node.input if name in quantized_tensors]
+            if shared:
+                targets[node.name] = shared
+    return targets
+
+
+def share_concat_scales(model: onnx.ModelProto, amax: dict[str, float]) -> dict[str, float]:
+    """One scale for all quantized inputs of a Concat (the largest range among them).
+
+    With equal input scales TensorRT can write each input straight into its slice of the INT8 output;
+    different scales need a requantizing copy. Tensors meeting in several Concats merge transitively.
+    """
+    parent = {name: name for name in amax}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for node in model.graph.node:
+        if node.op_type != "Concat":
+            continue
+        members = [name for name in node.input if name in amax]
+        for other in members[1:]:
+            parent[root(other)] = root(members[0])
+    group_max: dict[str, float] = {}
+    for name, value in amax.items():
+        group_max[root(name)] = max(group_max.get(root(name), 0.0), value)
+    return {name: group_max[root(name)] for name in amax}
+
+
 # -- activation ranges ------------------------------------------------------------------------------
 
 
@@ -234,8 +361,12 @@ def calibrate_activations(
     *,
     method: str = DEFAULT_METHOD,
     percentile: float = DEFAULT_PERCENTILE,
+    unclipped: Iterable[str] = (),
 ) -> dict[str, float]:
-    """Per-tensor clipping thresholds (|x| max after calibration) for `tensors`, from ORT on `calib`."""
+    """Per-tensor clipping thresholds (|x| max after calibration) for `tensors`, from ORT on `calib`.
+
+    `unclipped` tensors get their largest |x| whatever the method (residual-path tensors, see quantize_onnx).
+    """
     import onnxruntime as ort
 
     probe = onnx.ModelProto()
@@ -253,7 +384,10 @@ def calibrate_activations(
     seen = 0
     fixed_batch = session.get_inputs()[0].shape[0]
     step = fixed_batch if isinstance(fixed_batch, int) and fixed_batch > 0 else calib.batch
-    for batch in calib.batches():
+    batches = tqdm(
+        calib.batches(), total=calib.num_batches, desc="INT8 quantization: calibrating", unit="batch", leave=False
+    )
+    for batch in batches:
         for start in range(0, len(batch) - step + 1, step):  # a static-batch ONNX takes `step` images at a time
             outputs = session.run(tensors, {input_name: batch[start : start + step]})
             for name, values in zip(tensors, outputs):
@@ -267,9 +401,12 @@ def calibrate_activations(
         raise ValueError(f"the calibration set gave no batches ({len(calib)} images, batch={calib.batch})")
     if method == "minmax":
         return peaks
+    keep = set(unclipped)
     if method == "percentile":
-        return {name: min(peaks[name], histograms[name].percentile(percentile)) for name in tensors}
-    return {name: min(peaks[name], histograms[name].entropy_threshold()) for name in tensors}
+        clip = {name: histograms[name].percentile(percentile) for name in tensors if name not in keep}
+    else:
+        clip = {name: histograms[name].entropy_threshold() for name in tensors if name not in keep}
+    return {name: min(peaks[name], clip.get(name, peaks[name])) for name in tensors}
 
 
 # -- graph rewriting --------------------------------------------------------------------------------
@@ -283,13 +420,21 @@ def quantize_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(weights / shaped), -INT8_MAX, INT8_MAX).astype(np.int8), scale
 
 
-def insert_qdq(model: onnx.ModelProto, convs: list[onnx.NodeProto], amax: dict[str, float]) -> onnx.ModelProto:
-    """A copy of `model` with Q/DQ on the activation input and weights of each Conv in `convs`."""
+def insert_qdq(
+    model: onnx.ModelProto,
+    convs: list[onnx.NodeProto],
+    amax: dict[str, float],
+    targets: dict[str, list[str]] | None = None,
+) -> onnx.ModelProto:
+    """A copy of `model` with Q/DQ on the weights of each Conv in `convs` and on the activation inputs
+    `targets` names per node (default: input 0 of each Conv). One Q/DQ pair per tensor, shared."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
     initializers = {init.name: init for init in graph.initializer}
-    targets = {node.name for node in convs}
+    conv_names = {node.name for node in convs}
+    if targets is None:
+        targets = {node.name: [node.input[0]] for node in convs}
     weight_users: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
@@ -343,8 +488,11 @@ def insert_qdq(model: onnx.ModelProto, convs: list[onnx.NodeProto], amax: dict[s
         return dq
 
     for node in graph.node:
-        if node.name in targets:
-            node.input[0] = activation_qdq(node.input[0])
+        wanted = targets.get(node.name, ())
+        for index, name in enumerate(node.input):
+            if name in wanted:
+                node.input[index] = activation_qdq(name)
+        if node.name in conv_names:
             node.input[1] = weight_dq(node)
         new_nodes.append(node)
 

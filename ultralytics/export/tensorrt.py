@@ -29,6 +29,7 @@ from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
 from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
+from ultralytics.trt.network import always_strongly_typed
 from ultralytics.trt.network_route import check_builder, check_network_route, network_populate
 from ultralytics.trt.precision import enable_fp16, enable_int8
 from ultralytics.trt.profile import resolve_profile
@@ -221,7 +222,10 @@ def _prepare_int8(
     # 11.x: no calibrator API; our post-training quantization writes the scales into Q/DQ nodes.
     from ultralytics.export.quantize import quantize_onnx
 
-    qdq = quantize_onnx(onnx_file, tmp / f"{engine_path.stem}.int8.onnx", calib, **method)
+    # Strongly typed TensorRT runs every float part in the ONNX's type: FP16 float parts (head and decode
+    # kept FP32) make the layers between the Q/DQ pairs FP16 instead of FP32 (docs/int8.md).
+    float16 = always_strongly_typed(trt)
+    qdq = quantize_onnx(onnx_file, tmp / f"{engine_path.stem}.int8.onnx", calib, float16=float16, **method)
 
     def configure_qdq(trt: ModuleType, builder, network, config, profile) -> None:
         enable_int8(trt, config)  # no-ops on 11.x, where the Q/DQ types are the precision

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from tqdm import tqdm
 
 from ultralytics.export.calibration import CalibrationSet
 from ultralytics.trt.device import host_memory_enabled
@@ -74,6 +75,7 @@ def make_int8_calibrator(
             self.batches_served = 0
             self.cache_reused = False
             self._batches = None
+            self._bar: tqdm | None = None
             self._current: torch.Tensor | None = None  # TensorRT reads the pointer after get_batch returns
 
         def get_algorithm(self):
@@ -87,10 +89,16 @@ def make_int8_calibrator(
                 raise ValueError(f"INT8 calibration feeds one image input, but the network has inputs {names}")
             if self._batches is None:
                 self._batches = self.calib.batches()
+                total = self.calib.num_batches
+                self._bar = tqdm(total=total, desc="INT8 calibration (TensorRT)", unit="batch", leave=False)
             array = next(self._batches, None)
             if array is None:
                 self._current = None
+                if self._bar is not None:
+                    self._bar.close()
                 return None
+            if self._bar is not None:
+                self._bar.update(1)
             tensor = torch.from_numpy(array)
             if not host_memory_enabled():
                 tensor = tensor.cuda()

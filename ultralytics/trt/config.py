@@ -76,7 +76,7 @@ class TimingCacheFile:
         data = self.path.read_bytes() if self.path.is_file() else b""
         seen = len(log.lines) if log is not None else 0
         timing_cache = config.create_timing_cache(data)
-        accepted = bool(config.set_timing_cache(timing_cache, False))
+        accepted = timing_cache is not None and bool(config.set_timing_cache(timing_cache, False))
         complaints = [line for line in list(log.lines)[seen:] if "ERROR" in line] if log is not None else []
         foreign = bool(data) and (not accepted or bool(complaints) or not _holds(timing_cache, data))
         if not foreign:
