@@ -16,7 +16,8 @@ TensorRT adds `cudaStreamSynchronize` calls), ordered after the caller's current
 whatever the caller does next on it.
 
 Test hook: with `ULTRALYTICS_TRT_HOST_MEMORY=1` (see `ultralytics/trt/device.py`) the buffers are
-CPU tensors and the stream handle is 0, which is what the TensorRT stand-in of the test suite reads.
+CPU tensors and the stream a placeholder with a unique non-zero handle (`trt/device.HostStream`), which is
+what the TensorRT stand-in of the test suite reads.
 """
 
 from __future__ import annotations
