@@ -62,3 +62,86 @@ class Annotator:
 
     def result(self) -> np.ndarray:
         return self.image
+
+
+def plot_curves(metrics, save_dir) -> list:
+    """Upstream's val curve images: BoxPR_curve.png, BoxF1_curve.png, BoxP_curve.png, BoxR_curve.png.
+
+    One thin line per class and a thick mean line, as upstream draws them (matplotlib, imported here).
+    """
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ultralytics.utils.metrics import smooth
+
+    names = metrics.names
+    files = []
+    for (x, y, xlabel, ylabel), stem in zip(metrics.curves_results, ("BoxPR", "BoxF1", "BoxP", "BoxR")):
+        fig, ax = plt.subplots(1, 1, figsize=(9, 6), tight_layout=True)
+        y = np.asarray(y)
+        classes = metrics.ap_class_index
+        if 0 < len(y) < 21:
+            for i, row in enumerate(y):
+                label = names.get(int(classes[i]), str(classes[i])) if i < len(classes) else str(i)
+                if stem == "BoxPR":
+                    label += f" {metrics.box.ap50[i]:.3f}"
+                ax.plot(x, row, linewidth=1, label=label)
+        else:
+            ax.plot(x, y.T if len(y) else np.zeros_like(x), linewidth=1, color="grey")
+        mean = y.mean(0) if len(y) else np.zeros_like(x)
+        if stem == "BoxPR":
+            ax.plot(x, mean, linewidth=3, color="blue", label=f"all classes {metrics.box.map50:.3f} mAP@0.5")
+        else:
+            best = smooth(mean, 0.05)
+            i = int(best.argmax())
+            ax.plot(x, best, linewidth=3, color="blue", label=f"all classes {best[i]:.2f} at {x[i]:.3f}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left")
+        ax.set_title(f"{ylabel}-{xlabel} Curve")
+        file = Path(save_dir) / f"{stem}_curve.png"
+        fig.savefig(file, dpi=250)
+        plt.close(fig)
+        files.append(file)
+    return files
+
+
+def plot_confusion_matrix(matrix, save_dir) -> list:
+    """confusion_matrix.png (counts) and confusion_matrix_normalized.png (each true-class column sums to 1)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    labels = [*matrix.names.values(), "background"]
+    files = []
+    for normalize in (False, True):
+        values = matrix.matrix.astype(float)
+        if normalize:
+            values = values / (values.sum(0, keepdims=True) + 1e-9)
+        fig, ax = plt.subplots(1, 1, figsize=(12, 9), tight_layout=True)
+        image = ax.imshow(np.where(values > 0.005 if normalize else values > 0, values, np.nan), cmap="Blues")
+        fig.colorbar(image, ax=ax)
+        ticks = range(len(labels))
+        ax.set_xticks(list(ticks), labels, rotation=90 if len(labels) > 10 else 0)
+        ax.set_yticks(list(ticks), labels)
+        if len(labels) <= 30:
+            for (r, c), v in np.ndenumerate(values):
+                if v > 0:
+                    ax.text(c, r, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=8)
+        ax.set_xlabel("True")
+        ax.set_ylabel("Predicted")
+        ax.set_title("Confusion Matrix" + (" Normalized" if normalize else ""))
+        file = Path(save_dir) / f"confusion_matrix{'_normalized' if normalize else ''}.png"
+        fig.savefig(file, dpi=250)
+        plt.close(fig)
+        files.append(file)
+    return files

@@ -1,0 +1,65 @@
+"""Records upstream Ultralytics 8.4.190's observable API outputs for tests/api (CI cannot run the oracle).
+
+Run with the oracle's interpreter, on copies so nothing is written into ../shared:
+    cp -r ../shared/fixtures/shapes /tmp/shapes_ref && cp ../shared/fixtures/models/shapes_yolov8n.pt /tmp/shapes_ref/
+    /work/upstream-venv/bin/python tests/api/reference/make_upstream_reference.py /tmp/shapes_ref
+Writes upstream_api.json and upstream_curves.npz next to this file.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ultralytics import YOLO
+from ultralytics.engine.results import Results
+
+root = Path(sys.argv[1])
+here = Path(__file__).parent
+model = YOLO(str(root / "shapes_yolov8n.pt"))
+out: dict = {"overrides": {k: v for k, v in model.overrides.items() if k != "model" and k != "data"}}
+image = root / "val" / "images" / "00000.jpg"
+events: list[str] = []
+for event in model.callbacks:
+    model.add_callback(event, lambda *_a, e=event: events.append(e))
+r = model.predict(str(image), imgsz=320, verbose=False)[0]
+out["predict_events"] = list(events)
+out["boxes_data"] = r.boxes.data.tolist()
+out["str_keys"] = [line.split(":")[0] for line in str(r).splitlines()[2:] if line and not line.startswith(" ")]
+out["boxes_str_keys"] = [line.split(":")[0] for line in str(r.boxes).splitlines()[2:] if line and line[0].isalpha()]
+out["str_first_line"] = str(r).splitlines()[0]
+out["verbose"] = r.verbose()
+out["to_json"] = r.to_json()
+out["to_json_normalized_3"] = r.to_json(normalize=True, decimals=3)
+out["to_csv"] = r.to_csv()
+empty = r.new()
+out["empty"] = {"verbose": empty.verbose(), "to_json": empty.to_json(), "to_csv": empty.to_csv()}
+# a box whose label would pass the right edge
+edge = Results(r.orig_img, path=str(image), names=r.names, boxes=torch.tensor([[290.0, 2.0, 319.0, 40.0, 0.9, 3.0]]))
+cv2.imwrite(str(here / "upstream_plot_right_edge.png"), edge.plot())  # PNG: lossless
+
+events.clear()
+metrics = model.val(data=str(root / "shapes.yaml"), imgsz=320, batch=16, save_json=True, plots=True, verbose=False)
+out["val_events"] = list(events)
+out["fitness"] = float(metrics.fitness)
+out["maps"] = [float(v) for v in metrics.box.maps]
+out["map75"] = float(metrics.box.map75)
+out["results_dict"] = {k: float(v) for k, v in metrics.results_dict.items()}
+out["metrics_to_csv"] = metrics.to_csv()
+out["metrics_to_json"] = metrics.to_json()
+out["curves"] = list(metrics.curves)
+out["curves_labels"] = [[c[2], c[3]] for c in metrics.curves_results]
+out["confusion_matrix"] = metrics.confusion_matrix.matrix.astype(int).tolist()
+out["save_dir_files"] = sorted(p.name for p in Path(metrics.save_dir).iterdir())
+predictions = json.loads((Path(metrics.save_dir) / "predictions.json").read_text())
+out["category_ids"] = sorted({p["category_id"] for p in predictions})
+out["speed_keys"] = list(metrics.speed)
+np.savez_compressed(
+    here / "upstream_curves.npz",
+    **{f"y{i}": np.asarray(c[1], dtype=np.float64) for i, c in enumerate(metrics.curves_results)},
+    x=np.asarray(metrics.curves_results[0][0]),
+)
+(here / "upstream_api.json").write_text(json.dumps(out, indent=1) + "\n")
