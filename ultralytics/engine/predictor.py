@@ -20,6 +20,7 @@ from ultralytics.data.loaders import load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, non_max_suppression, scale_boxes
 
@@ -36,9 +37,11 @@ def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[
 class DetectionPredictor:
     """Runs one model over one source; cheap to create, one per call."""
 
-    def __init__(self, cfg: IterableSimpleNamespace, model: AutoBackend):
+    def __init__(self, cfg: IterableSimpleNamespace, model: AutoBackend, callbacks: dict | None = None):
         self.args = cfg
         self.model = model
+        self.callbacks = callbacks if callbacks is not None else default_callbacks()  # upstream's events
+        self.batch = self.results = None  # the batch in flight, for callbacks
         self.save_dir: Path | None = None
         self.imgsz = self._resolve_imgsz()
         self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
@@ -117,8 +120,12 @@ class DetectionPredictor:
         seen = 0
         shape = None
         writers: dict[str, cv2.VideoWriter] = {}
+        run_callbacks(self.callbacks, "on_predict_start", self)
         try:
             for _paths, _images, infos, im, results in stages:
+                self.batch, self.results = (_paths, _images, infos), results
+                for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
+                    run_callbacks(self.callbacks, event, self)
                 n = len(results)
                 seen += n
                 shape = tuple(im.shape)
@@ -132,9 +139,12 @@ class DetectionPredictor:
                         LOGGER.info(
                             f"{infos[i]}{im.shape[2]}x{im.shape[3]} {r.verbose() or '(no detections), '}{r.speed['inference']:.1f}ms"
                         )
-                    if args.save or args.save_txt:
+                    if args.save or args.save_txt or args.save_crop:
                         self._save(r, infos[i], writers)
+                    if args.show:
+                        r.show(line_width=args.line_width, conf=bool(args.show_conf), labels=bool(args.show_labels))
                     yield r
+                run_callbacks(self.callbacks, "on_predict_batch_end", self)
         finally:
             for w in writers.values():
                 w.release()
@@ -145,6 +155,7 @@ class DetectionPredictor:
             )
             if self.save_dir is not None:
                 LOGGER.info(f"Results saved to {self.save_dir}")
+        run_callbacks(self.callbacks, "on_predict_end", self)
 
     def _run_batches(self, batches, profilers) -> Iterator[tuple]:
         """The stages one batch after another: (paths, images, infos, im, results) per batch."""
@@ -173,6 +184,8 @@ class DetectionPredictor:
             txt = save_dir / "labels" / (f"{stem}_{frame}.txt" if is_video else f"{stem}.txt")
             txt.parent.mkdir(parents=True, exist_ok=True)
             r.save_txt(txt, save_conf=bool(self.args.save_conf))
+        if self.args.save_crop:
+            r.save_crop(save_dir / "crops", file_name=f"{stem}_{frame}" if is_video else stem)
         if not self.args.save:
             return
         plotted = r.plot(

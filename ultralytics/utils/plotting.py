@@ -39,7 +39,9 @@ class Annotator:
             return
         (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, self.font_scale, self.font_thickness)
         h += 3
-        outside = p1[1] >= h
+        outside = p1[1] >= h  # room above the box for the tag; else the tag goes inside, below the top edge
+        if p1[0] > self.image.shape[1] - w:  # a tag that would pass the right edge is shifted left, inside
+            p1 = (self.image.shape[1] - w, p1[1])
         p2_tag = (p1[0] + w, p1[1] - h if outside else p1[1] + h)
         cv2.rectangle(self.image, p1, p2_tag, color, -1, cv2.LINE_AA)
         text_org = (p1[0], p1[1] - 2 if outside else p1[1] + h - 1)
@@ -62,6 +64,29 @@ class Annotator:
 
     def result(self) -> np.ndarray:
         return self.image
+
+
+def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 10):
+    """Write the crop of one box (grown by `gain` and `pad` px, clipped) from a BGR image; returns the path.
+
+    Upstream's crop geometry and JPEG settings (quality 95, no chroma subsampling), so crops match.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    w, h = (x2 - x1) * gain + pad, (y2 - y1) * gain + pad
+    ih, iw = image.shape[:2]
+    left, right = (int(min(max(v, 0), iw)) for v in (cx - w / 2, cx + w / 2))
+    top, bottom = (int(min(max(v, 0), ih)) for v in (cy - h / 2, cy + h / 2))
+    crop = image[top:bottom, left:right]
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    rgb = crop[..., ::-1] if crop.ndim == 3 else crop
+    Image.fromarray(np.ascontiguousarray(rgb)).save(file, quality=95, subsampling=0)
+    return file
 
 
 def plot_curves(metrics, save_dir) -> list:
