@@ -47,7 +47,7 @@ QUANTIZE_ALIASES: dict[str, int] = {
 UNSUPPORTED_QUANTIZE = ("w8a16", "w8a32")  # weight-only quantization: not implemented here
 
 ENGINE_FORMATS = ("engine", "tensorrt", "trt")
-EXPORT_FORMATS = ("onnx", *ENGINE_FORMATS)
+EXPORT_FORMATS = ("onnx", "torchscript", *ENGINE_FORMATS)
 
 
 class ConfigError(ValueError):
@@ -146,12 +146,12 @@ def normalize_format(fmt: str) -> str:
     fmt = str(fmt).lower().lstrip(".")
     if fmt in ENGINE_FORMATS:
         return "engine"
-    if fmt == "onnx":
-        return "onnx"
+    if fmt in ("onnx", "torchscript"):
+        return fmt
     close = difflib.get_close_matches(fmt, EXPORT_FORMATS, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     raise ConfigError(
-        f"export format '{fmt}' is not supported here.{hint} Supported: onnx, engine (aliases tensorrt, trt)"
+        f"export format '{fmt}' is not supported here.{hint} Supported: onnx, torchscript, engine (aliases tensorrt, trt)"
     )
 
 

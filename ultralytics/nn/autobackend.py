@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     ".onnx": ("ultralytics.nn.backends.onnxruntime", "OnnxRuntimeBackend"),
     ".engine": ("ultralytics.nn.backends.tensorrt", "TensorRTBackend"),
     ".plan": ("ultralytics.nn.backends.tensorrt", "TensorRTBackend"),
+    ".torchscript": ("ultralytics.nn.backends.torchscript", "TorchScriptBackend"),
 }
 
 
