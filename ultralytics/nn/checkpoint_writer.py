@@ -55,10 +55,13 @@ def upstream_checkpoint(model: nn.Module, ckpt: dict | None = None) -> dict:
         "license": LICENSE,
         "docs": DOCS,
     }
-    rest = {k: v for k, v in (ckpt or {}).items() if k not in header and k not in ("model", "ema")}
-    out = {**header, **rest, "model": savable_model(model)}
-    if "ema" in (ckpt or {}):
-        out["ema"] = None  # the model above is the weights to use (upstream loads ema first when present)
+    out = dict(header)
+    for key, value in (ckpt or {}).items():  # the original entries, in their order
+        if key not in header:
+            out[key] = None if key in ("model", "ema") else value
+    out["model"] = savable_model(model)
+    if "ema" in out:
+        out["ema"] = None  # "model" holds the weights to use (upstream loads ema first when present)
     return out
 
 

@@ -41,6 +41,14 @@ out["empty"] = {"verbose": empty.verbose(), "to_json": empty.to_json(), "to_csv"
 edge = Results(r.orig_img, path=str(image), names=r.names, boxes=torch.tensor([[290.0, 2.0, 319.0, 40.0, 0.9, 3.0]]))
 cv2.imwrite(str(here / "upstream_plot_right_edge.png"), edge.plot())  # PNG: lossless
 
+crops = r.save_crop(root / "crops")
+out["crop_files"] = sorted(str(p.relative_to(root / "crops")) for p in (root / "crops").rglob("*.jpg"))
+out["crop_shapes"] = {
+    str(p.relative_to(root / "crops")): list(cv2.imread(str(p)).shape) for p in (root / "crops").rglob("*.jpg")
+}
+r.save_crop(root / "crops")  # a second time: new names, nothing overwritten
+out["crop_files_twice"] = sorted(str(p.relative_to(root / "crops")) for p in (root / "crops").rglob("*.jpg"))
+
 events.clear()
 metrics = model.val(data=str(root / "shapes.yaml"), imgsz=320, batch=16, save_json=True, plots=True, verbose=False)
 out["val_events"] = list(events)
@@ -62,4 +70,16 @@ np.savez_compressed(
     **{f"y{i}": np.asarray(c[1], dtype=np.float64) for i, c in enumerate(metrics.curves_results)},
     x=np.asarray(metrics.curves_results[0][0]),
 )
+fused = YOLO(str(root / "shapes_yolov8n.pt"))
+fused.fuse()
+out["info_fused"] = list(fused.info())
+fused.save(str(root / "saved.pt"))
+out["saved_keys"] = list(torch.load(root / "saved.pt", weights_only=False))
+ts = YOLO(str(root / "shapes_yolov8n.pt")).export(format="torchscript", imgsz=320)
+extra = {"config.txt": ""}
+torch.jit.load(ts, _extra_files=extra)
+config = json.loads(extra["config.txt"])
+out["torchscript_config_keys"] = list(config)
+out["torchscript_args"] = config["args"]
+out["torchscript_overrides"] = {k: v for k, v in YOLO(ts).overrides.items() if k != "model"}
 (here / "upstream_api.json").write_text(json.dumps(out, indent=1) + "\n")
