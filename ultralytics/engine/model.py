@@ -214,7 +214,9 @@ class YOLO:
             return self._backends[key]
 
     def _args(self, mode_defaults: dict[str, Any], kwargs: dict[str, Any], mode: str):
-        overrides = {k: v for k, v in self.overrides.items() if k in DEFAULT_CFG_KEYS and k not in ("model", "task")}
+        # of the checkpoint's recorded arguments only these act as defaults (upstream's model/task/single_cls
+        # describe the model and training, and must not trip a mode's key checks)
+        overrides = {k: v for k, v in self.overrides.items() if k in ("imgsz", "data") and k in DEFAULT_CFG_KEYS}
         args = get_cfg({**overrides, **mode_defaults, **kwargs, "mode": mode})
         for key, reason in _REFUSED.items():  # upstream features that would otherwise be silently skipped
             if getattr(args, key, None) and mode in ("predict", "val"):
@@ -258,6 +260,11 @@ class YOLO:
         from ultralytics.engine.validator import DetectionValidator
 
         args = self._args({"rect": True, "conf": 0.001, "batch": kwargs.get("batch", 16), "save": False}, kwargs, "val")
+        if not kwargs.get("data") and args.data and not Path(str(args.data)).exists():
+            raise FileNotFoundError(
+                f"val needs a dataset: pass data=<dataset.yaml> (the one this checkpoint was trained on, "
+                f"'{args.data}', is not on this machine)"
+            )
         self.metrics = DetectionValidator(args, callbacks=self.callbacks).run(self)
         return self.metrics
 
