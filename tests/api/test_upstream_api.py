@@ -46,6 +46,13 @@ def validated(tmp_path_factory):
     return model, metrics, events
 
 
+@pytest.fixture(scope="module")
+def torchscript_file(tmp_path_factory) -> Path:
+    """format=torchscript of a copy of the shapes model at imgsz 320 (the export writes next to its weights)."""
+    folder = tmp_path_factory.mktemp("torchscript")
+    return Path(YOLO(_copy(SHAPES_PT, folder)).export(format="torchscript", imgsz=320))
+
+
 def upstream_result() -> Results:
     """Our Results around upstream's own detections for IMAGE, so text formats compare byte for byte."""
     return Results(cv2.imread(str(IMAGE)), path=str(IMAGE), names=NAMES, boxes=torch.tensor(REF["boxes_data"]))
@@ -161,9 +168,8 @@ def test_to_half_fuse_and_load_change_the_model_used():
     torch.testing.assert_close(again, before)
 
 
-def test_exported_models_refuse_pytorch_only_methods_in_one_line(tmp_path):
-    path = YOLO(_copy(SHAPES_PT, tmp_path)).export(format="torchscript", imgsz=320)
-    model = YOLO(path)
+def test_exported_models_refuse_pytorch_only_methods_in_one_line(torchscript_file, tmp_path):
+    model = YOLO(torchscript_file)
     assert model.device is None
     for call in (model.fuse, model.half, lambda: model.save(tmp_path / "x.pt")):
         with pytest.raises(TypeError, match="exported model"):
@@ -194,10 +200,9 @@ def test_save_writes_upstreams_checkpoint_layout_and_reloads(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- TorchScript
-def test_torchscript_export_metadata_and_predict(tmp_path):
-    model = YOLO(_copy(SHAPES_PT, tmp_path))
-    path = model.export(format="torchscript", imgsz=320)
-    assert Path(path).suffix == ".torchscript"
+def test_torchscript_export_metadata_and_predict(torchscript_file):
+    path = str(torchscript_file)
+    assert torchscript_file.suffix == ".torchscript" and torchscript_file.with_suffix(".pt").is_file()
     extra = {"config.txt": ""}
     torch.jit.load(path, _extra_files=extra)
     config = json.loads(extra["config.txt"])
@@ -282,6 +287,9 @@ def test_plot_label_at_the_right_edge_is_shifted_inside_as_upstream():
     assert ours_tag.min(0).tolist() == theirs_tag.min(0).tolist()
     assert ours_tag.max(0).tolist() == theirs_tag.max(0).tolist()
     assert (ours.shape[1] - 1) in ours_tag[:, 1]  # the tag reaches the edge instead of being cut off
+    np.testing.assert_array_equal(
+        ours, theirs
+    )  # and the whole drawing (text colour too) is upstream's, pixel for pixel
 
 
 def _importable(name: str) -> bool:
@@ -301,3 +309,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_results_takes_upstreams_positional_signature():
+    """Results(orig_img, path, names, boxes, masks, probs, keypoints, obb, speed): speed is the 9th argument."""
+    speed = {"preprocess": 1.0, "inference": 2.0, "postprocess": 3.0}
+    r = Results(
+        cv2.imread(str(IMAGE)), str(IMAGE), NAMES, torch.tensor(REF["boxes_data"]), None, None, None, None, speed
+    )
+    assert r.speed == speed and len(r) == 4
+    with pytest.raises(ValueError, match="detection only"):
+        Results(r.orig_img, str(IMAGE), NAMES, None, torch.zeros(1, 4, 4))
+
+
+def test_plot_of_a_prediction_is_upstreams_pixel_for_pixel():
+    """Boxes, tags, line width, palette and text colours: upstream's plot of the same detections."""
+    theirs = cv2.imread(str(HERE / "upstream_plot_00000.png"))
+    np.testing.assert_array_equal(upstream_result().plot(), theirs)

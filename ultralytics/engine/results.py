@@ -125,8 +125,20 @@ class Results(_TensorHolder):
         path: str,
         names: dict[int, str],
         boxes: Array | None = None,
+        masks: Any = None,
+        probs: Any = None,
+        keypoints: Any = None,
+        obb: Any = None,
         speed: dict[str, float] | None = None,
+        semantic_mask: Any = None,
+        depth: Any = None,
     ):
+        """Upstream's signature, so positional calls line up; the other tasks' outputs must stay None."""
+        others = {"masks": masks, "probs": probs, "keypoints": keypoints, "obb": obb}
+        others.update(semantic_mask=semantic_mask, depth=depth)
+        given = sorted(k for k, v in others.items() if v is not None)
+        if given:
+            raise ValueError(f"Results: {', '.join(given)} belong to other tasks; this package is detection only")
         if not isinstance(orig_img, np.ndarray) or orig_img.ndim < 2:
             raise ValueError(f"Results needs the original image as an HWC numpy array, got {type(orig_img).__name__}")
         self.orig_img = orig_img

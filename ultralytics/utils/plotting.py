@@ -11,6 +11,11 @@ _PALETTE_HEX = (
     "00B4FF", "DD00BA", "00FFFF", "26C000", "01FFB3", "7D24FF", "7B0068", "FF1B6C", "FC6D2F", "A2FF0B",
 )  # fmt: skip
 _PALETTE = [tuple(int(h[i : i + 2], 16) for i in (0, 2, 4)) for h in _PALETTE_HEX]
+# Palette entries upstream writes dark text on (observed with upstream 8.4.190 for every class colour),
+# and that text colour (BGR).
+_LIGHT_INDICES = (1, 2, 3, 5, 7, 8, 12, 14, 19)
+_LIGHT_BGR = {(b, g, r) for r, g, b in (_PALETTE[i] for i in _LIGHT_INDICES)}
+DARK_TEXT = (104, 31, 17)
 
 
 def colors(i: int, bgr: bool = False) -> tuple[int, int, int]:
@@ -58,9 +63,8 @@ class Annotator:
 
     @staticmethod
     def text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
-        """Black on light tags, white on dark ones."""
-        b, g, r = background
-        return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+        """Upstream's label text: dark blue on its light palette colours, white on everything else."""
+        return DARK_TEXT if tuple(int(v) for v in background) in _LIGHT_BGR else (255, 255, 255)
 
     def result(self) -> np.ndarray:
         return self.image

@@ -37,6 +37,7 @@ out["to_json_normalized_3"] = r.to_json(normalize=True, decimals=3)
 out["to_csv"] = r.to_csv()
 empty = r.new()
 out["empty"] = {"verbose": empty.verbose(), "to_json": empty.to_json(), "to_csv": empty.to_csv()}
+cv2.imwrite(str(here / "upstream_plot_00000.png"), r.plot())
 # a box whose label would pass the right edge
 edge = Results(r.orig_img, path=str(image), names=r.names, boxes=torch.tensor([[290.0, 2.0, 319.0, 40.0, 0.9, 3.0]]))
 cv2.imwrite(str(here / "upstream_plot_right_edge.png"), edge.plot())  # PNG: lossless
