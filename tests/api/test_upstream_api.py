@@ -148,6 +148,11 @@ def test_predict_fires_upstreams_callbacks_and_keeps_the_predictor():
     results = model.predict(str(IMAGE), imgsz=320, device="cpu", verbose=False)
     assert events == REF["predict_events"]
     assert isinstance(model.predictor, DetectionPredictor) and model.predictor.results is not None
+    seen: dict[str, bool] = {}  # upstream's order: batch start before the batch runs, its Results after
+    model.add_callback("on_predict_batch_start", lambda p: seen.setdefault("start", p.results is None))
+    model.add_callback("on_predict_postprocess_end", lambda p: seen.setdefault("post", len(p.results) == 1))
+    model.predict(str(IMAGE), imgsz=320, device="cpu", verbose=False)
+    assert seen == {"start": True, "post": True}
     np.testing.assert_allclose(results[0].boxes.data.numpy(), np.array(REF["boxes_data"]), atol=1e-3)
     with pytest.raises(ValueError, match="on_predict_end"):
         model.add_callback("on_predict_ends", print)

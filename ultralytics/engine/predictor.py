@@ -123,9 +123,10 @@ class DetectionPredictor:
         run_callbacks(self.callbacks, "on_predict_start", self)
         try:
             for _paths, _images, infos, im, results in stages:
-                self.batch, self.results = (_paths, _images, infos), results
-                for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
-                    run_callbacks(self.callbacks, event, self)
+                if self.gpu is not None:  # overlapped batches: the events of this one fire once it is done
+                    self.batch, self.results = (_paths, _images, infos), results
+                    for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
+                        run_callbacks(self.callbacks, event, self)
                 n = len(results)
                 seen += n
                 shape = tuple(im.shape)
@@ -160,12 +161,16 @@ class DetectionPredictor:
     def _run_batches(self, batches, profilers) -> Iterator[tuple]:
         """The stages one batch after another: (paths, images, infos, im, results) per batch."""
         for paths, images, infos in batches:
+            self.batch, self.results = (paths, images, infos), None
+            run_callbacks(self.callbacks, "on_predict_batch_start", self)
             with profilers[0]:
                 im = self.preprocess(images)
             with profilers[1]:
                 preds = self.inference(im)
             with profilers[2]:
                 results = self.postprocess(preds, im, _originals(images), paths)
+            self.results = results
+            run_callbacks(self.callbacks, "on_predict_postprocess_end", self)
             yield paths, images, infos, im, results
 
     # ------------------------------------------------------------------ saving
