@@ -50,7 +50,13 @@ def validated(tmp_path_factory):
 def torchscript_file(tmp_path_factory) -> Path:
     """format=torchscript of a copy of the shapes model at imgsz 320 (the export writes next to its weights)."""
     folder = tmp_path_factory.mktemp("torchscript")
-    return Path(YOLO(_copy(SHAPES_PT, folder)).export(format="torchscript", imgsz=320))
+    model = YOLO(_copy(SHAPES_PT, folder))
+    events: list[tuple] = []
+    model.add_callback("on_export_start", lambda run: events.append(("start", run.args.format, run.file)))
+    model.add_callback("on_export_end", lambda run: events.append(("end", run.args.format, run.file)))
+    path = model.export(imgsz=320)  # torchscript: upstream's default format
+    assert events == [("start", "torchscript", None), ("end", "torchscript", path)]
+    return Path(path)
 
 
 def upstream_result() -> Results:

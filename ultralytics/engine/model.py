@@ -17,7 +17,7 @@ import torch
 from ultralytics.cfg import ConfigError, get_cfg
 from ultralytics.engine.results import Results
 from ultralytics.utils import DEFAULT_CFG_KEYS, LOGGER
-from ultralytics.utils.callbacks import check_event, default_callbacks
+from ultralytics.utils.callbacks import check_event, default_callbacks, run_callbacks
 from ultralytics.utils.torch_utils import select_device
 
 PT_SUFFIXES = (".pt", ".pth")
@@ -72,6 +72,7 @@ class YOLO:
                 raise FileNotFoundError(f"model file '{model}' does not exist")
             self.overrides = {"task": "detect"}
         self.overrides["model"] = str(model)
+        self.model_name = str(model)
         if verbose:
             LOGGER.info(f"Loaded {self.model_path}")
 
@@ -247,13 +248,22 @@ class YOLO:
     __call__ = predict
 
     def export(self, **kwargs) -> str:
-        """Export to ONNX or a TensorRT engine; returns the written file's path."""
+        """Export to TorchScript (the default), ONNX or a TensorRT engine; returns the written file's path.
+
+        `on_export_start` / `on_export_end` callbacks get an object with `args`, `model` and (at the end) `file`.
+        """
+        import types
+
         from ultralytics.engine.exporter import export
 
         if self.model is None:
             raise ValueError(f"export needs a PyTorch model (.pt or .yaml); '{self.model_path}' is already exported")
         args = self._args({"batch": 1, "data": None, "device": None, "verbose": False}, kwargs, "export")
-        return export(self, args)
+        run = types.SimpleNamespace(args=args, model=self.model, file=None)
+        run_callbacks(self.callbacks, "on_export_start", run)
+        run.file = export(self, args)
+        run_callbacks(self.callbacks, "on_export_end", run)
+        return run.file
 
     def val(self, **kwargs):
         """Accuracy on a labelled dataset (mAP50-95 etc.)."""

@@ -1,5 +1,6 @@
 """Upstream's callback events: a dict of event name → list of functions, each called with the
-predictor or validator running the event (training and export events are accepted and never fire)."""
+predictor, validator or export run of the event (training events are accepted and never fire: nothing
+is trained here)."""
 
 from __future__ import annotations
 
