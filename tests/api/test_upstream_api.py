@@ -146,6 +146,13 @@ def test_yolo_object_attributes_as_upstream():
     assert gflops == pytest.approx(REF["info_fused"][3], abs=0.1)
 
 
+@pytest.mark.parametrize("name", ["shapes_yolov8n.pt", "shapes_yolov8n_v8.1.44.pt", "yolov8n_random_upstream.pt"])
+def test_overrides_per_checkpoint_as_upstream(name):
+    """task, data, imgsz, single_cls from the checkpoint's training arguments (defaults where unrecorded)."""
+    model = YOLO(MODELS / name)
+    assert model.overrides == {**REF["overrides_by_checkpoint"][name], "model": str(MODELS / name)}
+
+
 def test_predict_fires_upstreams_callbacks_and_keeps_the_predictor():
     model = YOLO(SHAPES_PT)
     events: list[str] = []

@@ -48,6 +48,7 @@ class YOLO:
             from ultralytics.nn.tasks import DetectionModel
 
             self.model = DetectionModel(str(model)).eval()
+            self.overrides = {"task": "detect"}
         elif suffix in PT_SUFFIXES:
             from ultralytics.nn.checkpoint import checkpoint_imgsz, load_checkpoint
 
@@ -57,13 +58,16 @@ class YOLO:
                     f".pt, .onnx or .engine file"
                 )
             self.model, self.ckpt = load_checkpoint(self.model_path, trust=trust)
-            train_args = self.ckpt.get("train_args") if isinstance(self.ckpt.get("train_args"), dict) else {}
-            # upstream keeps these training arguments as the model's defaults
-            self.overrides = {k: train_args[k] for k in ("task", "data", "imgsz", "single_cls") if k in train_args}
-            self.overrides["task"] = "detect"
-            imgsz = checkpoint_imgsz(self.ckpt)
-            if imgsz:
-                self.overrides["imgsz"] = imgsz
+            train_args = self.ckpt.get("train_args")
+            train_args = vars(train_args) if hasattr(train_args, "__dict__") else train_args
+            train_args = train_args if isinstance(train_args, dict) else {}
+            # upstream keeps these training arguments (defaults where unrecorded) as the model's defaults
+            self.overrides = {
+                "task": "detect",
+                "data": train_args.get("data"),
+                "imgsz": checkpoint_imgsz(self.ckpt) or 640,
+                "single_cls": bool(train_args.get("single_cls", False)),
+            }
         else:
             from ultralytics.nn.autobackend import backend_class
 

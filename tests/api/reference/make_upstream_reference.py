@@ -2,7 +2,7 @@
 
 Run with the oracle's interpreter, on copies so nothing is written into ../shared:
     cp -r ../shared/fixtures/shapes /tmp/shapes_ref && cp ../shared/fixtures/models/shapes_yolov8n.pt /tmp/shapes_ref/
-    /work/upstream-venv/bin/python tests/api/reference/make_upstream_reference.py /tmp/shapes_ref
+    /work/upstream-venv/bin/python tests/api/reference/make_upstream_reference.py /tmp/shapes_ref ../shared/fixtures/models
 Writes upstream_api.json and upstream_curves.npz next to this file.
 """
 
@@ -71,6 +71,13 @@ np.savez_compressed(
     **{f"y{i}": np.asarray(c[1], dtype=np.float64) for i, c in enumerate(metrics.curves_results)},
     x=np.asarray(metrics.curves_results[0][0]),
 )
+# the shared fixtures' other checkpoints (read only here, nothing written next to them)
+models = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+if models is not None:
+    out["overrides_by_checkpoint"] = {
+        name: {k: v for k, v in YOLO(str(models / name)).overrides.items() if k != "model"}
+        for name in ("shapes_yolov8n.pt", "shapes_yolov8n_v8.1.44.pt", "yolov8n_random_upstream.pt")
+    }
 fused = YOLO(str(root / "shapes_yolov8n.pt"))
 fused.fuse()
 out["info_fused"] = list(fused.info())
