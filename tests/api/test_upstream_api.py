@@ -346,3 +346,17 @@ def test_plot_of_a_prediction_is_upstreams_pixel_for_pixel():
     """Boxes, tags, line width, palette and text colours: upstream's plot of the same detections."""
     theirs = cv2.imread(str(HERE / "upstream_plot_00000.png"))
     np.testing.assert_array_equal(upstream_result().plot(), theirs)
+
+
+def test_save_that_fails_leaves_the_previous_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "mine.pt"
+    target.write_bytes(b"previous checkpoint")
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="No space left"):
+        YOLO(SHAPES_PT).save(target)
+    assert target.read_bytes() == b"previous checkpoint" and [p.name for p in tmp_path.iterdir()] == ["mine.pt"]
