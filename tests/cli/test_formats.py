@@ -36,15 +36,16 @@ def test_engine_only_arguments_are_refused_for_onnx_naming_the_format_that_uses_
 def test_upstream_only_export_arguments_say_why():
     from ultralytics.utils.formats import check_export_args
 
-    with pytest.raises(ValueError, match="NMS inside the exported model is not implemented"):
-        check_export_args(find_format("engine"), {"nms": True})
+    with pytest.raises(ValueError, match="TensorFlow SavedModel"):
+        check_export_args(find_format("engine"), {"keras": True})
+    with pytest.raises(ValueError, match="'fp32_io=True' is not used by format=torchscript"):
+        check_export_args(find_format("torchscript"), {"fp32_io": True})
     check_export_args(find_format("engine"), {"workspace": 4, "fp32_io": True, "dynamic": True})  # all engine's
     check_export_args(find_format("onnx"), {"nms": False, "fp32_io": False})  # switched off: nothing asked for
 
 
-def test_no_format_names_the_ones_that_exist(weights):
-    with pytest.raises(ValueError, match="upstream's default export format.*onnx, engine"):
-        YOLO(weights).export(imgsz=64)
+def test_no_format_exports_upstreams_default_torchscript(weights):
+    assert YOLO(weights).export(imgsz=64).endswith(".torchscript")  # upstream's default format
     with pytest.raises(ValueError, match="Did you mean 'onnx'"):
         find_format("onx")
 

@@ -67,7 +67,7 @@ def test_results_indexing_and_conversion(result):
     assert isinstance(result.numpy().boxes.data, np.ndarray)
     assert result.cpu().path == result.path
     empty = result.new()
-    assert len(empty) == 0 and empty.verbose() == "" and empty.summary() == []
+    assert len(empty) == 0 and empty.verbose() == "(no detections), " and empty.summary() == []  # upstream's text
 
 
 def test_verbose(result):

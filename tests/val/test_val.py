@@ -83,7 +83,8 @@ def test_val_predictions_scored_by_pycocotools_agree(shapes_val):
         rows = by_name.get(path.name, [])
         boxes = np.array([r["bbox"] for r in rows], dtype=float).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
-        preds.append((boxes, np.array([r["score"] for r in rows]), np.array([r["category_id"] for r in rows])))
+        # category_id is class + 1, as upstream numbers it for non-COCO datasets
+        preds.append((boxes, np.array([r["score"] for r in rows]), np.array([r["category_id"] - 1 for r in rows])))
         sizes.append((h, w))
     coco_5095, coco_50 = coco_map(sizes, truths, preds, max_dets=300)
     assert abs(metrics.box.map - coco_5095) < 0.005, (metrics.box.map, coco_5095)

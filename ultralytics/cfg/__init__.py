@@ -65,7 +65,6 @@ REFUSED_KEYS: dict[str, str] = {
     "augment": "test-time augmentation (augment=True) is not implemented here; remove it",
     "visualize": "feature-map visualization (visualize=True) is not implemented here; remove it",
     "embed": "feature embeddings (embed=) are not implemented here; remove it",
-    "show": "no window is opened here (headless deployment); use save=True or Results.plot() instead",
     "single_cls": "single_cls=True (all classes as one) is not implemented for val here; remove it",
     "save_frames": "save_frames=True (every video frame as an image) is not implemented here; use save=True",
 }

@@ -71,6 +71,10 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
     t0 = time.time()
     if fmt == "onnx":
         file = _export_onnx(model, target, args, device)
+    elif fmt == "torchscript":
+        from ultralytics.export.torchscript import export_torchscript
+
+        file = export_torchscript(model, target, **_torchscript_kwargs(args, device))
     elif fmt == "engine":
         from ultralytics.export.tensorrt import export_engine
 
@@ -143,3 +147,20 @@ def _format_args(args: IterableSimpleNamespace) -> dict:
     out = {k: getattr(args, k) for k in keys}
     out["quantize"] = args.precision if args.precision != 32 else None
     return out
+
+
+def _torchscript_kwargs(args: IterableSimpleNamespace, device: torch.device) -> dict:
+    """What export/torchscript.py needs; the metadata args upstream records for this format."""
+    if args.precision == 8 or args.dynamic:
+        raise ConfigError(
+            "TorchScript export is traced at one shape in FP32/FP16: drop int8/dynamic, or use format=onnx"
+        )
+    meta_args = {
+        "batch": int(args.batch or 1),
+        "quantize": 16 if args.precision == 16 else None,
+        "nms": args.nms,
+        "dynamic": False,
+    }
+    return dict(
+        imgsz=tuple(args.imgsz), batch=int(args.batch or 1), half=args.precision == 16, device=device, args=meta_args
+    )

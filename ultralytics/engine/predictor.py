@@ -20,6 +20,7 @@ from ultralytics.data.loaders import load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
 
@@ -36,9 +37,11 @@ def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[
 class DetectionPredictor:
     """Runs one model over one source; cheap to create, one per call."""
 
-    def __init__(self, cfg: IterableSimpleNamespace, model: AutoBackend):
+    def __init__(self, cfg: IterableSimpleNamespace, model: AutoBackend, callbacks: dict | None = None):
         self.args = cfg
         self.model = model
+        self.callbacks = callbacks if callbacks is not None else default_callbacks()  # upstream's events
+        self.batch = self.results = None  # the batch in flight, for callbacks
         self.save_dir: Path | None = None
         self.imgsz = self._resolve_imgsz()
         if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
@@ -129,8 +132,13 @@ class DetectionPredictor:
         seen = 0
         shape = None
         writers: dict[str, cv2.VideoWriter] = {}
+        run_callbacks(self.callbacks, "on_predict_start", self)
         try:
             for _paths, _images, infos, im, results in stages:
+                if self.gpu is not None:  # overlapped batches: the events of this one fire once it is done
+                    self.batch, self.results = (_paths, _images, infos), results
+                    for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
+                        run_callbacks(self.callbacks, event, self)
                 n = len(results)
                 seen += n
                 shape = tuple(im.shape)
@@ -144,9 +152,12 @@ class DetectionPredictor:
                         LOGGER.info(
                             f"{infos[i]}{im.shape[2]}x{im.shape[3]} {r.verbose() or '(no detections), '}{r.speed['inference']:.1f}ms"
                         )
-                    if args.save or args.save_txt:
+                    if args.save or args.save_txt or args.save_crop:
                         self._save(r, infos[i], writers)
+                    if args.show:
+                        r.show(line_width=args.line_width, conf=bool(args.show_conf), labels=bool(args.show_labels))
                     yield r
+                run_callbacks(self.callbacks, "on_predict_batch_end", self)
         finally:
             for w in writers.values():
                 w.release()
@@ -157,16 +168,21 @@ class DetectionPredictor:
             )
             if self.save_dir is not None:
                 LOGGER.info(f"Results saved to {self.save_dir}")
+        run_callbacks(self.callbacks, "on_predict_end", self)
 
     def _run_batches(self, batches, profilers) -> Iterator[tuple]:
         """The stages one batch after another: (paths, images, infos, im, results) per batch."""
         for paths, images, infos in batches:
+            self.batch, self.results = (paths, images, infos), None
+            run_callbacks(self.callbacks, "on_predict_batch_start", self)
             with profilers[0]:
                 im = self.preprocess(images)
             with profilers[1]:
                 preds = self.inference(im)
             with profilers[2]:
                 results = self.postprocess(preds, im, _originals(images), paths)
+            self.results = results
+            run_callbacks(self.callbacks, "on_predict_postprocess_end", self)
             yield paths, images, infos, im, results
 
     # ------------------------------------------------------------------ saving
@@ -185,6 +201,8 @@ class DetectionPredictor:
             txt = save_dir / "labels" / (f"{stem}_{frame}.txt" if is_video else f"{stem}.txt")
             txt.parent.mkdir(parents=True, exist_ok=True)
             r.save_txt(txt, save_conf=bool(self.args.save_conf))
+        if self.args.save_crop:
+            r.save_crop(save_dir / "crops", file_name=f"{stem}_{frame}" if is_video else stem)
         if not self.args.save:
             return
         plotted = r.plot(

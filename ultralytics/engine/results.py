@@ -6,7 +6,6 @@ names, same column layout (xyxy, [track id], conf, cls), same text/JSON formats.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,16 @@ import cv2
 import numpy as np
 import torch
 
-from ultralytics.utils import ops
-from ultralytics.utils.plotting import Annotator, colors
+from ultralytics.utils import LOGGER, ops
+from ultralytics.utils.plotting import Annotator, colors, save_one_box
+from ultralytics.utils.tabular import rows_to_csv, rows_to_df, rows_to_json
 
 Array = torch.Tensor | np.ndarray
+
+# What str()/repr() list, in upstream's order (its public attributes, sorted).
+RESULTS_ATTRIBUTES = ("boxes", "depth", "keypoints", "masks", "names", "obb", "orig_img", "orig_shape", "path",
+                      "probs", "save_dir", "semantic_mask", "speed")  # fmt: skip
+BOXES_ATTRIBUTES = ("cls", "conf", "data", "id", "is_track", "orig_shape", "shape", "xywh", "xywhn", "xyxy", "xyxyn")
 
 
 class _TensorHolder:
@@ -66,7 +71,8 @@ class Boxes(_TensorHolder):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        """`data.shape` (a torch.Size for tensors, as upstream)."""
+        return self.data.shape
 
     @property
     def xyxy(self) -> Array:
@@ -104,8 +110,10 @@ class Boxes(_TensorHolder):
         xywh[..., [1, 3]] /= h
         return xywh
 
-    def __repr__(self) -> str:
-        return f"ultralytics Boxes(shape={self.shape}, orig_shape={self.orig_shape})"
+    def __str__(self) -> str:
+        return _attribute_dump(self, BOXES_ATTRIBUTES)
+
+    __repr__ = __str__
 
 
 class Results(_TensorHolder):
@@ -117,8 +125,20 @@ class Results(_TensorHolder):
         path: str,
         names: dict[int, str],
         boxes: Array | None = None,
+        masks: Any = None,
+        probs: Any = None,
+        keypoints: Any = None,
+        obb: Any = None,
         speed: dict[str, float] | None = None,
+        semantic_mask: Any = None,
+        depth: Any = None,
     ):
+        """Upstream's signature, so positional calls line up; the other tasks' outputs must stay None."""
+        others = {"masks": masks, "probs": probs, "keypoints": keypoints, "obb": obb}
+        others.update(semantic_mask=semantic_mask, depth=depth)
+        given = sorted(k for k, v in others.items() if v is not None)
+        if given:
+            raise ValueError(f"Results: {', '.join(given)} belong to other tasks; this package is detection only")
         if not isinstance(orig_img, np.ndarray) or orig_img.ndim < 2:
             raise ValueError(f"Results needs the original image as an HWC numpy array, got {type(orig_img).__name__}")
         self.orig_img = orig_img
@@ -128,7 +148,7 @@ class Results(_TensorHolder):
         self.boxes = Boxes(boxes, self.orig_shape) if boxes is not None else None
         self.speed = speed if speed is not None else {"preprocess": None, "inference": None, "postprocess": None}
         # Other upstream tasks' outputs; always None for a detector.
-        self.masks = self.probs = self.keypoints = self.obb = None
+        self.masks = self.probs = self.keypoints = self.obb = self.semantic_mask = self.depth = None
         self.save_dir: str | None = None
 
     @property
@@ -165,9 +185,9 @@ class Results(_TensorHolder):
 
     # ------------------------------------------------------------------ text
     def verbose(self) -> str:
-        """The log fragment for this image, e.g. '2 circles, 1 square, ' ('' without detections)."""
+        """The log fragment for this image, e.g. '2 circles, 1 square, ' ('(no detections), ' without any)."""
         if not len(self):
-            return ""
+            return "(no detections), "
         cls = np.asarray(_to_numpy(self.boxes.cls)).astype(int)
         parts = []
         for c in np.unique(cls):
@@ -203,7 +223,49 @@ class Results(_TensorHolder):
         return rows
 
     def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
-        return json.dumps(self.summary(normalize=normalize, decimals=decimals), indent=2)
+        """summary() as a compact JSON array, upstream's format ('[]' without detections)."""
+        return rows_to_json(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as CSV text: name,class,confidence,box with the box dict quoted, as upstream writes it."""
+        return rows_to_csv(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_df(self, normalize: bool = False, decimals: int = 5):
+        """summary() as a polars DataFrame, as upstream returns (needs `pip install polars`)."""
+        return rows_to_df(self.summary(normalize=normalize, decimals=decimals))
+
+    def update(self, boxes: Array | None = None, **others: Any) -> Results:
+        """Replace the boxes (clipped to the image, as upstream); other tasks' outputs cannot be set here."""
+        given = sorted(k for k, v in others.items() if v is not None)
+        if given:
+            raise ValueError(
+                f"Results.update: {', '.join(given)} belong to other tasks; this package is detection only"
+            )
+        if boxes is not None:
+            data = torch.as_tensor(boxes).clone()
+            data = data[None] if data.ndim == 1 else data
+            h, w = self.orig_shape
+            data[:, [0, 2]] = data[:, [0, 2]].clamp(0, w)
+            data[:, [1, 3]] = data[:, [1, 3]].clamp(0, h)
+            self.boxes = Boxes(data, self.orig_shape)
+        return self
+
+    def save_crop(self, save_dir: str | Path, file_name: str | Path = Path("im.jpg")) -> list[str]:
+        """Each detection cut from the original image into save_dir/<class name>/<file_name stem>.jpg.
+
+        As upstream's crops: the box grown by 2 % plus 10 px, clipped to the image; a name already
+        taken gets -2, -3, ... so no earlier crop is overwritten. Returns the written paths.
+        """
+        written: list[str] = []
+        if not len(self):
+            return written
+        xyxy = _to_numpy(self.boxes.xyxy).astype(np.float64)
+        cls = _to_numpy(self.boxes.cls).astype(int)
+        for i in range(len(xyxy)):
+            folder = Path(save_dir) / self.names.get(int(cls[i]), str(int(cls[i])))
+            file = _free_name(folder / f"{Path(file_name).stem}.jpg")
+            written.append(str(save_one_box(xyxy[i], self.orig_img, file)))
+        return written
 
     def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
         """Append YOLO-format lines 'class xc yc w h [conf]' (normalised) to `txt_file`.
@@ -234,9 +296,15 @@ class Results(_TensorHolder):
         boxes: bool = True,
         line_width: int | None = None,
         img: np.ndarray | None = None,
+        show: bool = False,
+        save: bool = False,
+        filename: str | None = None,
         **_unused: Any,
     ) -> np.ndarray:
-        """A BGR copy of the image (or `img`) with boxes, class names and confidences drawn."""
+        """A BGR copy of the image (or `img`) with boxes, class names and confidences drawn.
+
+        `show=True` displays it (see show()), `save=True` writes it to `filename`, as upstream's plot.
+        """
         base = self.orig_img if img is None else img
         if base.ndim == 2:
             base = cv2.cvtColor(base, cv2.COLOR_GRAY2BGR)
@@ -255,22 +323,73 @@ class Results(_TensorHolder):
                 elif conf:
                     label = f"{scores[i]:.2f}"
                 annotator.box_label(xyxy[i], label, color=colors(c, bgr=True))
-        return annotator.result()
+        plotted = annotator.result()
+        if show:
+            _show_image(plotted, self.path)
+        if save:
+            self._write_image(plotted, filename)
+        return plotted
+
+    def show(self, *args: Any, **kwargs: Any) -> None:
+        """Display the plotted image in a window; on a machine without a display, a warning says to save() instead."""
+        self.plot(*args, show=True, **kwargs)
 
     def save(self, filename: str | Path | None = None, **plot_kwargs: Any) -> str:
         """Write the plotted image; default name 'results_<image name>' in the working directory."""
+        return self._write_image(self.plot(**plot_kwargs), filename)
+
+    def _write_image(self, image: np.ndarray, filename: str | Path | None) -> str:
         filename = Path(filename) if filename is not None else Path(f"results_{Path(self.path).name or 'image0.jpg'}")
         if not filename.suffix:
             raise ValueError(f"cannot save to {filename}: give a file name with an image suffix such as .jpg")
         filename.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(filename.suffix, self.plot(**plot_kwargs))
+        ok, encoded = cv2.imencode(filename.suffix, image)
         if not ok:
             raise ValueError(f"OpenCV cannot encode images as '{filename.suffix}'; use .jpg or .png")
         encoded.tofile(str(filename))  # tofile (not imwrite) so non-ASCII paths work
         return str(filename)
 
-    def __repr__(self) -> str:
-        return f"ultralytics Results(path={self.path!r}, boxes={len(self)}, orig_shape={self.orig_shape})"
+    def __str__(self) -> str:
+        return _attribute_dump(self, RESULTS_ATTRIBUTES)
+
+    __repr__ = __str__
+
+
+def _attribute_dump(obj: Any, names: tuple[str, ...]) -> str:
+    """Upstream's str() of results objects: the class path, then one 'name: value' line per attribute."""
+    lines = []
+    for name in names:
+        value = getattr(obj, name)
+        text = (
+            f"{type(value).__module__}.{type(value).__name__} object"
+            if isinstance(value, _TensorHolder)
+            else repr(value)
+        )
+        lines.append(f"{name}: {text}")
+    return f"{type(obj).__module__}.{type(obj).__name__} object with attributes:\n\n" + "\n".join(lines)
+
+
+def _free_name(file: Path) -> Path:
+    """`file`, or file-2, file-3, ... when taken (upstream's numbering), so nothing is overwritten."""
+    n = 2
+    candidate = file
+    while candidate.exists():
+        candidate = file.with_name(f"{file.stem}-{n}{file.suffix}")
+        n += 1
+    return candidate
+
+
+def _show_image(image: np.ndarray, title: str) -> None:
+    """Open a viewer window, or warn (never fail) where no display exists, e.g. on a server."""
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        LOGGER.warning(f"WARNING show=True: no display here to open a window for {title}; use save=True instead")
+        return
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(image[..., ::-1])).show(title=title)
 
 
 def _to_numpy(x: Array) -> np.ndarray:

@@ -36,6 +36,7 @@ from ultralytics.data.dataset import LabelledSplit, load_dataset_yaml, load_spli
 from ultralytics.data.loaders import imread
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
 from ultralytics.utils.atomic_file import atomic_write
+from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.metrics import DetMetrics, box_iou, match_predictions
 from ultralytics.utils.ops import (
@@ -119,7 +120,12 @@ class DetectionValidator:
     apply on top. Unset conf/batch get val's defaults (0.001, 16).
     """
 
-    def __init__(self, cfg: IterableSimpleNamespace | dict[str, Any] | None = None, **overrides: Any):
+    def __init__(
+        self,
+        cfg: IterableSimpleNamespace | dict[str, Any] | None = None,
+        callbacks: dict[str, list] | None = None,
+        **overrides: Any,
+    ):
         if isinstance(cfg, IterableSimpleNamespace):
             merged = {k: v for k, v in vars(cfg).items()}
             explicit = set(overrides)
@@ -135,6 +141,9 @@ class DetectionValidator:
         self.metrics: DetMetrics | None = None
         self.save_dir: Path | None = None
         self.predictions: list[dict[str, Any]] = []
+        self.callbacks = callbacks if callbacks is not None else default_callbacks()
+        self.batch: ValBatch | None = None  # the batch being validated (callbacks read it)
+        self.preds: list[torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ setup
     def _backend(self, model: Any):
@@ -248,6 +257,8 @@ class DetectionValidator:
         args = self.args
         if not args.data:
             raise ValueError("val needs a dataset: pass data=<dataset.yaml>, e.g. data=path/to/shapes.yaml")
+        if args.plots:
+            check_plots()  # before any slow work
         data = load_dataset_yaml(args.data)
         split = load_split(data, args.split or "val")
         backend = self._backend(model)
@@ -258,13 +269,19 @@ class DetectionValidator:
         stride = int(backend.stride)
         plan = self._plan(split, backend, imgsz)
         metrics = DetMetrics(names)
+        self.metrics = metrics
+        self.save_dir = run_dir(args.project, args.name, "val", bool(args.exist_ok))
         self.predictions = []
+        self._coco_ids = _is_coco(data, args.split or "val")
+        run_callbacks(self.callbacks, "on_val_start", self)
         if plan:  # one untimed pass, so lazy initialisation (sessions, kernels, allocator) is not timed
             with torch.no_grad():
                 backend(torch.zeros((len(plan[0][0]), 3, *plan[0][1]), dtype=backend.dtype, device=backend.device))
         timers = [Profile(backend.device) for _ in range(3)]
         progress = _progress(len(plan), bool(args.verbose), f"val {Path(data['yaml_file']).name} {args.split}")
         for batch in self._batches(split, plan, max(imgsz)):
+            self.batch = batch
+            run_callbacks(self.callbacks, "on_val_batch_start", self)
             with timers[0]:
                 im, placements = self.preprocess(batch, backend, stride)
             with timers[1]:
@@ -273,6 +290,8 @@ class DetectionValidator:
                 dets = self.postprocess(preds, end2end=getattr(backend, "end2end", False))
             for i, det, placement in zip(batch.indices, dets, placements):
                 self._update(metrics, det.cpu(), split.labels[i], placement, split.im_files[i], im.shape[2:])
+            self.preds = dets
+            run_callbacks(self.callbacks, "on_val_batch_end", self)
             progress.update(1)
         progress.close()
         metrics.process()
@@ -283,10 +302,20 @@ class DetectionValidator:
             "loss": 0.0,
             "postprocess": timers[2].total * 1e3 / seen,
         }
-        self.metrics = metrics
         self._report(metrics, plan)
+        if args.save_json or args.plots:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+        metrics.save_dir = self.save_dir
         if args.save_json:
             self._save_json()
+        if args.plots:
+            from ultralytics.utils.plotting import plot_confusion_matrix, plot_curves
+
+            plot_curves(metrics, self.save_dir)
+            plot_confusion_matrix(metrics.confusion_matrix, self.save_dir)
+        if args.save_json or args.plots:
+            LOGGER.info(f"Results saved to {self.save_dir}")
+        run_callbacks(self.callbacks, "on_val_end", self)
         return metrics
 
     def _update(
@@ -301,6 +330,9 @@ class DetectionValidator:
         else:
             correct = np.zeros((len(det), 10), dtype=bool)
         metrics.update(correct, det[:, 4].numpy(), det[:, 5].numpy(), gt_cls)
+        metrics.confusion_matrix.process_batch(
+            det[:, :4].numpy(), det[:, 4].numpy(), det[:, 5].numpy(), gt_boxes, gt_cls, conf_thres=float(self.args.conf)
+        )
         if self.args.save_json:  # original-image pixels, clipped, like predict's boxes
             h0, w0 = at.orig_shape
             ratio_pad = ((at.w / w0, at.h / h0), (at.left, at.top))
@@ -319,9 +351,8 @@ class DetectionValidator:
         )
 
     def _save_json(self) -> None:
-        """COCO-style predictions (image_id = file stem, category_id = class id, bbox = x, y, w, h)."""
-        self.save_dir = run_dir(self.args.project, self.args.name, "val", bool(self.args.exist_ok))
-        self.save_dir.mkdir(parents=True, exist_ok=True)
+        """COCO-style predictions: image_id = file stem, bbox = x, y, w, h, and category_id numbered as
+        upstream numbers it: class + 1, or COCO's 91-id numbering when validating on COCO val2017."""
         records = []
         for p in self.predictions:
             stem = Path(p["file"]).stem
@@ -331,7 +362,7 @@ class DetectionValidator:
                     {
                         "image_id": image_id,
                         "file_name": Path(p["file"]).name,
-                        "category_id": int(cls),
+                        "category_id": COCO80_TO_91[int(cls)] if self._coco_ids else int(cls) + 1,
                         "bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
                         "score": round(conf, 5),
                     }
@@ -339,6 +370,30 @@ class DetectionValidator:
         out = self.save_dir / "predictions.json"
         atomic_write(out, json.dumps(records))  # utils/atomic_file: a full disk never leaves half a JSON
         LOGGER.info(f"Saving {out}")
+
+
+# COCO's category ids for the 80 classes YOLO numbers 0..79 (COCO's ids have gaps up to 90).
+COCO80_TO_91 = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34,
+    35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90,
+)  # fmt: skip
+
+
+def _is_coco(data: dict, split: str) -> bool:
+    """Upstream switches to COCO's ids for the COCO val2017 split of an 80-class dataset."""
+    source = str(data.get(split, "") or "")
+    return len(data.get("names", {})) == 80 and "coco" in source.lower() and "val2017" in source
+
+
+def check_plots() -> None:
+    """plots=True draws with matplotlib, an optional dependency: say so before validating."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "val plots=True draws with matplotlib: pip install matplotlib (or pass plots=False)"
+        ) from None
 
 
 def _pair(imgsz: Any) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 # Export arguments that every exportable format understands (they shape the input or the calibration).
 COMMON_EXPORT_ARGS = frozenset({"imgsz", "batch", "device", "half", "int8", "quantize", "data", "split", "fraction"})
 # ONNX-level arguments, shared by everything that goes through an ONNX graph.
-ONNX_ARGS = frozenset({"dynamic", "simplify", "opset", "calib_method"})
+ONNX_ARGS = frozenset({"dynamic", "simplify", "opset", "calib_method", "nms", "end2end"})
 # TensorRT-only arguments (our extensions, see cfg/default.yaml).
 ENGINE_ARGS = frozenset(
     {
@@ -63,12 +63,12 @@ FORMATS: tuple[ModelFormat, ...] = (
         load_suffixes=(".pth", ".yaml", ".yml"),
         exportable=False,
     ),
-    # SLOT: torchscript (upstream's default export format, issue 18) is this one entry, added once
-    # export/torchscript.py and nn/backends/torchscript.py exist; the exporter is called as
-    # export_torchscript(model, file, args) -> Path, and export, benchmark and AutoBackend pick it up:
-    # ModelFormat("torchscript", "TorchScript", ".torchscript", args=frozenset({"optimize", "dynamic"}),
-    #             backend=("ultralytics.nn.backends.torchscript", "TorchScriptBackend"),
-    #             exporter="ultralytics.export.torchscript:export_torchscript"),
+    ModelFormat(  # upstream's default export format; engine/exporter.py calls export/torchscript.py
+        "torchscript",
+        "TorchScript",
+        ".torchscript",
+        backend=("ultralytics.nn.backends.torchscript", "TorchScriptBackend"),
+    ),
     ModelFormat(
         "onnx",
         "ONNX",
@@ -90,11 +90,10 @@ FORMATS: tuple[ModelFormat, ...] = (
 
 # Every argument some format in the table uses, plus upstream's export arguments none of ours use:
 # these are refused when set for a format that ignores them, never silently dropped.
-UPSTREAM_ONLY_EXPORT_ARGS = frozenset({"keras", "optimize", "nms"})
+UPSTREAM_ONLY_EXPORT_ARGS = frozenset({"keras", "optimize"})
 UPSTREAM_ONLY_REASONS = {
     "keras": "upstream uses it for TensorFlow SavedModel export, which this package does not make",
     "optimize": "upstream uses it to optimize TorchScript for mobile",
-    "nms": "NMS inside the exported model is not implemented here; NMS runs after the model, on the CPU or GPU",
 }
 
 
@@ -128,11 +127,6 @@ def find_format(fmt: str, exportable: bool = True) -> ModelFormat:
                     f"format={fmt} is the model's own format, nothing to export; choose one of: {format_names()}"
                 )
             return f
-    if key == "torchscript":
-        raise FormatError(
-            "format=torchscript (upstream's default export format) is not available in this build; "
-            f"pass format= one of: {format_names()}, e.g. yolo export model=x.pt format=onnx"
-        )
     spellings = [s for f in export_formats() for s in f.spellings]
     close = difflib.get_close_matches(key, spellings, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""

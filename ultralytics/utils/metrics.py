@@ -79,6 +79,27 @@ def smooth(y: np.ndarray, fraction: float = 0.05) -> np.ndarray:
     return np.convolve(padded, np.ones(width) / width, mode="valid")
 
 
+def precision_envelope(
+    recall: np.ndarray, precision: np.ndarray, method: str = "upstream"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (recall, envelope) points AP integrates, with the end points `method` adds (see average_precision).
+
+    The envelope is the best precision at this recall or beyond; upstream's PR curve is this function
+    sampled at 1000 recalls (`Metric.prec_values`).
+    """
+    if method == "upstream":
+        # (highest recall, 0) then (1, 0): nothing beyond the recall actually reached
+        last = recall[-1] if len(recall) else 1.0
+        recall = np.concatenate(([0.0], recall, [last, 1.0]))
+        precision = np.concatenate(([1.0], precision, [0.0, 0.0]))
+    elif method == "upstream-8.3":
+        recall = np.concatenate(([0.0], recall, [1.0]))
+        precision = np.concatenate(([1.0], precision, [0.0]))
+    else:
+        raise ValueError(f"AP method '{method}' is not known; use one of {', '.join(AP_METHODS)}")
+    return recall, np.maximum.accumulate(precision[::-1])[::-1]
+
+
 def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "upstream") -> float:
     """Area under the precision envelope at 101 recall points 0, 0.01, ..., 1.
 
@@ -102,17 +123,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: str = "
             if len(envelope)
             else 0.0
         )
-    if method == "upstream":
-        # (highest recall, 0) then (1, 0): nothing beyond the recall actually reached
-        last = recall[-1] if len(recall) else 1.0
-        recall = np.concatenate(([0.0], recall, [last, 1.0]))
-        precision = np.concatenate(([1.0], precision, [0.0, 0.0]))
-    elif method == "upstream-8.3":
-        recall = np.concatenate(([0.0], recall, [1.0]))
-        precision = np.concatenate(([1.0], precision, [0.0]))
-    else:
-        raise ValueError(f"AP method '{method}' is not known; use one of {', '.join(AP_METHODS)}")
-    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
+    recall, envelope = precision_envelope(recall, precision, method)
     # Where a recall value repeats, np.interp takes the last (lowest-envelope) point of the run, as upstream's
     # integration does: a recall point exactly at the highest recall reached therefore samples precision 0.
     sampled = np.interp(RECALL_POINTS, recall, envelope)
@@ -133,7 +144,8 @@ def ap_per_class(
     and ground truths of the whole dataset. Only classes present in target_cls are scored. `method`
     picks the AP integration (see average_precision).
     Returns arrays indexed like `classes`: ap (n_cls, n_thresholds), p, r, f1, tp, fp (n_cls,),
-    plus `classes`, and the curves over CONF_GRID (p_curve, r_curve, f1_curve).
+    plus `classes`, the curves over CONF_GRID (p_curve, r_curve, f1_curve) and the PR curve at IoU 0.5
+    sampled at recall = CONF_GRID (prec_values; zeros for method="coco").
     """
     conf, pred_cls, target_cls = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (conf, pred_cls, target_cls))
     tp = np.asarray(tp, dtype=np.float64)
@@ -144,6 +156,7 @@ def ap_per_class(
     n_cls, n_thr = len(classes), tp.shape[1]
     ap = np.zeros((n_cls, n_thr))
     p_curve, r_curve = np.zeros((n_cls, len(CONF_GRID))), np.zeros((n_cls, len(CONF_GRID)))
+    prec_values = np.zeros((n_cls, len(CONF_GRID)))  # PR curve at IoU 0.5, sampled at recall = CONF_GRID
     for ci, c in enumerate(classes):
         mine = pred_cls == c
         if not mine.any():
@@ -157,6 +170,8 @@ def ap_per_class(
         p_curve[ci] = np.interp(-CONF_GRID, -conf[mine], precision[:, 0], left=1)
         for k in range(n_thr):
             ap[ci, k] = average_precision(recall[:, k], precision[:, k], method)
+        if method != "coco":
+            prec_values[ci] = np.interp(CONF_GRID, *precision_envelope(recall[:, 0], precision[:, 0], method))
     f1_curve = 2 * p_curve * r_curve / (p_curve + r_curve + eps)
     best = int(smooth(f1_curve.mean(0), 0.1).argmax()) if n_cls else 0
     p, r, f1 = p_curve[:, best], r_curve[:, best], f1_curve[:, best]
@@ -173,22 +188,35 @@ def ap_per_class(
         "p_curve": p_curve,
         "r_curve": r_curve,
         "f1_curve": f1_curve,
+        "prec_values": prec_values,
     }
 
 
-class Metric:
-    """Box metrics of one evaluation; per-class arrays are indexed like `ap_class_index`."""
+CURVE_NAMES = ["Precision-Recall(B)", "F1-Confidence(B)", "Precision-Confidence(B)", "Recall-Confidence(B)"]
 
-    def __init__(self) -> None:
+
+class Metric:
+    """Box metrics of one evaluation; per-class arrays are indexed like `ap_class_index`.
+
+    Attribute names follow upstream's `Metric` (p, r, f1, all_ap, ap_class_index, nc, the curves over
+    `px`), so code that reads them there reads them here.
+    """
+
+    def __init__(self, nc: int = 0) -> None:
+        self.nc = int(nc)
         self.p = np.zeros(0)
         self.r = np.zeros(0)
         self.f1 = np.zeros(0)
         self.all_ap = np.zeros((0, len(IOU_THRESHOLDS)))
         self.ap_class_index = np.zeros(0, dtype=int)
+        self.px = CONF_GRID
+        self.p_curve = self.r_curve = self.f1_curve = self.prec_values = np.zeros((0, len(CONF_GRID)))
 
     def update(self, result: dict[str, np.ndarray]) -> None:
         self.p, self.r, self.f1 = result["p"], result["r"], result["f1"]
         self.all_ap, self.ap_class_index = result["ap"], result["classes"]
+        self.p_curve, self.r_curve, self.f1_curve = result["p_curve"], result["r_curve"], result["f1_curve"]
+        self.prec_values = result.get("prec_values", np.zeros_like(self.p_curve))
 
     @property
     def ap50(self) -> np.ndarray:
@@ -227,26 +255,99 @@ class Metric:
         """(P, R, AP50, AP50-95) of the i-th scored class (i indexes ap_class_index)."""
         return float(self.p[i]), float(self.r[i]), float(self.ap50[i]), float(self.ap[i])
 
-    def maps(self, nc: int) -> np.ndarray:
-        """AP50-95 per class id 0..nc-1; classes without ground truth get the overall mAP (upstream)."""
-        out = np.full(nc, self.map)
+    @property
+    def maps(self) -> np.ndarray:
+        """AP50-95 per class id 0..nc-1 (an array, as upstream); classes without ground truth get the mAP."""
+        out = np.full(self.nc, self.map)
         for i, c in enumerate(self.ap_class_index):
-            if c < nc:
+            if c < self.nc:
                 out[c] = self.ap[i]
         return out
 
     def fitness(self) -> float:
-        """Upstream's single number for model selection: 0.1 mAP50 + 0.9 mAP50-95."""
-        return 0.1 * self.map50 + 0.9 * self.map
+        """Upstream's single number for model selection; since 8.4 it is mAP50-95 alone."""
+        return self.map
+
+    @property
+    def curves_results(self) -> list[list]:
+        """[x, y (n_cls, 1000), x label, y label] for the PR, F1, P and R curves (upstream's plot data)."""
+        return [
+            [self.px, self.prec_values, "Recall", "Precision"],
+            [self.px, self.f1_curve, "Confidence", "F1"],
+            [self.px, self.p_curve, "Confidence", "Precision"],
+            [self.px, self.r_curve, "Confidence", "Recall"],
+        ]
+
+
+class ConfusionMatrix:
+    """Detection confusion matrix, upstream's layout: `matrix[predicted class, true class]`.
+
+    The extra last row and column are the background: `matrix[c, nc]` counts class-c predictions that
+    match no object (false positives), `matrix[nc, c]` class-c objects that no prediction matched
+    (missed). Predictions are taken most confident first; each pairs with the free object it overlaps
+    most (IoU > `iou_thres`), whatever the classes, so a confident wrong class lands off the diagonal
+    (upstream 8.4's pairing, checked against its matrix on the shapes val set).
+    """
+
+    def __init__(self, names: dict[int, str], task: str = "detect") -> None:
+        self.task = task
+        self.names = dict(names)
+        self.nc = len(self.names)
+        self.matrix = np.zeros((self.nc + 1, self.nc + 1))
+
+    def process_batch(
+        self,
+        boxes: np.ndarray,
+        conf: np.ndarray,
+        pred_cls: np.ndarray,
+        true_boxes: np.ndarray,
+        true_cls: np.ndarray,
+        conf_thres: float = 0.25,
+        iou_thres: float = 0.45,
+    ) -> None:
+        """Add one image: predictions (xyxy, conf, class) above `conf_thres` against its labels (xyxy, class)."""
+        keep = np.asarray(conf) > conf_thres
+        pred_cls = np.asarray(pred_cls, dtype=int)[keep]
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[keep]
+        true_cls = np.asarray(true_cls, dtype=int)
+        background = self.nc
+        if not len(true_cls):
+            for c in pred_cls:
+                self.matrix[c, background] += 1
+            return
+        if not len(pred_cls):
+            for c in true_cls:
+                self.matrix[background, c] += 1
+            return
+        iou = box_iou(np.asarray(true_boxes, dtype=np.float64), boxes).numpy()
+        gt_of_pred = np.full(len(pred_cls), -1)
+        pred_of_gt = np.full(len(true_cls), -1)
+        for p in np.argsort(-np.asarray(conf)[keep], kind="stable"):  # most confident prediction first
+            free = (iou[:, p] > iou_thres) & (pred_of_gt < 0)
+            if free.any():
+                g = int(np.argmax(np.where(free, iou[:, p], -1.0)))  # its best-overlapping free object
+                pred_of_gt[g], gt_of_pred[p] = p, g
+        for g, c in enumerate(true_cls):
+            self.matrix[pred_cls[pred_of_gt[g]] if pred_of_gt[g] >= 0 else background, c] += 1
+        for p, c in enumerate(pred_cls):
+            if gt_of_pred[p] < 0:
+                self.matrix[c, background] += 1
+
+    def tp_fp(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-class true positives and false positives (background column excluded)."""
+        tp = self.matrix.diagonal()
+        fp = self.matrix.sum(1) - tp
+        return tp[:-1], fp[:-1]
 
 
 class DetMetrics:
     """Accumulates per-image matches, then computes box metrics for the whole dataset.
 
     Usage: `update(correct, conf, pred_cls, target_cls)` once per image, `process()` once, then read
-    `.box.map`, `.map50`, `.maps`, `.results_dict`, `.summary()`. `speed` (ms per image) is filled in
-    by the validator. `ap_method` picks the AP integration: "upstream" (8.4, the default),
-    "upstream-8.3" (to compare with numbers printed by older upstream versions) or "coco" (pycocotools).
+    `.box.map`, `.box.maps`, `.results_dict`, `.summary()`, `.to_csv()`. `speed` (ms per image),
+    `confusion_matrix` and `save_dir` are filled in by the validator. `ap_method` picks the AP
+    integration: "upstream" (8.4, the default), "upstream-8.3" (to compare with numbers printed by
+    older upstream versions) or "coco" (pycocotools).
     """
 
     def __init__(self, names: dict[int, str] | None = None, ap_method: str = "upstream") -> None:
@@ -254,14 +355,15 @@ class DetMetrics:
             raise ValueError(f"ap_method '{ap_method}' is not known; use one of {', '.join(AP_METHODS)}")
         self.names: dict[int, str] = dict(names or {})
         self.ap_method = ap_method
-        self.box = Metric()
+        self.box = Metric(len(self.names))
         self.speed: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "loss": 0.0, "postprocess": 0.0}
         self.seen = 0
         self._stats: dict[str, list[np.ndarray]] = {"tp": [], "conf": [], "pred_cls": [], "target_cls": []}
         self._target_img: list[np.ndarray] = []
         self.nt_per_class = np.zeros(len(self.names), dtype=int)
         self.nt_per_image = np.zeros(len(self.names), dtype=int)
-        self.curves: dict[str, np.ndarray] = {}
+        self.confusion_matrix = ConfusionMatrix(self.names)
+        self.save_dir = None  # the run folder when val saved anything (Path), as upstream
 
     # ------------------------------------------------------------------ accumulation
     def update(self, correct: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray) -> None:
@@ -274,20 +376,26 @@ class DetMetrics:
         self._stats["target_cls"].append(target)
         self._target_img.append(np.unique(target))
 
+    @property
+    def stats(self) -> dict[str, np.ndarray]:
+        """Everything accumulated, concatenated: tp, conf, pred_cls, target_cls, target_img (upstream's keys)."""
+        empty = {"tp": np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool)}
+        out = {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in self._stats.items()}
+        out["target_img"] = np.concatenate(self._target_img) if self._target_img else np.zeros(0)
+        return out
+
     def process(self) -> DetMetrics:
         """Compute the metrics from everything accumulated so far; returns self."""
-        empty = {"tp": np.zeros((0, len(IOU_THRESHOLDS)), dtype=bool)}
-        stats = {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in self._stats.items()}
+        stats = self.stats
         nc = max(len(self.names), int(stats["target_cls"].max()) + 1 if len(stats["target_cls"]) else 0)
         self.nt_per_class = np.bincount(stats["target_cls"].astype(int), minlength=nc)
-        per_image = np.concatenate(self._target_img) if self._target_img else np.zeros(0)
-        self.nt_per_image = np.bincount(per_image.astype(int), minlength=nc)
+        self.nt_per_image = np.bincount(stats["target_img"].astype(int), minlength=nc)
+        self.box.nc = nc
         if len(stats["target_cls"]):
             result = ap_per_class(
                 stats["tp"], stats["conf"], stats["pred_cls"], stats["target_cls"], method=self.ap_method
             )
             self.box.update(result)
-            self.curves = {k: result[k] for k in ("p_curve", "r_curve", "f1_curve")}
         return self
 
     def above(self, conf: float, ap_method: str | None = None) -> DetMetrics:
@@ -311,7 +419,7 @@ class DetMetrics:
 
     @property
     def maps(self) -> np.ndarray:
-        return self.box.maps(len(self.names))
+        return self.box.maps
 
     @property
     def ap_class_index(self) -> np.ndarray:
@@ -325,15 +433,27 @@ class DetMetrics:
     def results_dict(self) -> dict[str, float]:
         return {**dict(zip(self.keys, self.box.mean_results())), "fitness": self.fitness}
 
+    @property
+    def curves(self) -> list[str]:
+        return list(CURVE_NAMES)
+
+    @property
+    def curves_results(self) -> list[list]:
+        return self.box.curves_results
+
     def mean_results(self) -> list[float]:
         return self.box.mean_results()
 
     def class_result(self, i: int) -> tuple[float, float, float, float]:
         return self.box.class_result(i)
 
-    def summary(self, decimals: int = 5) -> list[dict[str, Any]]:
-        """One dict per scored class: name, images, instances, precision, recall, mAP50, mAP50-95."""
+    def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:
+        """One dict per scored class: name, images, instances, P, R, F1, mAP50, mAP75, mAP50-95.
+
+        `normalize` is accepted for upstream's signature; box metrics have nothing to normalize.
+        """
         rows = []
+        ap75 = self.box.all_ap[:, 5] if len(self.box.all_ap) else np.zeros(0)
         for i, c in enumerate(self.box.ap_class_index):
             p, r, ap50, ap = self.box.class_result(i)
             rows.append(
@@ -345,10 +465,29 @@ class DetMetrics:
                     "Box-R": round(r, decimals),
                     "Box-F1": round(float(self.box.f1[i]), decimals),
                     "mAP50": round(ap50, decimals),
+                    "mAP75": round(float(ap75[i]), decimals),
                     "mAP50-95": round(ap, decimals),
                 }
             )
         return rows
+
+    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as CSV text, upstream's columns and layout."""
+        from ultralytics.utils.tabular import rows_to_csv
+
+        return rows_to_csv(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as a compact JSON array."""
+        from ultralytics.utils.tabular import rows_to_json
+
+        return rows_to_json(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_df(self, normalize: bool = False, decimals: int = 5):
+        """summary() as a polars DataFrame (needs `pip install polars`, as upstream's does)."""
+        from ultralytics.utils.tabular import rows_to_df
+
+        return rows_to_df(self.summary(normalize=normalize, decimals=decimals))
 
     def table(self) -> str:
         """Upstream's validation table: an `all` row, then one row per class (when there are several)."""

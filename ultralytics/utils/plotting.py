@@ -11,6 +11,11 @@ _PALETTE_HEX = (
     "00B4FF", "DD00BA", "00FFFF", "26C000", "01FFB3", "7D24FF", "7B0068", "FF1B6C", "FC6D2F", "A2FF0B",
 )  # fmt: skip
 _PALETTE = [tuple(int(h[i : i + 2], 16) for i in (0, 2, 4)) for h in _PALETTE_HEX]
+# Palette entries upstream writes dark text on (observed with upstream 8.4.190 for every class colour),
+# and that text colour (BGR).
+_LIGHT_INDICES = (1, 2, 3, 5, 7, 8, 12, 14, 19)
+_LIGHT_BGR = {(b, g, r) for r, g, b in (_PALETTE[i] for i in _LIGHT_INDICES)}
+DARK_TEXT = (104, 31, 17)
 
 
 def colors(i: int, bgr: bool = False) -> tuple[int, int, int]:
@@ -39,7 +44,9 @@ class Annotator:
             return
         (w, h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, self.font_scale, self.font_thickness)
         h += 3
-        outside = p1[1] >= h
+        outside = p1[1] >= h  # room above the box for the tag; else the tag goes inside, below the top edge
+        if p1[0] > self.image.shape[1] - w:  # a tag that would pass the right edge is shifted left, inside
+            p1 = (self.image.shape[1] - w, p1[1])
         p2_tag = (p1[0] + w, p1[1] - h if outside else p1[1] + h)
         cv2.rectangle(self.image, p1, p2_tag, color, -1, cv2.LINE_AA)
         text_org = (p1[0], p1[1] - 2 if outside else p1[1] + h - 1)
@@ -56,9 +63,114 @@ class Annotator:
 
     @staticmethod
     def text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
-        """Black on light tags, white on dark ones."""
-        b, g, r = background
-        return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+        """Upstream's label text: dark blue on its light palette colours, white on everything else."""
+        return DARK_TEXT if tuple(int(v) for v in background) in _LIGHT_BGR else (255, 255, 255)
 
     def result(self) -> np.ndarray:
         return self.image
+
+
+def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 10):
+    """Write the crop of one box (grown by `gain` and `pad` px, clipped) from a BGR image; returns the path.
+
+    Upstream's crop geometry and JPEG settings (quality 95, no chroma subsampling), so crops match.
+    """
+    from pathlib import Path
+
+    from PIL import Image
+
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    w, h = (x2 - x1) * gain + pad, (y2 - y1) * gain + pad
+    ih, iw = image.shape[:2]
+    left, right = (int(min(max(v, 0), iw)) for v in (cx - w / 2, cx + w / 2))
+    top, bottom = (int(min(max(v, 0), ih)) for v in (cy - h / 2, cy + h / 2))
+    crop = image[top:bottom, left:right]
+    file = Path(file)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    rgb = crop[..., ::-1] if crop.ndim == 3 else crop
+    Image.fromarray(np.ascontiguousarray(rgb)).save(file, quality=95, subsampling=0)
+    return file
+
+
+def plot_curves(metrics, save_dir) -> list:
+    """Upstream's val curve images: BoxPR_curve.png, BoxF1_curve.png, BoxP_curve.png, BoxR_curve.png.
+
+    One thin line per class and a thick mean line, as upstream draws them (matplotlib, imported here).
+    """
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ultralytics.utils.metrics import smooth
+
+    names = metrics.names
+    files = []
+    for (x, y, xlabel, ylabel), stem in zip(metrics.curves_results, ("BoxPR", "BoxF1", "BoxP", "BoxR")):
+        fig, ax = plt.subplots(1, 1, figsize=(9, 6), tight_layout=True)
+        y = np.asarray(y)
+        classes = metrics.ap_class_index
+        if 0 < len(y) < 21:
+            for i, row in enumerate(y):
+                label = names.get(int(classes[i]), str(classes[i])) if i < len(classes) else str(i)
+                if stem == "BoxPR":
+                    label += f" {metrics.box.ap50[i]:.3f}"
+                ax.plot(x, row, linewidth=1, label=label)
+        else:
+            ax.plot(x, y.T if len(y) else np.zeros_like(x), linewidth=1, color="grey")
+        mean = y.mean(0) if len(y) else np.zeros_like(x)
+        if stem == "BoxPR":
+            ax.plot(x, mean, linewidth=3, color="blue", label=f"all classes {metrics.box.map50:.3f} mAP@0.5")
+        else:
+            best = smooth(mean, 0.05)
+            i = int(best.argmax())
+            ax.plot(x, best, linewidth=3, color="blue", label=f"all classes {best[i]:.2f} at {x[i]:.3f}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left")
+        ax.set_title(f"{ylabel}-{xlabel} Curve")
+        file = Path(save_dir) / f"{stem}_curve.png"
+        fig.savefig(file, dpi=250)
+        plt.close(fig)
+        files.append(file)
+    return files
+
+
+def plot_confusion_matrix(matrix, save_dir) -> list:
+    """confusion_matrix.png (counts) and confusion_matrix_normalized.png (each true-class column sums to 1)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    labels = [*matrix.names.values(), "background"]
+    files = []
+    for normalize in (False, True):
+        values = matrix.matrix.astype(float)
+        if normalize:
+            values = values / (values.sum(0, keepdims=True) + 1e-9)
+        fig, ax = plt.subplots(1, 1, figsize=(12, 9), tight_layout=True)
+        image = ax.imshow(np.where(values > 0.005 if normalize else values > 0, values, np.nan), cmap="Blues")
+        fig.colorbar(image, ax=ax)
+        ticks = range(len(labels))
+        ax.set_xticks(list(ticks), labels, rotation=90 if len(labels) > 10 else 0)
+        ax.set_yticks(list(ticks), labels)
+        if len(labels) <= 30:
+            for (r, c), v in np.ndenumerate(values):
+                if v > 0:
+                    ax.text(c, r, f"{v:.2f}" if normalize else f"{int(v)}", ha="center", va="center", fontsize=8)
+        ax.set_xlabel("True")
+        ax.set_ylabel("Predicted")
+        ax.set_title("Confusion Matrix" + (" Normalized" if normalize else ""))
+        file = Path(save_dir) / f"confusion_matrix{'_normalized' if normalize else ''}.png"
+        fig.savefig(file, dpi=250)
+        plt.close(fig)
+        files.append(file)
+    return files
