@@ -105,6 +105,12 @@ def test_yolo26_one_to_one_head_is_selected_like_upstream():
     model.select_head(False)
     with torch.no_grad():
         assert model(x).shape == (1, 8, 2100)
+    # A checkpoint whose one-to-many branch was dropped (upstream's fuse for end2end use) can only run
+    # the one-to-one head, whatever is asked: upstream's rule.
+    head.cv2 = head.cv3 = None
+    model.select_head(False)
+    with torch.no_grad():
+        assert model.end2end and model(x).shape == (1, 300, 6)
     # A YOLO11 head has no one-to-one branch: asking for it changes nothing.
     yolo11 = load_checkpoint(MODELS / "shapes_yolo11n.pt")[0]
     yolo11.select_head(True)
