@@ -159,6 +159,19 @@ def test_nms_free_request_follows_upstream_spellings():
     assert nms_free_requested(NS(nms=False)) and nms_free_requested(NS(nms=None, end2end=True))
     assert not nms_free_requested(NS(nms=None)) and not nms_free_requested(NS(nms=True))
     assert not nms_free_requested(NS(nms=False, end2end=False))  # end2end, when given, decides
+    with pytest.raises(ValueError, match="'end2end='maybe'' must be a bool"):
+        nms_free_requested(NS(nms=None, end2end="maybe"))
+
+
+def test_bad_end2end_value_is_a_one_line_cli_error():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "ultralytics", "predict", f"model={MODELS / 'shapes_yolo26n.pt'}"]
+    cmd += [f"source={VAL_IMAGES[0]}", "nms=maybe", "imgsz=64"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "'nms='maybe'' must be a bool" in run.stderr + run.stdout and "Traceback" not in run.stderr
 
 
 # ------------------------------------------------------------------------------------------- predict

@@ -240,10 +240,13 @@ def non_max_suppression(
 def nms_free_requested(args: Any) -> bool:
     """Whether the arguments ask for NMS-free (end-to-end) output: upstream's `nms=False`, or its older
     `end2end` key, which when given decides alone (True = NMS-free, False = not)."""
-    end2end = getattr(args, "end2end", None)
+    end2end, nms = getattr(args, "end2end", None), getattr(args, "nms", None)
+    for key, value in (("end2end", end2end), ("nms", nms)):
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"'{key}={value!r}' must be a bool, i.e. '{key}=True' or '{key}=False'")
     if end2end is not None:
-        return bool(end2end)
-    return getattr(args, "nms", None) is False
+        return end2end
+    return nms is False
 
 
 def filter_end2end(
