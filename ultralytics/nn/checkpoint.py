@@ -196,18 +196,20 @@ def _read_pickle(path: Path, trust: bool) -> Any:
         if e.global_name.startswith(("models.", "utils.")):
             raise CheckpointError(
                 f"{path} looks like a YOLOv5 checkpoint (it references {e.global_name}). This package loads "
-                "YOLOv8 checkpoints; retrain or export the model with YOLOv8."
+                "YOLOv8, YOLO11 and YOLO26 checkpoints; retrain the model with one of those."
             ) from None
         raise CheckpointError(
-            f"refusing to load {path}: it references the Python global '{e.global_name}', which a YOLOv8 "
+            f"refusing to load {path}: it references the Python global '{e.global_name}', which a YOLO "
             "detection checkpoint does not need, and unpickling it could run arbitrary code. If you trust "
             "this file and its source, load it with trust=True."
         ) from None
     except (ModuleNotFoundError, ImportError, AttributeError) as e:
-        hint = " It looks like a YOLOv5 checkpoint; this package loads YOLOv8." if "models" in str(e) else ""
+        hint = (
+            " It looks like a YOLOv5 checkpoint; this package loads YOLOv8/YOLO11/YOLO26." if "models" in str(e) else ""
+        )
         raise CheckpointError(
             f"{path} needs Python code this package does not have ({type(e).__name__}: {e}); it is not a "
-            f"YOLOv8 detection checkpoint.{hint}"
+            f"YOLO detection checkpoint.{hint}"
         ) from None
     except CheckpointError:
         raise

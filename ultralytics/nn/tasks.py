@@ -252,6 +252,8 @@ class DetectionModel(nn.Module):
         selection (class-agnostic if asked) when `end2end` and the model has one; otherwise one-to-many."""
         head = self.model[-1]
         if not getattr(head, "has_one2one", False):
+            if end2end:
+                LOGGER.warning("nms=False: this model has no one-to-one (NMS-free) head; using its head + NMS")
             return
         head.end2end = bool(end2end)
         head.max_det = int(max_det)

@@ -240,10 +240,13 @@ def non_max_suppression(
 def nms_free_requested(args: Any) -> bool:
     """Whether the arguments ask for NMS-free (end-to-end) output: upstream's `nms=False`, or its older
     `end2end` key, which when given decides alone (True = NMS-free, False = not)."""
-    end2end = getattr(args, "end2end", None)
+    end2end, nms = getattr(args, "end2end", None), getattr(args, "nms", None)
+    for key, value in (("end2end", end2end), ("nms", nms)):
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"'{key}={value!r}' must be a bool, i.e. '{key}=True' or '{key}=False'")
     if end2end is not None:
-        return bool(end2end)
-    return getattr(args, "nms", None) is False
+        return end2end
+    return nms is False
 
 
 def filter_end2end(
@@ -262,7 +265,7 @@ def filter_end2end(
         raise ValueError(f"conf_thres must be within 0..1, got {conf_thres}")
     if isinstance(prediction, list | tuple):
         prediction = prediction[0]
-    if prediction.ndim != 3 or prediction.shape[-1] < 6:
+    if prediction.ndim != 3 or prediction.shape[-1] != 6:
         raise ValueError(
             f"end-to-end detections must be (batch, boxes, 6) x1,y1,x2,y2,score,class; got {tuple(prediction.shape)}"
         )
