@@ -108,7 +108,7 @@ class YOLO:
         if fp16 and device.type == "cpu" and self.model is not None:
             LOGGER.warning("WARNING half=True is not supported for PyTorch models on the CPU; using FP32")
             fp16 = False
-        predictor = DetectionPredictor(args, self._backend(device, fp16))
+        predictor = DetectionPredictor(args, self._backend(device, fp16), explicit=set(kwargs))
         return predictor(source, stream=stream)
 
     __call__ = predict
