@@ -217,6 +217,8 @@ class InferenceSource:
         self.vid_stride = int(vid_stride)
         self.tensor = check_tensor_source(source, stride) if is_tensor_source(source) else None
         self.entries = [] if self.tensor is not None else _entries(source)
+        if self.tensor is not None:
+            self.batch = max(1, self.tensor.shape[0])  # a tensor is one batch, as upstream runs it
         if isinstance(source, list | tuple) and self.entries and all(e.kind != "video" for e in self.entries):
             if all(not isinstance(item, str | Path) or Path(item).is_file() for item in source):
                 self.batch = len(self.entries)  # a list of images is one batch, as upstream runs it
