@@ -37,12 +37,38 @@ MAX_GRAPHS = 8  # captured input shapes kept per model
 OVERLAP_LETTERBOX_FROM_BATCH = 8
 
 
-class UploadedImages(list):
+class ChunkImages(list):
+    """Part of a larger batch: its frames, and the whole batch's rect decision (`auto`), so that every
+    chunk is letterboxed as the whole batch would be."""
+
+    auto: bool | None = None
+
+
+class UploadedImages(ChunkImages):
     """The batch's original BGR arrays (a plain list to every consumer) plus their device copy, and
     the letterbox geometries when the device copy was resized on the host already."""
 
     device_frames: DeviceFrames
     geometries: list | None = None
+
+
+def chunked(batches: Iterable[tuple], size: int, rect: Callable[[list], bool]) -> Iterator[tuple]:
+    """Cut batches of more than `size` frames into chunks of `size`, keeping the batch's rect decision.
+
+    A call of 32 frames is otherwise staged whole before its network starts; in chunks, the host copies
+    chunk i+1 while the GPU runs chunk i. Every frame is letterboxed exactly as in the whole batch."""
+    for paths, images, infos in batches:
+        if size <= 0 or not isinstance(images, list) or len(images) <= size:
+            yield paths, images, infos
+            continue
+        # two chunks overlap a call of up to 2 x size frames; longer batches go at 2 x size, where the
+        # network runs nearly as efficiently as at larger batches
+        step = size if len(images) <= 2 * size else 2 * size
+        auto = rect(images)
+        for i in range(0, len(images), step):
+            part = ChunkImages(images[i : i + step])
+            part.auto = auto
+            yield paths[i : i + step], part, infos[i : i + step]
 
 
 def _host_letterbox_rule(n_frames: int, frame_shape: tuple[int, ...], imgsz: tuple[int, int]) -> bool:
@@ -134,10 +160,9 @@ class GpuStages:
         if not (isinstance(images, list) and images and all(isinstance(im, np.ndarray) for im in images)):
             return batch
         wrapped = UploadedImages(images)
+        wrapped.auto = getattr(images, "auto", None)
         if self.host_letterbox(images):
-            from ultralytics.engine.predictor import rect_padding
-
-            auto = rect_padding(images, self.args, self.model)
+            auto = self._rect(images)
             geos = self._geometries([im.shape[:2] for im in images], auto)
             if len(images) > 1:
                 small = list(decode_pool().executor().map(resize_to_unpadded, images, geos))
@@ -177,11 +202,16 @@ class GpuStages:
         tensor source (BCHW RGB 0..1 already) only moves to the model's device and dtype."""
         if isinstance(images, torch.Tensor):
             return images.to(self.model.device, self.model.dtype)
+        return self.letterbox(images, self.imgsz, auto=self._rect(images), stride=self.model.stride)
+
+    def _rect(self, images: list[np.ndarray]) -> bool:
+        """Upstream's rect decision, for the whole batch when `images` is a chunk of one."""
+        auto = getattr(images, "auto", None)
+        if auto is not None:
+            return auto
         from ultralytics.engine.predictor import rect_padding
 
-        return self.letterbox(
-            images, self.imgsz, auto=rect_padding(images, self.args, self.model), stride=self.model.stride
-        )
+        return rect_padding(images, self.args, self.model)
 
     def letterbox(self, images: list[np.ndarray], imgsz: tuple[int, int], *, auto: bool, stride: int) -> torch.Tensor:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
@@ -264,11 +294,14 @@ class GpuStages:
 
     # ------------------------------------------------------------------ driver
     def run(self, source: Iterable[tuple], profilers: tuple) -> Iterator[tuple]:
-        """(paths, images, infos, im, results) per batch. A source with files to decode, or several
-        batches, is decoded and uploaded one batch ahead in a thread; one in-memory batch is uploaded
-        here (a thread would only add its start and hand-over to the call)."""
-        single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1
-        batches = (self.stage_batch(b) for b in source) if single else self.prefetch(source)
+        """(paths, images, infos, im, results) per batch (or chunk of a large batch). A source with files
+        to decode, several batches or chunks is decoded and uploaded one batch ahead in a thread; one
+        small in-memory batch is uploaded here (a thread would only add its start and hand-over)."""
+        size = settings().gpu_chunk
+        small = getattr(source, "batch", size + 1) <= size or size <= 0
+        single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
+        parts = chunked(source, size, self._rect)
+        batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
         from ultralytics.engine.predictor import originals
 
         return self.pipelined(batches, profilers, self.preprocess, self.inference, originals)
