@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.gpu.test_pipeline import boxes_of, predictor_for
+from tests.gpu.test_pipeline import assert_boxes_match, boxes_of, predictor_for
 from ultralytics import YOLO
 from ultralytics.engine.gpu_pipeline import GpuStages, chunked
 
@@ -32,4 +32,5 @@ def test_chunked_batch_gives_the_same_detections(shapes_pt, shapes_images, monke
     monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "4")
     got = boxes_of(whole(frames))
     assert sum(len(b) for b in expected) > 0
-    assert all(np.array_equal(a, b) for a, b in zip(got, expected)) and len(got) == len(expected)
+    # the same letterbox for every frame; the network at another batch size may differ in the last bits
+    assert_boxes_match(got, expected, px=1e-3, conf=1e-4)
