@@ -14,12 +14,13 @@ def test_chunks_keep_the_whole_batch_rect_decision():
     square, wide = np.zeros((32, 32, 3), np.uint8), np.zeros((32, 64, 3), np.uint8)
     batch = (list("abcde"), [square, square, square, square, wide], list("ABCDE"))
     seen = []
-    parts = list(chunked([batch], 3, lambda ims: seen.append(len(ims)) or False))
-    assert [p[0] for p in parts] == [["a", "b", "c"], ["d", "e"]]
+    parts = list(chunked([batch], 2, lambda ims: seen.append(len(ims)) or False))
+    assert [p[0] for p in parts] == [["a", "b"], ["c", "d"], ["e"]]
     assert seen == [5] and all(p[1].auto is False for p in parts)  # decided once, on all five frames
     assert list(chunked([batch], 0, lambda ims: True)) == [batch]
     longer = (list(range(70)), [square] * 70, list(range(70)))
-    assert [len(p[0]) for p in chunked([longer], 16, lambda ims: True)] == [32, 32, 6]
+    assert [len(p[0]) for p in chunked([longer], 32, lambda ims: True)] == [32, 32, 6]
+    assert [len(p[0]) for p in chunked([longer[:2] + longer[2:]], 70, lambda ims: True)] == [70]
 
 
 def test_chunked_batch_gives_the_same_detections(shapes_pt, shapes_images, monkeypatch):

@@ -55,15 +55,16 @@ class UploadedImages(ChunkImages):
 def chunked(batches: Iterable[tuple], size: int, rect: Callable[[list], bool]) -> Iterator[tuple]:
     """Cut batches of more than `size` frames into chunks of `size`, keeping the batch's rect decision.
 
-    A call of 32 frames is otherwise staged whole before its network starts; in chunks, the host copies
-    chunk i+1 while the GPU runs chunk i. Every frame is letterboxed exactly as in the whole batch."""
+    A list of 256 frames is one batch (as upstream runs it); whole, it is staged in one piece before the
+    network starts and needs pinned buffers of its full size. In chunks, the host copies chunk i+1
+    while the GPU runs chunk i. Every frame is letterboxed exactly as in the whole batch. Measured on
+    the H200 (benchmarks/NOTES.md): chunks of 32 make such a call 8-10x faster; splitting batches of
+    8-32 frames as well (chunks of 4 or 16) made them slower, so smaller batches stay whole."""
     for paths, images, infos in batches:
         if size <= 0 or not isinstance(images, list) or len(images) <= size:
             yield paths, images, infos
             continue
-        # two chunks overlap a call of up to 2 x size frames; longer batches go at 2 x size, where the
-        # network runs nearly as efficiently as at larger batches
-        step = size if len(images) <= 2 * size else 2 * size
+        step = size
         auto = rect(images)
         for i in range(0, len(images), step):
             part = ChunkImages(images[i : i + step])

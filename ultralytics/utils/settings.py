@@ -10,7 +10,7 @@ microseconds next to a predict call.
 | `ULTRALYTICS_GPU_RESIZE` | `exact` (default) / `fast` | GPU letterbox resize: OpenCV's bit-exact arithmetic, or float bilinear |
 | `ULTRALYTICS_GPU_TRITON` | `1` (default) / `0` | `0` keeps the torch letterbox where the fused Triton kernel could run |
 | `ULTRALYTICS_GPU_HOST_LETTERBOX` | `auto` (default) / `1` / `0` | resize frames on the host (threads) before the upload, or upload full frames |
-| `ULTRALYTICS_GPU_CHUNK` | integer, default 16; `0` = off | frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous) |
+| `ULTRALYTICS_GPU_CHUNK` | integer, default 32; `0` = off | frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous) |
 | `ULTRALYTICS_DECODE_WORKERS` | integer, `0` = auto (default) | threads decoding image files (auto: cores − 2, 1..16) |
 """
 
@@ -24,7 +24,7 @@ TRITON_ENV = "ULTRALYTICS_GPU_TRITON"
 DECODE_WORKERS_ENV = "ULTRALYTICS_DECODE_WORKERS"
 HOST_LETTERBOX_ENV = "ULTRALYTICS_GPU_HOST_LETTERBOX"
 CHUNK_ENV = "ULTRALYTICS_GPU_CHUNK"
-DEFAULT_CHUNK = 16
+DEFAULT_CHUNK = 32
 
 
 @dataclass(frozen=True)
