@@ -208,7 +208,9 @@ def check_tensor_source(tensor: torch.Tensor, stride: int = 32) -> torch.Tensor:
 class InferenceSource:
     """Iterable of batches; each `iter()` starts over, so the object holds no reading state."""
 
-    def __init__(self, source: Any, batch: int = 1, vid_stride: int = 1, stride: int = 32):
+    def __init__(
+        self, source: Any, batch: int = 1, vid_stride: int = 1, stride: int = 32, list_as_one_batch: bool = True
+    ):
         if int(batch) < 1:
             raise ValueError(f"batch must be at least 1, got {batch}")
         if int(vid_stride) < 1:
@@ -217,6 +219,8 @@ class InferenceSource:
         self.vid_stride = int(vid_stride)
         self.tensor = check_tensor_source(source, stride) if is_tensor_source(source) else None
         self.entries = [] if self.tensor is not None else _entries(source)
+        if not list_as_one_batch:  # batches of `batch` whatever the source (benchmarks, long runs)
+            return
         if self.tensor is not None:
             self.batch = max(1, self.tensor.shape[0])  # a tensor is one batch, as upstream runs it
         if isinstance(source, list | tuple) and self.entries and all(e.kind != "video" for e in self.entries):

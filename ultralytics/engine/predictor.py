@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ultralytics.data.augment import LetterBox
-from ultralytics.data.loaders import load_inference_source
+from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
@@ -158,7 +158,10 @@ class DetectionPredictor:
 
     def stream_inference(self, source: Any) -> Iterator[Results]:
         args = self.args
-        batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
+        if isinstance(source, InferenceSource):  # already resolved (e.g. with list_as_one_batch=False)
+            batches = source
+        else:
+            batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
         self.warmup()
         profilers = self.stages.timers()
         seen = 0
