@@ -29,14 +29,14 @@ def test_speed_line_shape_is_upstreams(shapes_pt, tmp_path, log_lines):  # noqa:
     of three 720x1280 frames at the default batch (one batch of three), (2, 3, ...) for a folder of
     three files at batch=2 (whose last batch holds one)."""
     model = YOLO(shapes_pt)
-    frames = [np.full((360, 640, 3), v, np.uint8) for v in (0, 60, 120)]  # the same geometry at half size
-    model.predict(frames, imgsz=320, verbose=True)
-    assert speed_shape(log_lines) == "(1, 3, 192, 320)"
+    frames = [np.full((180, 320, 3), v, np.uint8) for v in (0, 60, 120)]  # the same geometry at 1/4 size
+    model.predict(frames, imgsz=160, verbose=True)
+    assert speed_shape(log_lines) == "(1, 3, 96, 160)"
     log_lines.clear()
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i}.jpg"), frames[i])
-    model.predict(tmp_path, imgsz=320, batch=2, verbose=True)
-    assert speed_shape(log_lines) == "(2, 3, 192, 320)"
+    model.predict(tmp_path, imgsz=160, batch=2, verbose=True)
+    assert speed_shape(log_lines) == "(2, 3, 96, 160)"
 
 
 def test_a_list_of_frames_is_one_batch(shapes_pt):
@@ -81,3 +81,18 @@ def test_tensor_source_originals_are_the_bgr_frames():
     expected = (rgb.clamp(0, 1) * 255).round().byte().numpy().transpose(0, 2, 3, 1)[..., ::-1]
     assert len(got) == 2 and all(g.flags.c_contiguous for g in got)
     assert all(np.array_equal(g, e) for g, e in zip(got, expected))
+
+
+def test_dynamic_onnx_exported_at_320_predicts_at_640_unless_told(shapes_pt, tmp_path, log_lines):  # noqa: F811
+    """Upstream takes a dynamic model's size from imgsz (640 by default), not from its export size."""
+    import shutil
+
+    pt = tmp_path / "shapes.pt"
+    shutil.copy(shapes_pt, pt)
+    onnx_path = YOLO(pt).export(format="onnx", imgsz=320, dynamic=True)
+    model = YOLO(onnx_path)
+    model.predict(VAL / "00000.jpg", verbose=True)
+    assert any("640x640" in line for line in log_lines), log_lines
+    log_lines.clear()
+    model.predict(VAL / "00000.jpg", imgsz=320, verbose=True)
+    assert any("320x320" in line for line in log_lines), log_lines

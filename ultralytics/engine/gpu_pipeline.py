@@ -3,14 +3,13 @@ the network through CUDA graphs, NMS on the GPU, one device→host copy per batc
 
 The predictor picks these stages once when the model lives on a CUDA device (the CPU path is its
 `CpuStages`); both have the same interface: preprocess / inference / postprocess / timers / run. Everything that is worth keeping between
-predict calls (pinned buffers, captured graphs) hangs off the model object, so repeated calls on one
+predict calls (pinned buffers, captured graphs) hangs off the model object (`gpu_state`), so repeated calls on one
 `YOLO` reuse it and several threads using one model share one set, guarded by locks.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -94,8 +93,8 @@ class _ModelState:
 
     def __init__(self, model: Any):
         self.uploader = PinnedUploader(model.device)
-        # the backend's forward, not the AutoBackend's: a bound method of the dict's key would keep it
-        # alive. Which input shapes may replay a graph is the backend's to say (`graph_safe`).
+        # the backend's forward, not the AutoBackend's (which holds this state: no reference cycle).
+        # Which input shapes may replay a graph is the backend's to say (`graph_safe`).
         cuda = model.device.type == "cuda"
         self.graphs = CudaGraphRunner(model.backend.forward, model.device, MAX_GRAPHS) if cuda else None
         # letterbox (per frame size) and NMS (per settings) are short chains of small kernels: on CUDA
@@ -106,16 +105,19 @@ class _ModelState:
         self.nms_graphs = GraphFamily(model.device) if cuda else None
 
 
-_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
+_STATE_LOCK = threading.Lock()
 
 
 def _state_for(model: Any) -> _ModelState:
-    with _STATES_LOCK:
-        state = _STATES.get(model)
-        if state is None:
-            state = _STATES[model] = _ModelState(model)
-        return state
+    """The model's pipeline state, kept on the model object itself (created once, under a lock)."""
+    state = getattr(model, "gpu_state", None)
+    if state is None:
+        with _STATE_LOCK:
+            state = getattr(model, "gpu_state", None)
+            if state is None:
+                state = _ModelState(model)
+                model.gpu_state = state
+    return state
 
 
 class GpuStages:
