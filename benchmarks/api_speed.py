@@ -6,6 +6,7 @@ Times exactly the calls people write (wall clock around the call, ms per image):
   pil       the same with PIL images
   tensor    the same with a BCHW RGB 0..1 CUDA tensor of b letterboxed 384x640 frames
   folder    `for r in model.predict("folder/", batch=b, stream=True)` over a folder of 720p JPEGs
+  video     the same over an mp4 of those frames
   long      one call over --long in-memory frames at batch 32 (the long-call mode; ours only also
             reports `net`, the network alone through a CUDA graph, for the e2e/net ratio)
 
@@ -101,6 +102,15 @@ class Worker:
         b, kind, calls = case["batch"], case["kind"], case["calls"]
         if kind == "net":
             return {"ms": self.net_ms(m, case)}
+        if kind == "video":
+            video = os.path.join(os.path.dirname(self.folder), "api_speed_clip.mp4")
+            n = case["frames"]
+
+            def call():
+                k = sum(1 for _ in m.predict(video, batch=b, stream=True, **kw))
+                assert k == n, (k, n)
+
+            return {"ms": self.timed(call, case.get("warm", 1), 1) / n}
         if kind == "folder":
             n = len(os.listdir(self.folder))
 
@@ -223,11 +233,20 @@ def ask(p: subprocess.Popen, msg: dict) -> dict:
 
 
 def make_folder(args) -> str:
+    """A folder of 720p JPEGs, and beside it an mp4 of the same frames (the video case)."""
     import cv2
 
-    folder = tempfile.mkdtemp(prefix="api_speed_jpgs_")
-    for i, f in enumerate(_frames(args.shared, args.folder_images, tuple(args.frame))):
+    root = tempfile.mkdtemp(prefix="api_speed_")
+    folder = os.path.join(root, "jpgs")
+    os.makedirs(folder)
+    frames = _frames(args.shared, args.folder_images, tuple(args.frame))
+    for i, f in enumerate(frames):
         cv2.imwrite(os.path.join(folder, f"frame_{i:04d}.jpg"), f, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    h, w = args.frame
+    writer = cv2.VideoWriter(os.path.join(root, "api_speed_clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
     return folder
 
 
@@ -243,6 +262,8 @@ def cases(args) -> list[dict]:
                     out.append({**base, "kind": kind, "batch": b, "calls": max(4, args.calls // b)})
             for b in args.folder_batches:
                 out.append({**base, "kind": "folder", "batch": b, "calls": 1})
+                if "video" in args.kinds:
+                    out.append({**base, "kind": "video", "batch": b, "calls": 1, "frames": args.folder_images})
             out.append({**base, "kind": "long", "batch": 32, "calls": 1, "long": args.long})
             out.append({**base, "kind": "net", "batch": 32, "calls": 1, "ours_only": True})
     return out
@@ -254,6 +275,7 @@ def label(c: dict) -> str:
         "pil": "predict(list of PIL) per call",
         "tensor": "predict(BCHW tensor) per call",
         "folder": "predict('folder/*.jpg', stream=True)",
+        "video": "predict('clip.mp4', stream=True)",
         "long": f"one call over {c.get('long')} in-memory frames (long-call mode)",
         "net": "network only (CUDA graph, ours)",
     }[c["kind"]]
@@ -266,7 +288,7 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16"])
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     ap.add_argument("--folder-batches", nargs="+", type=int, default=[1, 32])
-    ap.add_argument("--kinds", nargs="*", default=["pil", "tensor"], help="extra per-call source kinds")
+    ap.add_argument("--kinds", nargs="*", default=["pil", "tensor", "video"], help="extra source kinds")
     ap.add_argument("--calls", type=int, default=64, help="frames per timed per-call measurement")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frame", nargs=2, type=int, default=[720, 1280])
