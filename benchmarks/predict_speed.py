@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.data.loaders import InferenceSource  # noqa: E402
 from ultralytics.engine.predictor import DetectionPredictor  # noqa: E402
 from ultralytics.gpu.graphs import CudaGraphRunner  # noqa: E402
 from ultralytics.gpu.letterbox import letterbox_geometry  # noqa: E402
@@ -91,15 +92,20 @@ def make_predictor(model: YOLO, device: torch.device, fp16: bool, batch: int, im
     return predictor
 
 
+def batched(frames: list[np.ndarray], batch: int) -> InferenceSource:
+    """The frames in batches of `batch` (a plain list would be one batch, as upstream runs a list)."""
+    return InferenceSource(frames, batch=int(batch), list_as_one_batch=False)
+
+
 def predict_ms_per_image(predictor, frames: list[np.ndarray], batch: int, calls: int) -> float:
     """Median over `calls` predict calls, each over len(frames) frames in batches of `batch`."""
-    predictor(frames[:batch])  # warm-up: graph capture, cuDNN autotune, pinned buffers
-    predictor(frames)
+    predictor(batched(frames[:batch], batch))  # warm-up: graph capture, cuDNN autotune, pinned buffers
+    predictor(batched(frames, batch))
     times = []
     for _ in range(calls):
         sync(predictor.model.device)
         t0 = time.perf_counter()
-        results = predictor(frames)
+        results = predictor(batched(frames, predictor.args.batch))
         sync(predictor.model.device)
         times.append((time.perf_counter() - t0) * 1e3 / len(frames))
         assert len(results) == len(frames)
@@ -114,7 +120,7 @@ def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str
     uploader = predictor.gpu.state.uploader
     uploader.copy_events = []
     try:
-        results = predictor(frames)
+        results = predictor(batched(frames, predictor.args.batch))
         sync(predictor.model.device)
         copies = [s.elapsed_time(e) / n for s, e, n in uploader.copy_events]
     finally:
@@ -190,10 +196,10 @@ def host_breakdown(predictor, frames: list[np.ndarray]) -> dict[str, float]:
                 acc["wait_batch"] += time.perf_counter() - t0
             yield item
 
-    originals = {k: getattr(obj, k) for obj, k in ((predictor, "preprocess"), (predictor, "inference"))}
+    originals = {k: getattr(gpu, k) for k in ("preprocess", "inference")}
     prefetch, finish_post, nms_launch, nms_finish = gpu.prefetch, gpu.finish_postprocess, gpu.nms.launch, gpu.nms.finish
-    predictor.preprocess = timed("pre", originals["preprocess"])
-    predictor.inference = timed("net", originals["inference"])
+    gpu.preprocess = timed("pre", originals["preprocess"])
+    gpu.inference = timed("net", originals["inference"])
     gpu.prefetch = lambda batches, *a, **k: timed_iter(prefetch(batches, *a, **k))
     gpu.nms.launch = timed("nms_launch", nms_launch)
     gpu.nms.finish = timed("nms_wait", nms_finish)
@@ -203,13 +209,13 @@ def host_breakdown(predictor, frames: list[np.ndarray]) -> dict[str, float]:
     try:
         sync(predictor.model.device)
         t0 = time.perf_counter()
-        predictor(frames)
+        predictor(batched(frames, predictor.args.batch))
         sync(predictor.model.device)
         total = time.perf_counter() - t0
         host = uploader.host_times
     finally:
         for k in ("preprocess", "inference", "prefetch", "finish_postprocess"):
-            (predictor if k in originals else gpu).__dict__.pop(k, None)
+            gpu.__dict__.pop(k, None)
         gpu.nms.__dict__.pop("launch", None)
         gpu.nms.__dict__.pop("finish", None)
         uploader.host_times = None

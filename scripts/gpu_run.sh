@@ -15,7 +15,7 @@ if [[ "${1:-}" == "--stage" ]]; then
     SRC="${ULTRALYTICS_SHARED:-../shared}/fixtures"
     rm -rf "$STAGE" && mkdir -p "$STAGE/fixtures/models" "$STAGE/fixtures/shapes"
     cp -r "$SRC/images" "$STAGE/fixtures/"
-    cp "$SRC/models/shapes_yolov8n.pt" "$STAGE/fixtures/models/"
+    cp "$SRC/models/shapes_yolov8n.pt" "$SRC/models/yolov8n_random_upstream.pt" "$STAGE/fixtures/models/"
     cp -r "$SRC/shapes/val" "$SRC/shapes/shapes.yaml" "$STAGE/fixtures/shapes/"
     # upstream's recorded network inputs (tests/gpu/test_cv2_linear.py compares the letterbox to them)
     mkdir -p "$STAGE/fixtures/reference" && cp "$SRC"/reference/shapes_raw_*.npz "$STAGE/fixtures/reference/"

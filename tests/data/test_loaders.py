@@ -74,7 +74,7 @@ def test_pil_sources_are_converted_to_bgr():
 def test_tensor_source_bypasses_decoding():
     t = torch.rand(3, 3, 64, 96)
     batches = collect(t, batch=2)
-    assert [b[1].shape[0] for b in batches] == [2, 1]
+    assert [b[1].shape[0] for b in batches] == [3]  # a tensor is one batch whatever `batch` says, as upstream
     assert isinstance(batches[0][1], torch.Tensor)
     torch.testing.assert_close(torch.cat([b[1] for b in batches]), t)
     ((_, chw, _),) = collect(t[0])

@@ -65,8 +65,8 @@ def run_threads(model: YOLO, sources: list, device: str, n_threads: int = 4, rou
         got = []
         for _ in range(rounds):
             order = sources[k:] + sources[:k]  # every thread a different order
-            res = model.predict(order, device=device, imgsz=320, verbose=False)
-            by_index = boxes_of(res)
+            # one image per call: a list is one batch, and batch composition is not what this tests
+            by_index = [boxes_of(model.predict(im, device=device, imgsz=320, verbose=False))[0] for im in order]
             got.append(by_index[-k:] + by_index[:-k] if k else by_index)
         return got
 
@@ -76,7 +76,7 @@ def run_threads(model: YOLO, sources: list, device: str, n_threads: int = 4, rou
 def check_threads(shapes_pt, shapes_images, device: str):
     model = YOLO(shapes_pt)
     sources = [im for _, im in shapes_images[:2]]
-    single = boxes_of(model.predict(sources, device=device, imgsz=320, verbose=False))
+    single = [boxes_of(model.predict(im, device=device, imgsz=320, verbose=False))[0] for im in sources]
     for per_thread in run_threads(model, sources, device):
         for got in per_thread:
             assert_boxes_match(got, single, px=1e-3, conf=1e-4)

@@ -1,23 +1,24 @@
-"""The CUDA path of `DetectionPredictor`: upload uint8 once, letterbox on the GPU, run the network
-through CUDA graphs, NMS on the GPU, one device→host copy per batch.
+"""The CUDA path of `DetectionPredictor` (`GpuStages`): upload uint8 once, letterbox on the GPU, run
+the network through CUDA graphs, NMS on the GPU, one device→host copy per batch.
 
-The predictor keeps its stage methods (preprocess / inference / postprocess) and hands them here when
-the model lives on a CUDA device; the CPU path is untouched. Everything that is worth keeping between
-predict calls (pinned buffers, captured graphs) hangs off the model object, so repeated calls on one
+The predictor picks these stages once when the model lives on a CUDA device (the CPU path is its
+`CpuStages`); both have the same interface: preprocess / inference / postprocess / timers / run. Everything that is worth keeping between
+predict calls (pinned buffers, captured graphs) hangs off the model object (`gpu_state`), so repeated calls on one
 `YOLO` reuse it and several threads using one model share one set, guarded by locks.
 """
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from ultralytics.data.augment import letterbox_params
+from ultralytics.data.decode import decode_pool
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
@@ -26,6 +27,7 @@ from ultralytics.gpu.nms import BatchedNMS, PendingNMS
 from ultralytics.gpu.streams import letterbox_stream
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
 from ultralytics.utils.ops import non_max_suppression
+from ultralytics.utils.settings import settings
 
 MAX_GRAPHS = 8  # captured input shapes kept per model
 # From this many same-size frames a batch is letterboxed eagerly on the letterbox stream, beside the
@@ -34,23 +36,67 @@ MAX_GRAPHS = 8  # captured input shapes kept per model
 OVERLAP_LETTERBOX_FROM_BATCH = 8
 
 
-class UploadedImages(list):
-    """The batch's original BGR arrays (a plain list to every consumer) plus their device copy."""
+class ChunkImages(list):
+    """Part of a larger batch: its frames, and the whole batch's rect decision (`auto`), so that every
+    chunk is letterboxed as the whole batch would be."""
+
+    auto: bool | None = None
+
+
+class UploadedImages(ChunkImages):
+    """The batch's original BGR arrays (a plain list to every consumer) plus their device copy, and
+    the letterbox geometries when the device copy was resized on the host already."""
 
     device_frames: DeviceFrames
+    geometries: list | None = None
+
+
+def chunked(batches: Iterable[tuple], size: int, rect: Callable[[list], bool]) -> Iterator[tuple]:
+    """Cut batches of more than `size` frames into chunks of `size`, keeping the batch's rect decision.
+
+    A list of 256 frames is one batch (as upstream runs it); whole, it is staged in one piece before the
+    network starts and needs pinned buffers of its full size. In chunks, the host copies chunk i+1
+    while the GPU runs chunk i. Every frame is letterboxed exactly as in the whole batch. Measured on
+    the H200 (benchmarks/NOTES.md): chunks of 32 make such a call 8-10x faster; splitting batches of
+    8-32 frames as well (chunks of 4 or 16) made them slower, so smaller batches stay whole."""
+    for paths, images, infos in batches:
+        if size <= 0 or not isinstance(images, list) or len(images) <= size:
+            yield paths, images, infos
+            continue
+        step = size
+        auto = rect(images)
+        for i in range(0, len(images), step):
+            part = ChunkImages(images[i : i + step])
+            part.auto = auto
+            yield paths[i : i + step], part, infos[i : i + step]
+
+
+def _host_letterbox_rule(n_frames: int, frame_shape: tuple[int, ...], imgsz: tuple[int, int]) -> bool:
+    """Default choice between uploading full frames (GPU resize) and resizing on the host first:
+    decided from benchmarks/api_speed.py runs (benchmarks/NOTES.md)."""
+    return False
+
+
+HOST_LETTERBOX_RULE = _host_letterbox_rule
+
+
+def resize_to_unpadded(image: np.ndarray, geometry: Any) -> np.ndarray:
+    """The frame resized to its letterbox size with OpenCV, exactly as the CPU `LetterBox` resizes."""
+    w, h = geometry.new_unpad
+    if image.shape[:2] == (h, w):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class _ModelState:
     """What one model keeps across predict calls on a CUDA device."""
 
-    def __init__(self, model: Any, use_graphs: bool):
+    def __init__(self, model: Any):
         self.uploader = PinnedUploader(model.device)
-        use_graphs = use_graphs and model.device.type == "cuda"
-        # the backend's forward, not the AutoBackend's: a bound method of the dict's key would keep it alive
-        backend = model.backend
-        self.graphs = CudaGraphRunner(backend.forward, model.device, MAX_GRAPHS) if use_graphs else None
-        # a static TensorRT engine is graphed only at its one input shape (AutoBackend splits/pads the rest)
-        self.graph_shape = tuple(backend.input.shape) if _static_tensorrt(model) else None
+        # the backend's forward, not the AutoBackend's (which holds this state: no reference cycle).
+        # Which input shapes may replay a graph is the backend's to say (`graph_safe`).
+        cuda = model.device.type == "cuda"
+        self.graphs = CudaGraphRunner(model.backend.forward, model.device, MAX_GRAPHS) if cuda else None
         # letterbox (per frame size) and NMS (per settings) are short chains of small kernels: on CUDA
         # they replay as graphs too, whatever the backend
         cuda = model.device.type == "cuda"
@@ -59,38 +105,36 @@ class _ModelState:
         self.nms_graphs = GraphFamily(model.device) if cuda else None
 
 
-_STATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_STATES_LOCK = threading.Lock()
+_STATE_LOCK = threading.Lock()
 
 
 def _state_for(model: Any) -> _ModelState:
-    with _STATES_LOCK:
-        state = _STATES.get(model)
-        if state is None:
-            # Network graphs for the PyTorch backend (pure tensor work on one stream) and for static
-            # TensorRT engines (fixed buffers, enqueued on the current stream: capturable, as upstream
-            # does). Dynamic engines re-allocate their buffers per shape, so a graph of an earlier shape
-            # would point at freed memory: they stay eager until the backend keeps buffers per shape.
-            state = _STATES[model] = _ModelState(model, use_graphs=bool(model.pt) or _static_tensorrt(model))
-        return state
+    """The model's pipeline state, kept on the model object itself (created once, under a lock)."""
+    state = getattr(model, "gpu_state", None)
+    if state is None:
+        with _STATE_LOCK:
+            state = getattr(model, "gpu_state", None)
+            if state is None:
+                state = _ModelState(model)
+                model.gpu_state = state
+    return state
 
 
-def _static_tensorrt(model: Any) -> bool:
-    backend = getattr(model, "backend", None)
-    return type(backend).__name__ == "TensorRTBackend" and not backend.dynamic and hasattr(backend, "input")
-
-
-class GpuPipeline:
+class GpuStages:
     """Device-side stages for one predictor; `model` is an AutoBackend.
 
     Meant for CUDA devices; on the CPU it runs the same tensor code without graphs or pinned memory,
     which is how CI checks it against the OpenCV path.
     """
 
-    def __init__(self, model: Any, args: Any, use_graphs: bool = True):
-        self.model = model
+    def __init__(self, model: Any, args: Any, imgsz: tuple[int, int] | None = None, use_graphs: bool = True):
+        from ultralytics.engine.predictor import resolve_imgsz
+
+        self.model, self.args = model, args
+        self.imgsz = imgsz if imgsz is not None else resolve_imgsz(model, args.imgsz, explicit=False)
         self.state = _state_for(model)
         self.use_graphs = use_graphs and self.state.graphs is not None
+        self.end2end = bool(getattr(model, "end2end", False))  # detections straight from the network: no NMS
         conf = args.conf if args.conf is not None else 0.25
         classes = args.classes
         if classes is not None and not isinstance(classes, list | tuple):
@@ -109,32 +153,75 @@ class GpuPipeline:
         return self.state.uploader.upload(images)
 
     def prefetch(self, batches: Iterable[tuple], depth: int = 2) -> Iterator[tuple]:
-        """Decode and upload batch i+1 in a background thread while batch i runs."""
+        """Decode and stage (upload) batch i+1 in a background thread while batch i runs."""
+        return iter(Prefetcher(batches, self.stage_batch, depth=depth))
 
-        def attach_upload(batch: tuple) -> tuple:
-            paths, images, infos = batch
-            if isinstance(images, list) and images and all(isinstance(im, np.ndarray) for im in images):
-                wrapped = UploadedImages(images)
-                wrapped.device_frames = self.upload(images)
-                images = wrapped
-            return paths, images, infos
+    def stage_batch(self, batch: tuple) -> tuple:
+        """Start a batch's upload: the full frames, or (host letterbox) the frames resized on the host
+        across the decode pool's threads, a quarter of the bytes at 720p; the GPU then only pads."""
+        paths, images, infos = batch
+        if not (isinstance(images, list) and images and all(isinstance(im, np.ndarray) for im in images)):
+            return batch
+        wrapped = UploadedImages(images)
+        wrapped.auto = getattr(images, "auto", None)
+        if self.host_letterbox(images):
+            auto = self._rect(images)
+            geos = self._geometries([im.shape[:2] for im in images], auto)
+            if len(images) > 1:
+                small = list(decode_pool().executor().map(resize_to_unpadded, images, geos))
+            else:
+                small = [resize_to_unpadded(images[0], geos[0])]
+            wrapped.geometries = geos
+            wrapped.device_frames = self.upload(small)
+        else:
+            wrapped.device_frames = self.upload(images)
+        return paths, wrapped, infos
 
-        return iter(Prefetcher(batches, attach_upload, depth=depth))
+    def host_letterbox(self, images: list[np.ndarray]) -> bool:
+        """Resize on the host before the upload? `ULTRALYTICS_GPU_HOST_LETTERBOX`: 1 always, 0 never,
+        auto (default) by the measured rule in HOST_LETTERBOX_RULE."""
+        mode = settings().gpu_host_letterbox
+        if mode in ("0", "1"):
+            return mode == "1" and self.model.device.type == "cuda"
+        return self.model.device.type == "cuda" and HOST_LETTERBOX_RULE(len(images), images[0].shape, self.imgsz)
 
-    def stage_timers(self, n: int) -> tuple | None:
-        """Event-based stage timers on CUDA (no synchronisation per stage); None elsewhere."""
+    def _geometries(self, shapes: list[tuple[int, int]], auto: bool) -> list:
+        per_shape = {hw: letterbox_geometry(hw, self.imgsz, auto=auto, stride=self.model.stride) for hw in set(shapes)}
+        return [per_shape[hw] for hw in shapes]
+
+    def timers(self) -> tuple:
+        """Event-based stage timers on CUDA (no synchronisation per stage); `Profile` elsewhere."""
         if self.model.device.type != "cuda":
-            return None
+            from ultralytics.utils.ops import Profile
+
+            return tuple(Profile(self.model.device) for _ in range(3))
         from ultralytics.gpu.timing import CudaEventProfile
 
-        return tuple(CudaEventProfile(self.model.device) for _ in range(n))
+        return tuple(CudaEventProfile(self.model.device) for _ in range(3))
 
     # ------------------------------------------------------------------ stages
-    def preprocess(self, images: list[np.ndarray], imgsz: tuple[int, int], *, auto: bool, stride: int) -> torch.Tensor:
-        """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1."""
+    def preprocess(self, images: list[np.ndarray] | torch.Tensor) -> torch.Tensor:
+        """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1; a
+        tensor source (BCHW RGB 0..1 already) only moves to the model's device and dtype."""
+        if isinstance(images, torch.Tensor):
+            return images.to(self.model.device, self.model.dtype)
+        return self.letterbox(images, self.imgsz, auto=self._rect(images), stride=self.model.stride)
+
+    def _rect(self, images: list[np.ndarray]) -> bool:
+        """Upstream's rect decision, for the whole batch when `images` is a chunk of one."""
+        auto = getattr(images, "auto", None)
+        if auto is not None:
+            return auto
+        from ultralytics.engine.predictor import rect_padding
+
+        return rect_padding(images, self.args, self.model)
+
+    def letterbox(self, images: list[np.ndarray], imgsz: tuple[int, int], *, auto: bool, stride: int) -> torch.Tensor:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
-        per_shape = {hw: letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
-        geometries = [per_shape[hw] for hw in frames.host_shapes]
+        geometries = getattr(images, "geometries", None)  # set when the host resized the frames already
+        if geometries is None:
+            per_shape = {hw: letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
+            geometries = [per_shape[hw] for hw in frames.host_shapes]
         dtype = self.model.dtype
         stream = self.state.letterbox_stream
         batch = frames.frames
@@ -162,21 +249,34 @@ class GpuPipeline:
         return im
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
-        shape = self.state.graph_shape
-        if self.use_graphs and (shape is None or tuple(im.shape) == shape):
+        if self._graphed(im):
             return self.state.graphs(im.to(self.model.dtype))
         return self.model(im)
+
+    def _graphed(self, im: torch.Tensor) -> bool:
+        return self.use_graphs and self.model.graph_safe(tuple(im.shape))
+
+    def prepare(self, im: torch.Tensor) -> None:
+        """Capture the network's graph for this input outside the timed stage (once per shape)."""
+        if self._graphed(im):
+            self.state.graphs.prepare(im.to(self.model.dtype))
 
     def postprocess(
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
     ) -> list[Results]:
         """NMS on the device, one copy of every image's detections to the host, boxes scaled there."""
-        return self.finish_postprocess(self.nms.launch(preds), im.shape[2:], orig_imgs, paths)
+        return self.finish_postprocess(self.launch_nms(preds), im.shape[2:], orig_imgs, paths)
+
+    def launch_nms(self, preds: torch.Tensor) -> PendingNMS | list[np.ndarray]:
+        """Enqueue NMS; an end-to-end model's output is final detections, only filtered."""
+        if self.end2end:
+            return end2end_detections(preds, self.nms.conf_thres, self.nms.classes, self.nms.max_det)
+        return self.nms.launch(preds)
 
     def finish_postprocess(
-        self, pending: PendingNMS, im_hw: tuple[int, ...], orig_imgs: list[np.ndarray], paths: list[str]
+        self, pending: PendingNMS | list, im_hw: tuple[int, ...], orig_imgs: list[np.ndarray], paths: list[str]
     ) -> list[Results]:
-        dets = self.nms.finish(pending)
+        dets = pending if isinstance(pending, list) else self.nms.finish(pending)
         if dets is None:  # thousands of candidates per image (very low conf): sort-based NMS instead
             n = self.nms
             found = non_max_suppression(
@@ -196,6 +296,19 @@ class GpuPipeline:
         ]
 
     # ------------------------------------------------------------------ driver
+    def run(self, source: Iterable[tuple], profilers: tuple) -> Iterator[tuple]:
+        """(paths, images, infos, im, results) per batch (or chunk of a large batch). A source with files
+        to decode, several batches or chunks is decoded and uploaded one batch ahead in a thread; one
+        small in-memory batch is uploaded here (a thread would only add its start and hand-over)."""
+        size = settings().gpu_chunk
+        small = getattr(source, "batch", size + 1) <= size or size <= 0
+        single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
+        parts = chunked(source, size, self._rect)
+        batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
+        from ultralytics.engine.predictor import originals
+
+        return self.pipelined(batches, profilers, self.preprocess, self.inference, originals)
+
     def pipelined(
         self,
         batches: Iterable[tuple],
@@ -204,17 +317,18 @@ class GpuPipeline:
         inference: Callable[[torch.Tensor], torch.Tensor],
         originals: Callable[[Any], list[np.ndarray]],
     ) -> Iterator[tuple]:
-        """(paths, images, infos, im, results) per batch, like the predictor's sequential loop, but
-        batch i+1 is enqueued on the GPU before the host waits for batch i's detections, so building
-        Results (and Python in general) overlaps the GPU instead of alternating with it."""
+        """(paths, images, infos, im, results) per batch, like the CPU stages' loop, but batch i+1 is
+        enqueued on the GPU before the host waits for batch i's detections, so building Results (and
+        Python in general) overlaps the GPU instead of alternating with it."""
         pending = None
         for paths, images, infos in batches:
             with profilers[0]:
                 im = preprocess(images)
+            self.prepare(im)  # a first capture of this shape is set-up, not inference time
             with profilers[1]:
                 preds = inference(im)
             with profilers[2]:
-                nms = self.nms.launch(preds)
+                nms = self.launch_nms(preds)
             timings = [p.take() if hasattr(p, "take") else None for p in profilers]
             if pending is not None:
                 yield self._finish(profilers, *pending)
@@ -228,6 +342,25 @@ class GpuPipeline:
             if pair is not None:
                 profiler.publish(pair)  # this batch's own stage times; its events are complete
         return paths, images, infos, im, results
+
+
+GpuPipeline = GpuStages  # the name before the stages had a common interface
+
+
+def end2end_detections(
+    preds: torch.Tensor, conf_thres: float, classes: list[int] | None, max_det: int
+) -> list[np.ndarray]:
+    """(B, N, 6) x1,y1,x2,y2,score,cls from an end-to-end model → per image the rows above `conf_thres`
+    (of `classes`), at most `max_det`, highest scores first, as host arrays (one copy per batch)."""
+    dets = preds.float()
+    keep = dets[..., 4] > conf_thres
+    if classes is not None:
+        keep &= (dets[..., 5:6] == torch.tensor(classes, device=dets.device, dtype=dets.dtype)).any(-1)
+    scores = torch.where(keep, dets[..., 4], torch.full_like(dets[..., 4], -1.0))
+    order = scores.argsort(dim=1, descending=True, stable=True)[:, :max_det]
+    top = torch.gather(dets, 1, order[..., None].expand(-1, -1, 6)).cpu().numpy()
+    counts = torch.gather(keep, 1, order).sum(1).cpu().numpy()
+    return [np.ascontiguousarray(t[:c]) for t, c in zip(top, counts)]
 
 
 def scale_to_originals(

@@ -247,7 +247,9 @@ class YOLO:
         if fp16 and device.type == "cpu" and self.model is not None:
             LOGGER.warning("WARNING half=True is not supported for PyTorch models on the CPU; using FP32")
             fp16 = False
-        predictor = DetectionPredictor(args, self._backend(device, fp16), callbacks=self.callbacks)
+        predictor = DetectionPredictor(
+            args, self._backend(device, fp16), explicit=set(kwargs), callbacks=self.callbacks
+        )
         self.predictor = predictor
         return predictor(source, stream=stream)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ultralytics.data.augment import LetterBox
-from ultralytics.data.loaders import load_inference_source
+from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
@@ -34,48 +34,39 @@ def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[
     return fixed[0], fixed[1]
 
 
-class DetectionPredictor:
-    """Runs one model over one source; cheap to create, one per call."""
+def resolve_imgsz(model: AutoBackend, imgsz: Any, explicit: bool = True) -> tuple[int, int]:
+    """The network input size: a static model's own (warning only when the caller asked for another),
+    else the requested size (640 when none) rounded to the stride. A dynamic ONNX exported at 320 thus
+    predicts at 640 unless told, as upstream does."""
+    if model.imgsz and not model.dynamic:
+        fixed = tuple(model.imgsz)
+        if explicit and imgsz is not None and check_imgsz(imgsz, model.stride) != fixed:
+            LOGGER.warning(f"WARNING this model has a fixed input size {list(fixed)}; imgsz={imgsz} is ignored")
+        return fixed
+    return check_imgsz(imgsz if imgsz is not None else 640, model.stride)
 
-    def __init__(self, cfg: IterableSimpleNamespace, model: AutoBackend, callbacks: dict | None = None):
-        self.args = cfg
-        self.model = model
-        self.callbacks = callbacks if callbacks is not None else default_callbacks()  # upstream's events
-        self.batch = self.results = None  # the batch in flight, for callbacks
-        self.save_dir: Path | None = None
-        self.imgsz = self._resolve_imgsz()
-        if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
-            model.select_head(
-                nms_free_requested(cfg), max_det=max(int(cfg.max_det), 300), agnostic=bool(cfg.agnostic_nms)
-            )
-        self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
-        # end2end output (B, N, 6) needs no NMS: until the CUDA pipeline skips its NMS stage for it, run the plain path
-        if model.device.type == "cuda" and cfg.gpu_pipeline is not False and not getattr(model, "end2end", False):
-            from ultralytics.engine.gpu_pipeline import GpuPipeline
 
-            self.gpu = GpuPipeline(model, cfg)
+def rect_padding(images: list[np.ndarray], args: Any, model: AutoBackend) -> bool:
+    """Upstream's minimal "rect" letterbox: only when every image of the batch has one shape and the
+    model takes any shape."""
+    same_shapes = len({im.shape for im in images}) == 1
+    return same_shapes and bool(args.rect) and (model.pt or model.dynamic)
 
-    # ------------------------------------------------------------------ setup
-    def _resolve_imgsz(self) -> tuple[int, int]:
-        model = self.model
-        if model.imgsz and not model.dynamic:
-            wanted = self.args.imgsz
-            fixed = tuple(model.imgsz)
-            if wanted is not None and check_imgsz(wanted, model.stride) != fixed:
-                LOGGER.warning(f"WARNING this model has a fixed input size {list(fixed)}; imgsz={wanted} is ignored")
-            return fixed
-        return check_imgsz(self.args.imgsz if self.args.imgsz is not None else 640, model.stride)
 
-    # ------------------------------------------------------------------ stages
+class CpuStages:
+    """Upstream's path, stage after stage: OpenCV letterbox, the backend, `ops` NMS, Results."""
+
+    def __init__(self, model: AutoBackend, args: Any, imgsz: tuple[int, int]):
+        self.model, self.args, self.imgsz = model, args, imgsz
+
+    def timers(self) -> tuple:
+        return tuple(Profile(self.model.device) for _ in range(3))
+
     def preprocess(self, images: list[np.ndarray] | torch.Tensor) -> torch.Tensor:
         """BGR HWC uint8 images → BCHW RGB 0..1 on the model's device, in the model's dtype."""
         if isinstance(images, torch.Tensor):  # already BCHW RGB 0..1 (upstream's tensor-source convention)
             return images.to(self.model.device, self.model.dtype)
-        same_shapes = len({im.shape for im in images}) == 1
-        auto = same_shapes and bool(self.args.rect) and (self.model.pt or self.model.dynamic)
-        if self.gpu is not None:
-            return self.gpu.preprocess(images, self.imgsz, auto=auto, stride=self.model.stride)
-        letterbox = LetterBox(self.imgsz, auto=auto, stride=self.model.stride)
+        letterbox = LetterBox(self.imgsz, auto=rect_padding(images, self.args, self.model), stride=self.model.stride)
         batch = np.stack([letterbox(image=im) for im in images])
         batch = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2))  # BGR→RGB, BHWC→BCHW
         tensor = torch.from_numpy(batch).to(self.model.device)
@@ -83,15 +74,11 @@ class DetectionPredictor:
         return tensor / 255
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
-        if self.gpu is not None:
-            return self.gpu.inference(im)
         return self.model(im)
 
     def postprocess(
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
     ) -> list[Results]:
-        if self.gpu is not None:
-            return self.gpu.postprocess(preds, im, orig_imgs, paths)
         conf = self.args.conf if self.args.conf is not None else 0.25
         if getattr(self.model, "end2end", False):  # final (B, N, 6) detections: threshold only, no NMS
             dets = filter_end2end(preds, conf, _as_class_list(self.args.classes), int(self.args.max_det))
@@ -110,39 +97,107 @@ class DetectionPredictor:
             results.append(Results(orig, path=path, names=self.model.names, boxes=det))
         return results
 
+    def run(self, batches: Any, profilers: tuple) -> Iterator[tuple]:
+        """(paths, images, infos, im, results) per batch, one batch after another."""
+        for paths, images, infos in batches:
+            with profilers[0]:
+                im = self.preprocess(images)
+            with profilers[1]:
+                preds = self.inference(im)
+            with profilers[2]:
+                results = self.postprocess(preds, im, originals(images), paths)
+            yield paths, images, infos, im, results
+
+
+class DetectionPredictor:
+    """Runs one model over one source; cheap to create, one per call.
+
+    The stages (CpuStages, or on CUDA engine/gpu_pipeline.GpuStages) are chosen once here; the driver
+    runs them over the source's batches and turns their output into logged, saved, timed Results.
+    """
+
+    def __init__(
+        self,
+        cfg: IterableSimpleNamespace,
+        model: AutoBackend,
+        explicit: set[str] | None = None,
+        callbacks: dict | None = None,
+    ):
+        self.args = cfg
+        self.model = model
+        self.callbacks = callbacks if callbacks is not None else default_callbacks()  # upstream's events
+        self.batch = self.results = None  # the batch in flight, for callbacks
+        self.save_dir: Path | None = None
+        self.imgsz = resolve_imgsz(model, cfg.imgsz, explicit=explicit is None or "imgsz" in explicit)
+        if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
+            model.select_head(
+                nms_free_requested(cfg), max_det=max(int(cfg.max_det), 300), agnostic=bool(cfg.agnostic_nms)
+            )
+        self.stages: Any = CpuStages(model, cfg, self.imgsz)
+        if model.device.type == "cuda" and cfg.gpu_pipeline is not False:
+            from ultralytics.engine.gpu_pipeline import GpuStages
+
+            self.stages = GpuStages(model, cfg, self.imgsz)
+
+    @property
+    def gpu(self) -> Any:
+        """The device stages when they run (None on the CPU path); assigning None selects the CPU path."""
+        return None if isinstance(self.stages, CpuStages) else self.stages
+
+    @gpu.setter
+    def gpu(self, stages: Any) -> None:
+        self.stages = CpuStages(self.model, self.args, self.imgsz) if stages is None else stages
+
+    # ------------------------------------------------------------------ stages (validator, benchmarks)
+    def preprocess(self, images: list[np.ndarray] | torch.Tensor) -> torch.Tensor:
+        return self.stages.preprocess(images)
+
+    def inference(self, im: torch.Tensor) -> torch.Tensor:
+        return self.stages.inference(im)
+
+    def postprocess(
+        self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
+    ) -> list[Results]:
+        return self.stages.postprocess(preds, im, orig_imgs, paths)
+
     # ------------------------------------------------------------------ driver
     def __call__(self, source: Any = None, stream: bool = False) -> list[Results] | Iterator[Results]:
         gen = self.stream_inference(source)
         return gen if stream else list(gen)
 
+    def warmup(self) -> None:
+        """Upstream's warm-up before the first timed batch (once per backend): lazy CUDA/cuDNN set-up
+        stays out of the first call's Speed line."""
+        if getattr(self.model, "warmed_up", False) or self.model.device.type == "cpu":
+            return  # upstream skips the warm-up on the CPU too
+        self.model.warmup((1, 3, *self.imgsz))
+        self.model.warmed_up = True
+
     def stream_inference(self, source: Any) -> Iterator[Results]:
         args = self.args
-        batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
-        if getattr(args, "gpu_decode", False):  # issue 19 hook: decode files on the GPU (gpu/decode_source.py)
+        if isinstance(source, InferenceSource):  # already resolved (e.g. with list_as_one_batch=False)
+            batches = source
+        else:
+            batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
+        if getattr(args, "gpu_decode", False):  # issue 19: decode files on the GPU (gpu/decode_source.py)
             from ultralytics.gpu.decode_source import gpu_decoded
 
             batches = gpu_decoded(batches, self.model.device, pipeline=self.gpu is not None)
-        profilers = (Profile(self.model.device), Profile(self.model.device), Profile(self.model.device))
-        if self.gpu is not None:  # decode + upload ahead, overlap batches, time stages with CUDA events
-            profilers = self.gpu.stage_timers(3) or profilers
-            stages = self.gpu.pipelined(
-                self.gpu.prefetch(batches), profilers, self.preprocess, self.inference, _originals
-            )
-        else:
-            stages = self._run_batches(batches, profilers)
+        self.warmup()
+        profilers = self.stages.timers()
         seen = 0
         shape = None
         writers: dict[str, cv2.VideoWriter] = {}
         run_callbacks(self.callbacks, "on_predict_start", self)
         try:
-            for _paths, _images, infos, im, results in stages:
-                if self.gpu is not None:  # overlapped batches: the events of this one fire once it is done
-                    self.batch, self.results = (_paths, _images, infos), results
-                    for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
-                        run_callbacks(self.callbacks, event, self)
+            for _paths, _images, infos, im, results in self.stages.run(batches, profilers):
+                # the stages may overlap batches (CUDA): a batch's events fire once it is done
+                self.batch, self.results = (_paths, _images, infos), results
+                for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
+                    run_callbacks(self.callbacks, event, self)
                 n = len(results)
                 seen += n
-                shape = tuple(im.shape)
+                shape = tuple(im.shape[2:])
                 for i, r in enumerate(results):
                     r.speed = {
                         "preprocess": profilers[0].dt * 1e3 / n,
@@ -164,27 +219,14 @@ class DetectionPredictor:
                 w.release()
         if args.verbose and seen:
             t = tuple(p.total * 1e3 / seen for p in profilers)
+            # upstream's shape: the batch argument (at most the images seen), 3, the last input's h, w
+            shown = (min(int(args.batch or 1), seen), 3, *shape)
             LOGGER.info(
-                f"Speed: {t[0]:.1f}ms preprocess, {t[1]:.1f}ms inference, {t[2]:.1f}ms postprocess per image at shape {shape}"
+                f"Speed: {t[0]:.1f}ms preprocess, {t[1]:.1f}ms inference, {t[2]:.1f}ms postprocess per image at shape {shown}"
             )
             if self.save_dir is not None:
                 LOGGER.info(f"Results saved to {self.save_dir}")
         run_callbacks(self.callbacks, "on_predict_end", self)
-
-    def _run_batches(self, batches, profilers) -> Iterator[tuple]:
-        """The stages one batch after another: (paths, images, infos, im, results) per batch."""
-        for paths, images, infos in batches:
-            self.batch, self.results = (paths, images, infos), None
-            run_callbacks(self.callbacks, "on_predict_batch_start", self)
-            with profilers[0]:
-                im = self.preprocess(images)
-            with profilers[1]:
-                preds = self.inference(im)
-            with profilers[2]:
-                results = self.postprocess(preds, im, _originals(images), paths)
-            self.results = results
-            run_callbacks(self.callbacks, "on_predict_postprocess_end", self)
-            yield paths, images, infos, im, results
 
     # ------------------------------------------------------------------ saving
     def _ensure_save_dir(self) -> Path:
@@ -216,11 +258,21 @@ class DetectionPredictor:
             out = str(save_dir / f"{stem}.mp4")
             if out not in writers:
                 h, w = plotted.shape[:2]
-                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), 30, (w, h))
+                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), video_fps(r.path), (w, h))
             writers[out].write(plotted)
         else:
             name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
             cv2.imwrite(str(save_dir / name), plotted)
+
+
+def video_fps(path: str, default: float = 30.0) -> float:
+    """The source video's frame rate, so a saved video plays at the source's speed (30 when unknown)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    finally:
+        cap.release()
+    return float(fps) if fps and math.isfinite(fps) and fps > 0 else default
 
 
 def _frame_number(info: str) -> int:
@@ -237,12 +289,16 @@ def _as_class_list(classes: Any) -> list[int] | None:
     return [int(c) for c in classes] if isinstance(classes, list | tuple) else [int(classes)]
 
 
-def _originals(images: list[np.ndarray] | torch.Tensor) -> list[np.ndarray]:
+def originals(images: list[np.ndarray] | torch.Tensor) -> list[np.ndarray]:
     """The images Results keep: the BGR arrays as loaded, or a tensor source turned back into them."""
-    return _tensor_to_bgr(images) if isinstance(images, torch.Tensor) else images
+    return tensor_to_bgr(images) if isinstance(images, torch.Tensor) else images
 
 
-def _tensor_to_bgr(batch: torch.Tensor) -> list[np.ndarray]:
-    """BCHW RGB 0..1 tensor → list of HWC BGR uint8 arrays (the 'original images' of a tensor source)."""
-    arr = (batch.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
-    return [np.ascontiguousarray(a.transpose(1, 2, 0)[..., ::-1]) for a in arr]
+def tensor_to_bgr(batch: torch.Tensor) -> list[np.ndarray]:
+    """BCHW RGB 0..1 tensor → list of HWC BGR uint8 arrays (the 'original images' of a tensor source).
+
+    The channel flip and HWC layout are done where the tensor lives, before the one copy to the host:
+    numpy's strided transpose + flip of each image took ~2 ms per 384x640 frame on the host."""
+    arr = (batch.detach().float().clamp(0, 1) * 255).round().byte()
+    arr = arr.flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    return list(arr)

@@ -74,6 +74,15 @@ class CudaGraphRunner:
             x.record_stream(stream)
             return out
 
+    def prepare(self, x: torch.Tensor) -> None:
+        """Capture the graph for x's shape and dtype now if there is none (nothing is replayed), so
+        that a timed call does not pay the warm-up passes and the capture."""
+        if self.disabled_reason is not None:
+            return
+        with self._lock:
+            if (tuple(x.shape), x.dtype) not in self._graphs:
+                self._capture(x)
+
     def _capture(self, x: torch.Tensor) -> _Captured | None:
         """Warm up on the graph stream (cuDNN picks algorithms, lazy state settles), then capture."""
         _make_room(self._graphs, self.max_graphs, self.device)

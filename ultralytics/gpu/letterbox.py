@@ -11,16 +11,13 @@ float `F.interpolate` resize (within one grey level), kept for speed comparisons
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
 from ultralytics.data.augment import LetterboxParams, letterbox_params
 from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
 from ultralytics.gpu.letterbox_triton import try_letterbox_triton
-
-RESIZE_ENV = "ULTRALYTICS_GPU_RESIZE"  # "exact" (default, OpenCV's numbers) or "fast" (float bilinear)
+from ultralytics.utils.settings import RESIZE_ENV, settings  # noqa: F401 - RESIZE_ENV re-exported for callers
 
 PAD_VALUE = 114  # upstream's grey border
 CHUNK_ELEMENTS = 64 * 1024 * 1024  # frame elements resized per interpolate call (256 MB as float32)
@@ -91,7 +88,7 @@ def letterbox_batch(
 
 def resize_mode() -> str:
     """The requested GPU resize, from `ULTRALYTICS_GPU_RESIZE` ("exact" when unset; not validated here)."""
-    return os.environ.get(RESIZE_ENV, "exact").strip().lower()
+    return settings().gpu_resize
 
 
 def _resize(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

@@ -31,8 +31,8 @@ import torch
 from ultralytics.data.augment import LetterboxParams
 from ultralytics.gpu.cv2_linear import _build_taps, device_tables
 from ultralytics.utils import LOGGER
+from ultralytics.utils.settings import TRITON_ENV, settings  # noqa: F401 - TRITON_ENV re-exported
 
-TRITON_ENV = "ULTRALYTICS_GPU_TRITON"  # "0" keeps the torch letterbox even where Triton could run
 # The GPU tile: canvas rows and columns per program, and warps per program (benchmarks/letterbox_kernels.py)
 BLOCK_Y = 2
 BLOCK_X = 128
@@ -124,7 +124,7 @@ def triton_available() -> bool:
 
 
 def _applies(frames: Any, geometries: list[LetterboxParams], dtype: torch.dtype) -> bool:
-    if os.environ.get(TRITON_ENV, "1").strip() == "0":
+    if not settings().gpu_triton:
         return False
     from ultralytics.gpu.letterbox import resize_mode  # lazy: letterbox.py imports this module
 

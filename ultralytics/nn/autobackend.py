@@ -53,6 +53,18 @@ class AutoBackend(nn.Module):
         self.imgsz, self.batch, self.dynamic = b.imgsz, b.batch, b.dynamic
         self.fp16, self.pt, self.device = b.fp16, b.pt, b.device
         self.static_batch = b.batch if (b.batch and not b.dynamic) else 0
+        self.end2end = bool(getattr(b, "end2end", False))  # forward returns final (B, N, 6) detections
+        self.warmed_up = False  # set by the predictor after its one warm-up pass
+
+    def graph_safe(self, shape: tuple[int, ...]) -> bool:
+        """Whether a CUDA graph may replay the backend's forward at this input shape (the backend says)."""
+        b = self.backend
+        if type(b).graph_safe is not Backend.graph_safe:
+            return bool(b.graph_safe(tuple(shape)))
+        # a backend that predates graph_safe: a static engine with fixed buffers (an `input` binding) is
+        # capturable at its one input shape, as upstream captures TensorRT engines
+        fixed = getattr(getattr(b, "input", None), "shape", None)
+        return not b.dynamic and fixed is not None and tuple(fixed) == tuple(shape)
 
     @property
     def end2end(self) -> bool:

@@ -34,6 +34,12 @@ class Backend:
     def forward(self, im: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def graph_safe(self, shape: tuple[int, ...]) -> bool:
+        """Whether `forward` at this input shape may be captured once and replayed as a CUDA graph: pure
+        device work on the current stream, into buffers that stay valid for that shape. False unless a
+        backend knows better (PyTorch: any shape; a static TensorRT engine: its one input shape)."""
+        return False
+
     def __call__(self, im: torch.Tensor) -> torch.Tensor:
         return self.forward(im)
 

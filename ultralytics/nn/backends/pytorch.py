@@ -82,3 +82,7 @@ class PyTorchBackend(Backend):
     def forward(self, im: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.model(im)
+
+    def graph_safe(self, shape: tuple[int, ...]) -> bool:
+        """Pure tensor work on the current stream: capturable at any shape."""
+        return True
