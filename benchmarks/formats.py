@@ -17,8 +17,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ultralytics.engine.benchmarks import PRECISIONS, format_table, run_benchmark  # noqa: E402
 from ultralytics.utils import LOGGER  # noqa: E402
-from ultralytics.utils.benchmarks import PRECISIONS, format_table, run_benchmark  # noqa: E402
 
 SHARED = Path(os.environ.get("ULTRALYTICS_SHARED", REPO.parent / "shared"))
 

@@ -1,5 +1,5 @@
 """`python -m ultralytics ...` runs the `yolo` command (useful where the console script is not on PATH)."""
 
-from ultralytics.cfg import entrypoint
+from ultralytics.engine.cli import entrypoint
 
 entrypoint()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ultralytics.engine import benchmarks
 from ultralytics.engine.model import YOLO
 from ultralytics.nn.autobackend import BACKENDS
-from ultralytics.utils import benchmarks
 
 
 def find_format(name: str):

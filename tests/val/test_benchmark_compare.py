@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from tests.conftest import MODELS, SHAPES
-from ultralytics.utils.benchmarks import format_table, run_benchmark
-from ultralytics.utils.compare import compare_models, matched_detections
+from ultralytics.engine.benchmarks import format_table, run_benchmark
+from ultralytics.engine.compare import compare_models, matched_detections
 
 SHAPES_PT = MODELS / "shapes_yolov8n.pt"
 

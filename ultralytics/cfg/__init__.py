@@ -1,4 +1,5 @@
-"""Configuration: merge user overrides over default.yaml, validate them, and run the `yolo` CLI.
+"""Configuration: merge user overrides over default.yaml, validate them, and run the `yolo` CLI
+(whose dispatcher, which needs `YOLO`, is `engine/cli.py`).
 
 Validation happens here, once, so every mode can trust its arguments: an unknown key names the
 closest valid one, a value of the wrong kind says which kind was expected, and upstream keys that do
@@ -8,8 +9,7 @@ nothing in a deployment package (training, tracking) say so in one line instead 
 from __future__ import annotations
 
 import difflib
-import sys
-import traceback
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -346,23 +346,6 @@ def _wants_traceback(argv: list[str]) -> bool:
     return any(a.replace(" ", "").lower() in ("verbose=true", "verbose=1", "verbose") for a in joined)
 
 
-def entrypoint(argv: list[str] | None = None) -> None:
-    """The `yolo` command: exit status 0 on success; one line on stderr and a non-zero status on failure."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        code = run_cli(argv)
-    except KeyboardInterrupt:
-        print("Interrupted (Ctrl-C): nothing was overwritten", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Exception as e:
-        if _wants_traceback(argv):
-            traceback.print_exc()
-        print(f"Error: {one_line(e)}", file=sys.stderr)
-        raise SystemExit(2 if isinstance(e, EXPECTED_ERRORS) else 1) from None
-    if code:
-        raise SystemExit(code)
-
-
 def one_line(e: BaseException) -> str:
     """An error as one line: short multi-line messages joined, long ones cut with a pointer to the rest."""
     lines = [line.strip() for line in (str(e).strip() or type(e).__name__).splitlines() if line.strip()]
@@ -374,92 +357,17 @@ def one_line(e: BaseException) -> str:
     return text
 
 
-def run_cli(argv: list[str]) -> int:
-    """Parse and run one command; returns the exit status (errors are raised)."""
-    from ultralytics.cfg import commands
-
-    if argv[:2] == ["checks", "tensorrt"]:  # its own arguments, parsed by the check itself
-        return commands.tensorrt_check(argv[2:])
-    if argv[:1] in (["settings"], ["--settings"]):  # `yolo settings reset` etc.: answered by the command
-        return commands.settings(argv[1:])
-    mode, overrides = parse_cli(argv)
-    if overrides.get("cfg"):  # cfg=my.yaml: its keys first, the command line's on top (upstream's order)
-        overrides = {**load_cfg_file(overrides.pop("cfg")), **overrides}
-    if mode is None and overrides:  # `yolo model=x.pt source=y`, or a cfg yaml that names its mode
-        if overrides.get("mode"):
-            mode = str(overrides["mode"])
-        else:
-            mode = str(DEFAULT_CFG_DICT["mode"])
-            LOGGER.warning(f"WARNING 'mode' argument is missing; using mode={mode} (modes: {', '.join(MODES)})")
-        if mode not in MODES:
-            raise ConfigError(f"'mode={mode}' is not a mode; use one of {', '.join(MODES)}")
-    overrides.pop("mode", None)
-    if mode in (None, "help", "-h", "--help"):
-        print(HELP)
-        return 0
-    if mode == "version":
-        return commands.version()
-    if mode == "checks":
-        return commands.checks()
-    if mode == "settings":
-        return commands.settings([a for a in argv if a not in ("settings", "--settings")])
-    if mode == "cfg":
-        return commands.show_cfg()
-    if mode == "copy-cfg":
-        return commands.copy_cfg()
-    check_cfg(dict(overrides))
-    _run_mode(mode, overrides)
-    return 0
-
-
-def default_model(mode: str = "predict") -> str:
-    """The bundled shapes model; for export a copy in the current folder, so the exports land there
-    (as upstream's downloaded default model does) and never inside the installed package."""
-    bundled = ASSETS / "shapes_yolov8n.pt"
-    if mode != "export":
-        return str(bundled)
-    local = Path.cwd() / bundled.name
-    if not local.exists():
-        from ultralytics.utils.atomic_file import atomic_copy
-
-        atomic_copy(bundled, local)
-    LOGGER.warning(f"WARNING model is missing: exporting the bundled shapes model from ./{local.name}")
-    return str(local)
-
-
-def _run_mode(mode: str, overrides: dict[str, Any]) -> None:
-    from ultralytics import YOLO
-
-    model_path = overrides.pop("model", None) or default_model(mode)
-    overrides.pop("task", None)
-    model = YOLO(model_path)
-    if mode == "predict":
-        overrides.setdefault("save", True)  # the CLI saves annotated images by default, like upstream
-        if overrides.get("source") is None:
-            overrides["source"] = str(ASSETS)
-            LOGGER.warning(f"WARNING source is missing, using the bundled images in {ASSETS}")
-        model.predict(**overrides)
-    elif mode == "export":
-        model.export(**overrides)
-    elif mode == "val":
-        model.val(**overrides)
-    elif mode == "benchmark":
-        model.benchmark(**overrides)
-    elif mode == "compare":
-        other = overrides.pop("other", None)
-        if not other:
-            raise ConfigError(
-                "compare needs other=<second model>, e.g. yolo compare model=a.pt other=a.onnx source=img/"
-            )
-        model.compare(other, **overrides)
-    else:
-        raise ConfigError(f"unknown mode '{mode}'")
-
-
 def cfg_path(name: str) -> Path:
     """Where a bundled yaml lives (model architectures)."""
     return Path(__file__).parent / name
 
 
-if __name__ == "__main__":
-    entrypoint()
+# The `yolo` dispatcher needs `YOLO`, so it lives above the engine (engine/cli.py); upstream's paths
+# (`ultralytics.cfg:entrypoint`, the console script of older installs) still resolve, lazily.
+_CLI_NAMES = ("entrypoint", "run_cli", "default_model")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLI_NAMES:
+        return getattr(importlib.import_module("ultralytics.engine.cli"), name)
+    raise AttributeError(f"module 'ultralytics.cfg' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import importlib
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -23,12 +23,19 @@ from ultralytics.utils.formats import check_export_args, find_format
 from ultralytics.utils.ops import nms_free_requested
 from ultralytics.utils.torch_utils import select_device
 
-if TYPE_CHECKING:
-    from ultralytics.engine.model import YOLO
+
+def export_file(weights: str | Path, overrides: dict[str, Any]) -> str:
+    """Export a .pt checkpoint by path (what `yolo benchmark` does per row), without building a `YOLO`."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(Path(weights))
+    defaults = {"batch": 1, "data": None, "device": None, "verbose": False}
+    return export(model, weights, get_cfg({**defaults, **overrides, "mode": "export"}))
 
 
-def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
-    """Write `<weights stem>.<suffix>` next to the weights and return its path.
+def export(model: torch.nn.Module, weights: str | Path, args: IterableSimpleNamespace) -> str:
+    """Write `<weights stem>.<suffix>` next to `weights` (the checkpoint `model` came from) and return its path.
 
     Every cheap check (format, arguments, precision, the destination folder) runs before the slow
     work (calibration, builds), so a bad call fails in a second with one line.
@@ -54,13 +61,13 @@ def export(yolo: YOLO, args: IterableSimpleNamespace) -> str:
                 "drop builder= for an ONNX export, or pass format=engine"
             )
     check_export_args(spec, _changed_args(args))
-    weights = Path(yolo.ckpt_path)
+    weights = Path(weights)
     target = weights.with_suffix(spec.suffix)
     check_writable_folder(target.parent, f"the {spec.title} export")
     if args.dynamic and int(args.batch or 1) == 1 and fmt == "engine":
         LOGGER.warning("WARNING dynamic=True with batch=1: the engine's maximum batch will be 1; pass batch=N for more")
     device = _export_device(args.device, fmt)
-    model = copy.deepcopy(yolo.model).to(device).eval()
+    model = copy.deepcopy(model).to(device).eval()
     if hasattr(model, "select_head"):  # YOLO26: nms=False / end2end=True exports the NMS-free (B, max_det, 6) head
         model.select_head(nms_free_requested(args), max_det=int(args.max_det or 300), agnostic=bool(args.agnostic_nms))
     for p in model.parameters():

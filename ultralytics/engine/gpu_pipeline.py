@@ -128,7 +128,7 @@ class GpuStages:
     """
 
     def __init__(self, model: Any, args: Any, imgsz: tuple[int, int] | None = None, use_graphs: bool = True):
-        from ultralytics.engine.predictor import resolve_imgsz
+        from ultralytics.data.augment import resolve_imgsz
 
         self.model, self.args = model, args
         self.imgsz = imgsz if imgsz is not None else resolve_imgsz(model, args.imgsz, explicit=False)
@@ -212,7 +212,7 @@ class GpuStages:
         auto = getattr(images, "auto", None)
         if auto is not None:
             return auto
-        from ultralytics.engine.predictor import rect_padding
+        from ultralytics.data.augment import rect_padding
 
         return rect_padding(images, self.args, self.model)
 
@@ -305,7 +305,7 @@ class GpuStages:
         single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
         parts = chunked(source, size, self._rect)
         batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
-        from ultralytics.engine.predictor import originals
+        from ultralytics.data.augment import originals
 
         return self.pipelined(batches, profilers, self.preprocess, self.inference, originals)
 

@@ -269,7 +269,7 @@ class YOLO:
         args = self._args({"batch": 1, "data": None, "device": None, "verbose": False}, kwargs, "export")
         run = types.SimpleNamespace(args=args, model=self.model, file=None)
         run_callbacks(self.callbacks, "on_export_start", run)
-        run.file = export(self, args)
+        run.file = export(self.model, self.ckpt_path, args)
         run_callbacks(self.callbacks, "on_export_end", run)
         return run.file
 
@@ -288,14 +288,14 @@ class YOLO:
 
     def benchmark(self, **kwargs):
         """Accuracy and speed of every format available on this machine, in one table."""
-        from ultralytics.utils.benchmarks import run_benchmark
+        from ultralytics.engine.benchmarks import run_benchmark
 
         args = self._args({"verbose": False}, kwargs, "benchmark")
         return run_benchmark(self, args)
 
     def compare(self, other: str | Path, **kwargs):
         """Raw-output differences and matched detections between this model and another."""
-        from ultralytics.utils.compare import compare_models
+        from ultralytics.engine.compare import compare_models
 
         args = self._args({"conf": 0.25}, kwargs, "compare")
         return compare_models(self, other, args)

@@ -15,7 +15,15 @@ import cv2
 import numpy as np
 import torch
 
-from ultralytics.data.augment import LetterBox
+from ultralytics.data.augment import (  # noqa: F401 - check_imgsz/resolve_imgsz/tensor_to_bgr: their old home
+    LetterBox,
+    check_imgsz,
+    images_to_tensor,
+    originals,
+    rect_padding,
+    resolve_imgsz,
+    tensor_to_bgr,
+)
 from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
@@ -23,34 +31,6 @@ from ultralytics.utils import LOGGER, IterableSimpleNamespace
 from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
-
-
-def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[int, int]:
-    """[h, w] rounded up to multiples of the stride, with a warning when that changes it (as upstream)."""
-    hw = [imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz) * (2 if len(imgsz) == 1 else 1)
-    fixed = [max(math.ceil(int(v) / stride) * stride, stride) for v in hw]
-    if fixed != hw:
-        LOGGER.warning(f"WARNING imgsz={list(hw)} must be a multiple of max stride {stride}, updating to {fixed}")
-    return fixed[0], fixed[1]
-
-
-def resolve_imgsz(model: AutoBackend, imgsz: Any, explicit: bool = True) -> tuple[int, int]:
-    """The network input size: a static model's own (warning only when the caller asked for another),
-    else the requested size (640 when none) rounded to the stride. A dynamic ONNX exported at 320 thus
-    predicts at 640 unless told, as upstream does."""
-    if model.imgsz and not model.dynamic:
-        fixed = tuple(model.imgsz)
-        if explicit and imgsz is not None and check_imgsz(imgsz, model.stride) != fixed:
-            LOGGER.warning(f"WARNING this model has a fixed input size {list(fixed)}; imgsz={imgsz} is ignored")
-        return fixed
-    return check_imgsz(imgsz if imgsz is not None else 640, model.stride)
-
-
-def rect_padding(images: list[np.ndarray], args: Any, model: AutoBackend) -> bool:
-    """Upstream's minimal "rect" letterbox: only when every image of the batch has one shape and the
-    model takes any shape."""
-    same_shapes = len({im.shape for im in images}) == 1
-    return same_shapes and bool(args.rect) and (model.pt or model.dynamic)
 
 
 class CpuStages:
@@ -67,11 +47,7 @@ class CpuStages:
         if isinstance(images, torch.Tensor):  # already BCHW RGB 0..1 (upstream's tensor-source convention)
             return images.to(self.model.device, self.model.dtype)
         letterbox = LetterBox(self.imgsz, auto=rect_padding(images, self.args, self.model), stride=self.model.stride)
-        batch = np.stack([letterbox(image=im) for im in images])
-        batch = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2))  # BGR→RGB, BHWC→BCHW
-        tensor = torch.from_numpy(batch).to(self.model.device)
-        tensor = tensor.half() if self.model.fp16 else tensor.float()
-        return tensor / 255
+        return images_to_tensor([letterbox(image=im) for im in images], self.model.device, self.model.fp16)
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
         return self.model(im)
@@ -287,18 +263,3 @@ def _as_class_list(classes: Any) -> list[int] | None:
     if classes is None:
         return None
     return [int(c) for c in classes] if isinstance(classes, list | tuple) else [int(classes)]
-
-
-def originals(images: list[np.ndarray] | torch.Tensor) -> list[np.ndarray]:
-    """The images Results keep: the BGR arrays as loaded, or a tensor source turned back into them."""
-    return tensor_to_bgr(images) if isinstance(images, torch.Tensor) else images
-
-
-def tensor_to_bgr(batch: torch.Tensor) -> list[np.ndarray]:
-    """BCHW RGB 0..1 tensor → list of HWC BGR uint8 arrays (the 'original images' of a tensor source).
-
-    The channel flip and HWC layout are done where the tensor lives, before the one copy to the host:
-    numpy's strided transpose + flip of each image took ~2 ms per 384x640 frame on the host."""
-    arr = (batch.detach().float().clamp(0, 1) * 255).round().byte()
-    arr = arr.flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    return list(arr)

@@ -126,9 +126,7 @@ def triton_available() -> bool:
 def _applies(frames: Any, geometries: list[LetterboxParams], dtype: torch.dtype) -> bool:
     if not settings().gpu_triton:
         return False
-    from ultralytics.gpu.letterbox import resize_mode  # lazy: letterbox.py imports this module
-
-    if resize_mode() != "exact":
+    if settings().gpu_resize != "exact":
         return False  # "fast" asks for the float resize; anything else is letterbox.py's error to raise
     if not isinstance(frames, torch.Tensor) or not geometries or dtype not in OUTPUT_DTYPES:
         return False

@@ -58,7 +58,7 @@ def run_benchmark(
     precisions: list[int] | tuple[int, ...] | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    """Benchmark `model` (a YOLO or a .pt path); prints the table, writes benchmark.csv/.json, returns the rows.
+    """Benchmark `model` (a YOLO or a .pt path; only its path is used); prints the table, writes benchmark.csv/.json, returns the rows.
 
     Config keys (in `cfg` or as keywords): data (required), imgsz, device, split (val split), project,
     name, verbose. `format=` (onnx/engine/pt) limits the formats and `quantize=`/`half=`/`int8=` the
@@ -188,12 +188,12 @@ def _benchmark_one(weights: Path, fmt, precision, args, device, imgsz, save_dir:
     if reason:
         row.update(status="skipped", reason=reason)
         return row
-    from ultralytics.engine.model import YOLO
+    from ultralytics.engine.exporter import export_file
     from ultralytics.engine.validator import DetectionValidator
 
     try:
         if fmt == "pt":
-            target: Any = YOLO(weights)
+            target: Any = weights
             file = weights
         else:
             folder = save_dir / f"{fmt}-{PRECISION_NAMES[precision].lower()}"
@@ -208,7 +208,7 @@ def _benchmark_one(weights: Path, fmt, precision, args, device, imgsz, save_dir:
             if precision == 8:
                 export_args.update(int8=True, data=args.data, split=calib_split)
             t0 = time.time()
-            file = Path(YOLO(copy).export(**export_args))
+            file = Path(export_file(copy, export_args))
             copy.unlink(missing_ok=True)
             LOGGER.info(f"exported {file.name} in {time.time() - t0:.1f}s")
             target = file
