@@ -135,3 +135,29 @@ def test_yolo26_end2end_engine(trt, models, onnx_files, tmp_path, images):
         assert n > 0 and int((out[:, 4] > 0.05).sum()) == n
         torch.testing.assert_close(out[:n, :5], ref[:n, :5], rtol=1e-4, atol=1e-3)
         torch.testing.assert_close(out[:n, 5], ref[:n, 5])
+
+
+@pytest.mark.parametrize(("name", "builder"), [("shapes_yolo11n", "onnx"), ("shapes_yolo26n", "network")])
+def test_nms_engines_equal_the_normal_path(install_tensorrt_standin, models, onnx_files, tmp_path, images, name,
+                                           builder):  # fmt: skip
+    """nms=True (INMSLayer) for the new families: YOLO11 through the parser, YOLO26's one-to-many head
+    through add_nms."""
+    import onnx
+
+    from tests.nms.conftest import assert_same_detections, normal_path
+    from ultralytics.cfg import get_cfg, resolve_precision
+    from ultralytics.export.nms import NmsSettings, append_nms
+    from ultralytics.export.tensorrt import export_engine
+
+    install_tensorrt_standin("11.4.0.106")
+    cfg = get_cfg({"format": "engine", "imgsz": list(IMGSZ), "verbose": False, "nms": True, "builder": builder})
+    cfg.precision = resolve_precision(cfg.half, cfg.int8, cfg.quantize)
+    onnx_file = None
+    if builder == "onnx":
+        onnx_file = tmp_path / "nms.onnx"
+        onnx.save(append_nms(onnx.load(onnx_files(name, "fp32")), NmsSettings()), str(onnx_file))
+    b = backend(export_engine(models[name], tmp_path / f"{name}.engine", cfg, onnx_file=onnx_file))
+    assert b.end2end
+    for image in images.split(1):
+        expected = normal_path(torch_raw(models[name], image))
+        assert_same_detections(b.forward(image).clone(), expected, box_tol=1e-3, score_tol=1e-4)
