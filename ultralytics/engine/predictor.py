@@ -46,7 +46,8 @@ class DetectionPredictor:
                 nms_free_requested(cfg), max_det=max(int(cfg.max_det), 300), agnostic=bool(cfg.agnostic_nms)
             )
         self.gpu = None  # CUDA fast path (engine/gpu_pipeline.py): device letterbox, CUDA graphs, batched NMS
-        if model.device.type == "cuda" and cfg.gpu_pipeline is not False:
+        # end2end output (B, N, 6) needs no NMS: until the CUDA pipeline skips its NMS stage for it, run the plain path
+        if model.device.type == "cuda" and cfg.gpu_pipeline is not False and not getattr(model, "end2end", False):
             from ultralytics.engine.gpu_pipeline import GpuPipeline
 
             self.gpu = GpuPipeline(model, cfg)

@@ -262,7 +262,7 @@ def filter_end2end(
         raise ValueError(f"conf_thres must be within 0..1, got {conf_thres}")
     if isinstance(prediction, list | tuple):
         prediction = prediction[0]
-    if prediction.ndim != 3 or prediction.shape[-1] < 6:
+    if prediction.ndim != 3 or prediction.shape[-1] != 6:
         raise ValueError(
             f"end-to-end detections must be (batch, boxes, 6) x1,y1,x2,y2,score,class; got {tuple(prediction.shape)}"
         )
