@@ -1,4 +1,4 @@
-"""Build the YOLOv8 detection network layer by layer with TensorRT's network definition API.
+"""Build YOLOv8, YOLO11 and YOLO26 detection networks layer by layer with TensorRT's network definition API.
 
 This is the route without ONNX: the weights of a loaded `DetectionModel` go straight into `add_*`
 layers. It exists for installs where the ONNX parser is unavailable or misbehaves, and so that the
@@ -14,9 +14,13 @@ Tricks that keep the graph free of batch-dependent slices:
 - C2f's `split` is done by two 1x1 convolutions carrying the two halves of `cv1`'s weights.
 - The head keeps box and class branches apart (they are separate in the model anyway) instead of
   concatenating and splitting them.
-- DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins; the box
-  decoding (left, top, right, bottom) -> (cx, cy, w, h) is one constant 4x4 matrix multiply plus the
-  anchor centres, then a multiply by the level's stride (each level is decoded before the concat).
+- C2PSA's split likewise; attention's qkv conv is three convolutions (q, k, v rows), then matmul +
+  softmax, and reshapes back to the input's run-time shape through a shape tensor.
+- DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins (none for YOLO26's
+  reg_max 1); the box decoding (left, top, right, bottom) -> (cx, cy, w, h) (or corners for YOLO26's
+  one-to-one head) is one constant 4x4 matrix multiply plus the anchor centres, then a multiply by the
+  level's stride (each level is decoded before the concat).
+- `nms=True` appends `NmsWriter` (INMSLayer); YOLO26's one-to-one head ends in `top_k` (TopK + gathers).
 
 Precision (`network_dtypes`): FP32; FP16 through `BuilderFlag.FP16` where TensorRT is weakly typed
 (<= 10.x: FP32 weights, FP16 inputs/outputs through casts at the edges); on 11.x, always strongly
