@@ -99,3 +99,24 @@ def test_yolo26_one_to_one_head_refuses_dynamic_sizes(install_tensorrt_standin, 
     network = trt.Builder(trt.Logger(trt.Logger.WARNING)).create_network(network_flags(trt))
     with pytest.raises(NetworkBuildError, match="fixed image size"):
         populate_network(trt, network, model, imgsz=(320, 320), batch=1, dynamic=True, max_imgsz=(640, 640))
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "11.4.0.106"])  # FP16 flag (weak typing) / FP16 weights (strong)
+def test_fp16_export_through_yolo(install_tensorrt_standin, version, tmp_path):
+    """The user path: YOLO("yolo11n.pt").export(format="engine", builder="network", half=True)."""
+    import shutil
+
+    from ultralytics import YOLO
+    from ultralytics.nn.backends.tensorrt import TensorRTBackend
+
+    install_tensorrt_standin(version)
+    weights = tmp_path / "shapes_yolo11n.pt"
+    shutil.copy(MODELS / "shapes_yolo11n.pt", weights)
+    engine = YOLO(weights).export(format="engine", builder="network", half=True, imgsz=160, device="cpu", verbose=False)
+    backend = TensorRTBackend(engine, device=torch.device("cpu"))
+    assert backend.fp16 and backend.output.dtype == torch.float16
+    images = torch.from_numpy(shapes_images(1, (160, 160)))
+    out = backend.forward(images.half()).float()
+    with torch.no_grad():
+        ref = load_checkpoint(weights)[0].float().eval()(images)
+    assert (out[:, :4] - ref[:, :4]).abs().max() < 2.0 and (out[:, 4:] - ref[:, 4:]).abs().max() < 5e-3
