@@ -8,7 +8,7 @@ import onnx
 import pytest
 import torch
 
-from tests.nms.conftest import IMGSZ, assert_same_detections, normal_path
+from tests.nms.conftest import IMAGES, IMGSZ, assert_same_detections, normal_path
 
 
 def run(path, batch: torch.Tensor) -> torch.Tensor:
@@ -35,6 +35,12 @@ def test_yolo_export_nms_equals_normal_path_and_records_upstream_metadata(shapes
     assert_same_detections(run(path, batch), normal_path(raw), box_tol=1e-3, score_tol=1e-5)
     tiny = run(path, torch.rand(2, 3, 64, 64))  # fewer (box, class) pairs than max_det: still (B, 300, 6)
     assert tiny.shape == (2, 300, 6)
+    # the user path: predict on the export gives the .pt's results (the predictor runs no second NMS)
+    sources = [str(p) for p in IMAGES]
+    for ours, theirs in zip(YOLO(path).predict(sources, imgsz=IMGSZ, rect=False, verbose=False),
+                            YOLO(weights).predict(sources, imgsz=IMGSZ, rect=False, verbose=False)):  # fmt: skip
+        assert len(theirs.boxes) > 0
+        torch.testing.assert_close(ours.boxes.data, theirs.boxes.data, atol=1e-3, rtol=0)
 
 
 def test_agnostic_low_conf_and_small_max_det(graph_with_nms, batch, raw):

@@ -167,10 +167,12 @@ class DetectionPredictor:
         run_callbacks(self.callbacks, "on_predict_start", self)
         try:
             for _paths, _images, infos, im, results in self.stages.run(batches, profilers):
-                # the stages may overlap batches (CUDA): a batch's events fire once it is done
-                self.batch, self.results = (_paths, _images, infos), results
-                for event in ("on_predict_batch_start", "on_predict_postprocess_end"):
-                    run_callbacks(self.callbacks, event, self)
+                # the stages may overlap batches (CUDA): a batch's events fire once it is done, in
+                # upstream's order and with what upstream's callbacks see (no Results at batch start)
+                self.batch, self.results = (_paths, _images, infos), None
+                run_callbacks(self.callbacks, "on_predict_batch_start", self)
+                self.results = results
+                run_callbacks(self.callbacks, "on_predict_postprocess_end", self)
                 n = len(results)
                 seen += n
                 shape = tuple(im.shape[2:])

@@ -53,7 +53,6 @@ class AutoBackend(nn.Module):
         self.imgsz, self.batch, self.dynamic = b.imgsz, b.batch, b.dynamic
         self.fp16, self.pt, self.device = b.fp16, b.pt, b.device
         self.static_batch = b.batch if (b.batch and not b.dynamic) else 0
-        self.end2end = bool(getattr(b, "end2end", False))  # forward returns final (B, N, 6) detections
         self.warmed_up = False  # set by the predictor after its one warm-up pass
 
     def graph_safe(self, shape: tuple[int, ...]) -> bool:

@@ -1,4 +1,4 @@
-"""Build the YOLOv8 detection network layer by layer with TensorRT's network definition API.
+"""Build YOLOv8, YOLO11 and YOLO26 detection networks layer by layer with TensorRT's network definition API.
 
 This is the route without ONNX: the weights of a loaded `DetectionModel` go straight into `add_*`
 layers. It exists for installs where the ONNX parser is unavailable or misbehaves, and so that the
@@ -14,9 +14,13 @@ Tricks that keep the graph free of batch-dependent slices:
 - C2f's `split` is done by two 1x1 convolutions carrying the two halves of `cv1`'s weights.
 - The head keeps box and class branches apart (they are separate in the model anyway) instead of
   concatenating and splitting them.
-- DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins; the box
-  decoding (left, top, right, bottom) -> (cx, cy, w, h) is one constant 4x4 matrix multiply plus the
-  anchor centres, then a multiply by the level's stride (each level is decoded before the concat).
+- C2PSA's split likewise; attention's qkv conv is three convolutions (q, k, v rows), then matmul +
+  softmax, and reshapes back to the input's run-time shape through a shape tensor.
+- DFL is softmax over the 16 bins times a constant 0..15 vector, summed over the bins (none for YOLO26's
+  reg_max 1); the box decoding (left, top, right, bottom) -> (cx, cy, w, h) (or corners for YOLO26's
+  one-to-one head) is one constant 4x4 matrix multiply plus the anchor centres, then a multiply by the
+  level's stride (each level is decoded before the concat).
+- `nms=True` appends `NmsWriter` (INMSLayer); YOLO26's one-to-one head ends in `top_k` (TopK + gathers).
 
 Precision (`network_dtypes`): FP32; FP16 through `BuilderFlag.FP16` where TensorRT is weakly typed
 (<= 10.x: FP32 weights, FP16 inputs/outputs through casts at the edges); on 11.x, always strongly
@@ -36,8 +40,9 @@ from ultralytics.export.onnx import INPUT_NAME, OUTPUT_NAME  # the same tensor n
 from ultralytics.nn.modules.conv import fuse_conv_and_bn
 from ultralytics.trt.network import always_strongly_typed
 
-# The YOLOv8 detection modules this route can express (by class name, as in the model's yaml).
-SUPPORTED_LAYERS = frozenset({"Conv", "C2f", "SPPF", "Upsample", "Concat", "Detect"})
+# The detection modules this route can express (by class name, as in the model's yaml): YOLOv8's, plus
+# YOLO11's and YOLO26's (C3k2 with Bottleneck / C3k / PSABlock inside, C2PSA, DWConv inside the heads).
+SUPPORTED_LAYERS = frozenset({"Conv", "DWConv", "C2f", "C3k2", "C2PSA", "SPPF", "Upsample", "Concat", "Detect"})
 
 
 class NetworkBuildError(RuntimeError):
@@ -57,16 +62,19 @@ def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 # (x, y, w, h) @ M -> (x1, y1, x2, y2) for the NMS: x1 = x - w / 2 (the multiplies by 0.5 are exact).
 XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
+# (l, t, r, b) -> (x1 - px, y1 - py, x2 - px, y2 - py): YOLO26's one-to-one head outputs corners.
+LTRB_TO_XYXY = np.diag([-1, -1, 1, 1]).astype(np.float32)
 # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
 LTRB_TO_XYWH = np.array([[-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5], [1, 0, 1, 0], [0, 1, 0, 1]], np.float32)
 
 
-def centre_grid(h: int, w: int) -> np.ndarray:
+def centre_grid(h: int, w: int, corners: bool = False) -> np.ndarray:
     """Cell centres of an h x w feature map in grid units, (1, 4, h, w): rows x, y and two zero rows
-    (added to the decoded (x, y, w, h), the zeros leave w and h alone)."""
+    (added to the decoded (x, y, w, h), the zeros leave w and h alone); `corners`: rows x, y, x, y
+    (added to the (-l, -t, r, b) offsets of corner boxes)."""
     ys, xs = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-    zeros = np.zeros_like(xs)
-    return np.stack((xs, ys, zeros, zeros), 0)[None].astype(np.float32)
+    rest = (xs, ys) if corners else (np.zeros_like(xs), np.zeros_like(xs))
+    return np.stack((xs, ys, *rest), 0)[None].astype(np.float32)
 
 
 class YoloNetworkWriter:
@@ -126,7 +134,7 @@ class YoloNetworkWriter:
         return layer.get_output(0)
 
     # ---------------------------------------------------------------- YOLOv8 modules
-    def conv_block(self, module: nn.Module, x, *, out_slice: slice | None = None):
+    def conv_block(self, module: nn.Module, x, *, out_slice: slice | np.ndarray | None = None):
         """`Conv` (conv + folded BN + SiLU/identity); `out_slice` keeps only some output channels."""
         weight, bias = folded_conv(module)
         if out_slice is not None:
@@ -167,14 +175,81 @@ class YoloNetworkWriter:
         return self.add(x, y) if module.add else y
 
     def c2f(self, module: nn.Module, x):
+        """C2f, and YOLO11/YOLO26's C3k2 (the same, with C3k or Bottleneck + PSABlock blocks inside)."""
         c = module.c
         parts = [
             self.conv_block(module.cv1, x, out_slice=slice(0, c)),
             self.conv_block(module.cv1, x, out_slice=slice(c, 2 * c)),
         ]
         for block in module.m:
-            parts.append(self.bottleneck(block, parts[-1]))
+            parts.append(self.inner_block(block, parts[-1]))
         return self.conv_block(module.cv2, self.concat(parts, 1))
+
+    def inner_block(self, block: nn.Module, x):
+        """One block inside C2f/C3k2/C3k/C2PSA, by class name."""
+        name = type(block).__name__
+        if name == "Bottleneck":
+            return self.bottleneck(block, x)
+        if name in ("C3", "C3k"):
+            return self.c3(block, x)
+        if name == "PSABlock":
+            return self.psa_block(block, x)
+        if isinstance(block, nn.Sequential):
+            for sub in block:
+                x = self.inner_block(sub, x)
+            return x
+        raise NetworkBuildError(f"block {name} has no network-API equivalent here; export with builder='onnx'")
+
+    def c3(self, module: nn.Module, x):
+        """C3/C3k: a Bottleneck chain on one 1x1 branch, concatenated with the other, mixed by cv3."""
+        y = self.conv_block(module.cv1, x)
+        for block in module.m:
+            y = self.inner_block(block, y)
+        return self.conv_block(module.cv3, self.concat([y, self.conv_block(module.cv2, x)], 1))
+
+    def c2psa(self, module: nn.Module, x):
+        """C2PSA: cv1's two halves as two convolutions (as C2f's split), PSABlocks on the second."""
+        c = module.c
+        a = self.conv_block(module.cv1, x, out_slice=slice(0, c))
+        b = self.conv_block(module.cv1, x, out_slice=slice(c, 2 * c))
+        for block in module.m:
+            b = self.psa_block(block, b)
+        return self.conv_block(module.cv2, self.concat([a, b], 1))
+
+    def psa_block(self, module: nn.Module, x):
+        x = self.add(x, self.attention(module.attn, x)) if module.add else self.attention(module.attn, x)
+        y = x
+        for sub in module.ffn:
+            y = self.conv_block(sub, y)
+        return self.add(x, y) if module.add else y
+
+    def attention(self, module: nn.Module, x):
+        """Multi-head self-attention as matmul + softmax layers.
+
+        The qkv conv is split into three convolutions by output channel (qkv's channels are, per head,
+        key_dim q rows, key_dim k rows, head_dim v rows), so no batch- or size-dependent slice is needed;
+        the v conv's output already is v laid out as the (B, C, H, W) map the positional conv reads.
+        """
+        heads, kd, hd = int(module.num_heads), int(module.key_dim), int(module.head_dim)
+        per_head = 2 * kd + hd
+        rows = [np.arange(h * per_head, (h + 1) * per_head) for h in range(heads)]
+        pick = {
+            "q": np.concatenate([r[:kd] for r in rows]),
+            "k": np.concatenate([r[kd : 2 * kd] for r in rows]),
+            "v": np.concatenate([r[2 * kd :] for r in rows]),
+        }
+        q, k, v = (self.conv_block(module.qkv, x, out_slice=pick[name]) for name in ("q", "k", "v"))
+        scale = self.constant(np.full((1, 1, 1, 1), float(module.scale), np.float32))
+        q = self.network.add_elementwise(self.reshape(q, (0, heads, kd, -1)), scale, self.trt.ElementWiseOperation.PROD)
+        keys, values = self.reshape(k, (0, heads, kd, -1)), self.reshape(v, (0, heads, hd, -1))
+        mm = self.trt.MatrixOperation
+        scores = self.network.add_matrix_multiply(q.get_output(0), mm.TRANSPOSE, keys, mm.NONE)  # (B, h, N, N)
+        weights = self.network.add_softmax(scores.get_output(0))
+        weights.axes = 1 << 3
+        attended = self.network.add_matrix_multiply(values, mm.NONE, weights.get_output(0), mm.TRANSPOSE)
+        as_map = self.network.add_shuffle(attended.get_output(0))  # (B, h, hd, N) -> x's (B, C, H, W)
+        as_map.set_input(1, self.network.add_shape(x).get_output(0))
+        return self.conv_block(module.proj, self.add(as_map.get_output(0), self.conv_block(module.pe, v)))
 
     def sppf(self, module: nn.Module, x):
         pool = module.m
@@ -198,9 +273,13 @@ class YoloNetworkWriter:
         return layer.get_output(0)
 
     def branch(self, seq: nn.Module, x):
-        """One of Detect's per-level branches: Conv, Conv, then a plain Conv2d."""
+        """One of Detect's per-level branches: Conv, Conv, then a plain Conv2d (YOLO11/YOLO26's class
+        branch nests (DWConv, Conv) pairs in Sequentials)."""
         for sub in seq:
-            x = self.plain_conv(sub, x) if isinstance(sub, nn.Conv2d) else self.conv_block(sub, x)
+            if isinstance(sub, nn.Sequential):
+                x = self.branch(sub, x)
+            else:
+                x = self.plain_conv(sub, x) if isinstance(sub, nn.Conv2d) else self.conv_block(sub, x)
         return x
 
     def detect(self, module: nn.Module, feats: list, imgsz: tuple[int, int], max_imgsz: tuple[int, int] | None = None):
@@ -209,45 +288,110 @@ class YoloNetworkWriter:
         `max_imgsz` set: height and width are dynamic up to it, and each level's anchor centres are cut
         at run time from a grid that covers it; else they are constants for `imgsz`.
         """
+        if getattr(module, "end2end", False):  # YOLO26's NMS-free branch: final detections (B, k, 6)
+            if max_imgsz is not None:
+                raise NetworkBuildError(
+                    "builder=network builds YOLO26's end-to-end head at a fixed image size only (its top-k count "
+                    "depends on the anchors); drop dynamic=True or use builder=onnx"
+                )
+            boxes, scores = self.detect_parts(module, feats, imgsz, one2one=True)
+            strides = [int(s) for s in module.stride.tolist()]
+            anchors = sum((imgsz[0] // s) * (imgsz[1] // s) for s in strides)
+            return self.top_k(module, boxes, scores, anchors)
         boxes, scores = self.detect_parts(module, feats, imgsz, max_imgsz)
         return self.concat([boxes, scores], 1)
 
-    def detect_parts(self, module: nn.Module, feats: list, imgsz: tuple[int, int], max_imgsz=None):
-        """`detect` before its final concat: boxes (B, 4, A) xywh pixels and scores (B, nc, A)."""
+    def detect_parts(self, module: nn.Module, feats: list, imgsz: tuple[int, int], max_imgsz=None, *, one2one=False):
+        """`detect` before its final concat: boxes (B, 4, A) in pixels and sigmoid scores (B, nc, A).
+
+        Boxes are xywh from the one-to-many branch; with `one2one` (YOLO26's NMS-free branch) they come
+        from `one2one_cv2`/`one2one_cv3` and are corners (x1, y1, x2, y2), as that head outputs them.
+        """
         reg_max, nc = int(module.reg_max), int(module.nc)
         strides = [int(s) for s in module.stride.tolist()]
-        bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1))
-        ltrb_to_xywh = self.constant(LTRB_TO_XYWH.reshape(1, 4, 4))
+        box_heads, cls_heads = (module.one2one_cv2, module.one2one_cv3) if one2one else (module.cv2, module.cv3)
+        bins = self.constant(np.arange(reg_max, dtype=np.float32).reshape(1, 1, reg_max, 1)) if reg_max > 1 else None
+        matrix = self.constant((LTRB_TO_XYXY if one2one else LTRB_TO_XYWH).reshape(1, 4, 4))
         boxes, scores = [], []
         for i, feat in enumerate(feats):
-            logits = self.reshape(self.branch(module.cv2[i], feat), (0, 4, reg_max, -1))
-            centres = self.anchor_centres(feat, strides[i], imgsz, max_imgsz)
-            boxes.append(self.decode_boxes(logits, centres, strides[i], bins, ltrb_to_xywh))
-            scores.append(self.reshape(self.branch(module.cv3[i], feat), (0, nc, -1)))
+            logits = self.reshape(self.branch(box_heads[i], feat), (0, 4, reg_max, -1))
+            centres = self.anchor_centres(feat, strides[i], imgsz, max_imgsz, corners=one2one)
+            boxes.append(self.decode_boxes(logits, centres, strides[i], bins, matrix))
+            scores.append(self.reshape(self.branch(cls_heads[i], feat), (0, nc, -1)))
         cls = self.network.add_activation(self.concat(scores, 2), self.trt.ActivationType.SIGMOID)
         return self.concat(boxes, 2), cls.get_output(0)
+
+    def top_k(self, module: nn.Module, boxes, scores, anchors: int):
+        """YOLO26's NMS-free selection (`Detect.top_k`) with TopK and per-image ND gathers:
+        boxes (B, 4, A) corners, scores (B, nc, A) -> (B, k, 6), k = min(max_det, A)."""
+        trt, nc = self.trt, int(module.nc)
+        k = min(int(module.max_det), anchors)
+        boxes_t, scores_t = self.transpose_last(boxes), self.transpose_last(scores)  # (B, A, 4), (B, A, nc)
+
+        def gather(data, index):  # per image: data (B, A, ...) rows at index (B, k)
+            layer = self.network.add_gather_v2(data, self.reshape(index, (0, -1, 1)), trt.GatherMode.ND)
+            layer.num_elementwise_dims = 1
+            return layer.get_output(0)
+
+        def topk(x, count: int, axis: int):
+            layer = self.network.add_topk(x, trt.TopKOperation.MAX, count, 1 << axis)
+            return layer.get_output(0), layer.get_output(1)
+
+        if getattr(module, "agnostic_nms", False):
+            best, labels = topk(scores_t, 1, 2)  # (B, A, 1) each
+            top, anchor = topk(self.reshape(best, (0, -1)), k, 1)
+            label = self.cast(gather(labels, anchor), trt.float32)  # (B, k, 1)
+        else:
+            best = self.network.add_reduce(scores_t, trt.ReduceOperation.MAX, 1 << 2, False).get_output(0)
+            _, candidates = topk(best, k, 1)  # (B, k) anchors with the best best-class scores
+            top, flat = topk(self.reshape(gather(scores_t, candidates), (0, -1)), k, 1)  # k best (anchor, class)
+            classes = self.constant_int(np.array([[nc]], np.int32))
+            ops = trt.ElementWiseOperation
+            slot = self.network.add_elementwise(flat, classes, ops.FLOOR_DIV).get_output(0)
+            times = self.network.add_elementwise(slot, classes, ops.PROD).get_output(0)
+            label = self.network.add_elementwise(flat, times, ops.SUB).get_output(0)
+            label = self.reshape(self.cast(label, trt.float32), (0, -1, 1))
+            anchor = self.reshape(gather(self.reshape(candidates, (0, -1, 1)), slot), (0, -1))
+        picked = gather(boxes_t, anchor)  # (B, k, 4)
+        label = self.cast(label, picked.dtype) if picked.dtype != trt.float32 else label
+        return self.concat([picked, self.reshape(top, (0, -1, 1)), label], 2)
+
+    def transpose_last(self, x):
+        layer = self.network.add_shuffle(x)
+        layer.second_transpose = (0, 2, 1)
+        return layer.get_output(0)
+
+    def constant_int(self, array: np.ndarray):
+        """An integer constant (indices, divisors): not cast to the weight dtype."""
+        array = np.array(array, order="C")
+        self.keep_alive.append(array)
+        return self.network.add_constant(tuple(array.shape), self.trt.Weights(array)).get_output(0)
 
     def decode_boxes(self, logits, centres, stride: int, bins, ltrb_to_xywh):
         """One level: DFL (softmax over the bins, then their expectation) and (l, t, r, b) -> xywh pixels.
 
         logits (B, 4, reg_max, A_i), centres (1, 4, A_i) -> (B, 4, A_i).
         """
-        softmax = self.network.add_softmax(logits)
-        softmax.axes = 1 << 2
-        weighted = self.network.add_elementwise(softmax.get_output(0), bins, self.trt.ElementWiseOperation.PROD)
-        distances = self.network.add_reduce(weighted.get_output(0), self.trt.ReduceOperation.SUM, 1 << 2, False)
+        if bins is None:  # reg_max 1 (YOLO26): the logits are the distances, no DFL
+            distances = self.reshape(logits, (0, 4, -1))
+        else:
+            softmax = self.network.add_softmax(logits)
+            softmax.axes = 1 << 2
+            weighted = self.network.add_elementwise(softmax.get_output(0), bins, self.trt.ElementWiseOperation.PROD)
+            distances = self.network.add_reduce(weighted.get_output(0), self.trt.ReduceOperation.SUM, 1 << 2, False)
+            distances = distances.get_output(0)
         none = self.trt.MatrixOperation.NONE
-        offsets = self.network.add_matrix_multiply(ltrb_to_xywh, none, distances.get_output(0), none)
+        offsets = self.network.add_matrix_multiply(ltrb_to_xywh, none, distances, none)
         in_cells = self.add(offsets.get_output(0), centres)
         stride_value = self.constant(np.full((1, 1, 1), float(stride), np.float32))
         return self.network.add_elementwise(in_cells, stride_value, self.trt.ElementWiseOperation.PROD).get_output(0)
 
-    def anchor_centres(self, feat, stride: int, imgsz: tuple[int, int], max_imgsz: tuple[int, int] | None):
-        """The level's cell centres as (1, 4, h * w) (see `centre_grid`)."""
+    def anchor_centres(self, feat, stride: int, imgsz, max_imgsz, corners: bool = False):
+        """The level's cell centres as (1, 4, h * w) (see `centre_grid`; `corners`: rows x, y, x, y)."""
         if max_imgsz is None:
             h, w = imgsz[0] // stride, imgsz[1] // stride
-            return self.constant(centre_grid(h, w).reshape(1, 4, h * w))
-        grid = self.constant(centre_grid(max_imgsz[0] // stride, max_imgsz[1] // stride))
+            return self.constant(centre_grid(h, w, corners).reshape(1, 4, h * w))
+        grid = self.constant(centre_grid(max_imgsz[0] // stride, max_imgsz[1] // stride, corners))
         # Cut the top-left (h, w) corner; the size [1, 4, h, w] is a shape tensor: the grid's first two
         # dimensions and the feature map's last two, so its integer type is always the one TensorRT uses.
         lead = self.network.add_slice(self.network.add_shape(grid).get_output(0), (0,), (2,), (1,))
@@ -404,10 +548,12 @@ def populate_network(
         if isinstance(source, (list, tuple)):
             inputs = [x if j == -1 else outputs[j] for j in source]
         name = type(layer).__name__
-        if name == "Conv":
+        if name in ("Conv", "DWConv"):
             x = writer.conv_block(layer, inputs)
-        elif name == "C2f":
+        elif name in ("C2f", "C3k2"):
             x = writer.c2f(layer, inputs)
+        elif name == "C2PSA":
+            x = writer.c2psa(layer, inputs)
         elif name == "SPPF":
             x = writer.sppf(layer, inputs)
         elif name == "Upsample":
