@@ -18,8 +18,8 @@ from tests.conftest import MODELS, SHAPES, TRT_VERSIONS
 from tests.int8.tiny import tiny_model
 from ultralytics.export import calibration
 from ultralytics.export.calibration import CalibrationSet
+from ultralytics.export.calibrator import constrain_sensitive_layers, make_int8_calibrator
 from ultralytics.export.quantize import quantize_onnx
-from ultralytics.trt.calibrator import constrain_sensitive_layers, make_int8_calibrator
 from ultralytics.trt.device import HOST_MEMORY_ENV
 from ultralytics.trt.logger import make_logger
 from ultralytics.trt.network import network_flags

@@ -162,8 +162,8 @@ def test_unsupported_options_say_what_to_use(install_tensorrt_standin, weights, 
 
 
 def test_unknown_layer_is_refused_before_the_build():
+    from ultralytics.export.network_route import check_network_route
     from ultralytics.nn.tasks import DetectionModel
-    from ultralytics.trt.network_route import check_network_route
 
     model = DetectionModel("yolov8n.yaml", nc=3)
     model.model[1] = torch.nn.ReLU()

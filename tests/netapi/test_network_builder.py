@@ -9,9 +9,9 @@ import torch
 
 from tests.conftest import FIXTURES
 from tests.netapi.conftest import VERSIONS
+from ultralytics.export.network_builder import populate_network
 from ultralytics.nn.checkpoint import load_checkpoint
 from ultralytics.trt.network import network_flags
-from ultralytics.trt.network_builder import populate_network
 
 MODELS = FIXTURES / "models"
 

@@ -64,8 +64,8 @@ def test_yolo26_one_to_one_head_matches_torch(install_tensorrt_standin, version,
 
 
 def build_engine_end2end(trt, model, imgsz):
+    from ultralytics.export.network_builder import populate_network
     from ultralytics.trt.network import network_flags
-    from ultralytics.trt.network_builder import populate_network
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -90,8 +90,8 @@ def run_end2end(engine, images):
 def test_yolo26_one_to_one_head_refuses_dynamic_sizes(install_tensorrt_standin, family_models):
     import copy
 
+    from ultralytics.export.network_builder import NetworkBuildError, populate_network
     from ultralytics.trt.network import network_flags
-    from ultralytics.trt.network_builder import NetworkBuildError, populate_network
 
     trt = install_tensorrt_standin("10.16.1.11")
     model = copy.deepcopy(family_models["shapes_yolo26n"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SHARED, TRT_VERSIONS
-from ultralytics.trt.surface import load_surfaces, missing_uses, scan_package, scan_source
+from tests.trt.trt_surface import load_surfaces, missing_uses, scan_package, scan_source
 
 INDEX = SHARED / "trt_api" / "trt_api_members_index.json"
 

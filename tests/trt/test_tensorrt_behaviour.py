@@ -331,8 +331,8 @@ def body_projection_onnx(path):
 
 
 def test_an_activation_less_body_conv_is_not_a_head_conv(install_tensorrt_standin, tmp_path):
+    from ultralytics.export.calibrator import constrain_sensitive_layers
     from ultralytics.export.quantize import head_prediction_convs
-    from ultralytics.trt.calibrator import constrain_sensitive_layers
     from ultralytics.trt.network import network_flags
 
     onnx_file = body_projection_onnx(tmp_path / "proj.onnx")

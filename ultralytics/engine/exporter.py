@@ -52,7 +52,7 @@ def export(model: torch.nn.Module, weights: str | Path, args: IterableSimpleName
             "is used; split=train to calibrate on training images). Nothing is downloaded here."
         )
     if fmt == "onnx":
-        from ultralytics.trt.network_route import check_builder
+        from ultralytics.export.network_route import check_builder
 
         builder = check_builder(getattr(args, "builder", None))
         if builder != "onnx":

@@ -3,7 +3,7 @@
 Upstream's `nms=True` output, rows `x1, y1, x2, y2, score, class` sorted by score, zero rows after the
 last detection. It is built from standard ONNX ops only, so ONNX Runtime runs it and TensorRT's ONNX
 parser maps `NonMaxSuppression` to its own `INMSLayer` (no plugin, no EfficientNMS). The network-API
-route (`trt/network_builder.py`) builds the same arithmetic with `add_nms`.
+route (`export/network_builder.py`) builds the same arithmetic with `add_nms`.
 
 Semantics are those of the predictor's NMS (`utils/ops.non_max_suppression`, single label): each box
 keeps its best class, boxes scoring above `conf` enter a per-class NMS (`agnostic`: one class for all),

@@ -10,8 +10,8 @@ work from 8.6 to 11.x:
 - INT8: a calibrator where TensorRT still has one (<= 10.x), else our Q/DQ ONNX (11.x).
 The intermediate ONNX lives in a temporary folder, so an existing `<stem>.onnx` is never overwritten.
 
-`builder="network"` skips the ONNX: `trt/network_builder.py` adds the layers from the model's weights
-(FP32 or FP16, no INT8; see `trt/network_route.py`), and everything after that is shared.
+`builder="network"` skips the ONNX: `export/network_builder.py` adds the layers from the model's weights
+(FP32 or FP16, no INT8; see `export/network_route.py`), and everything after that is shared.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from types import ModuleType
 import torch
 
 from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
+from ultralytics.export.network_route import check_builder, check_network_route, network_populate
 from ultralytics.export.nms import check_nms_model, nms_settings
 from ultralytics.trt.build import BuildOptions, build_plan
 from ultralytics.trt.config import check_opt_level, check_workspace, timing_cache_path
 from ultralytics.trt.device import require_cuda
 from ultralytics.trt.loader import INSTALL_HINT, import_tensorrt, tensorrt_installed, tensorrt_version
 from ultralytics.trt.network import always_strongly_typed
-from ultralytics.trt.network_route import check_builder, check_network_route, network_populate
-from ultralytics.trt.precision import enable_fp16, enable_int8
+from ultralytics.trt.precision import enable_fp16, enable_int8, int8_route
 from ultralytics.trt.profile import resolve_profile
 from ultralytics.utils import LOGGER
 
@@ -198,10 +198,8 @@ def _prepare_int8(
         cfg.data, split=cfg.split or "val", imgsz=imgsz, fraction=float(cfg.fraction or 1.0), batch=batch
     )
     method = {"method": cfg.calib_method} if cfg.calib_method else {}
-    if hasattr(trt.BuilderFlag, "INT8") and (
-        hasattr(trt, "IInt8EntropyCalibrator2") or hasattr(trt, "IInt8MinMaxCalibrator")
-    ):
-        from ultralytics.trt.calibrator import constrain_sensitive_layers, make_int8_calibrator
+    if int8_route(trt) == "calibrator":
+        from ultralytics.export.calibrator import constrain_sensitive_layers, make_int8_calibrator
 
         cache = engine_path.with_name(f"{engine_path.stem}.int8.cache")
         calibrator = make_int8_calibrator(trt, calib, cache, model=onnx_file, **method)

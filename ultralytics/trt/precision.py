@@ -27,6 +27,17 @@ def enable_int8(trt: ModuleType, config) -> bool:
     return False
 
 
+def int8_route(trt: ModuleType) -> str:
+    """How this TensorRT builds INT8: "calibrator" where it still calibrates during the build
+    (<= 10.x: `BuilderFlag.INT8` and a calibrator class), else "qdq" (11.0+: only an ONNX with
+    explicit Q/DQ nodes carries INT8)."""
+    if hasattr(trt.BuilderFlag, "INT8") and (
+        hasattr(trt, "IInt8EntropyCalibrator2") or hasattr(trt, "IInt8MinMaxCalibrator")
+    ):
+        return "calibrator"
+    return "qdq"
+
+
 def dtype_name(trt: ModuleType, dtype) -> str:
     """A TensorRT DataType as a short lower-case name ("float32", "float16", ...) for metadata and messages."""
     names = {trt.DataType.FLOAT: "float32", trt.DataType.HALF: "float16", trt.DataType.INT8: "int8"}

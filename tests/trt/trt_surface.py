@@ -1,7 +1,7 @@
 """Which `tensorrt` attributes our code uses, and under which capability, found by reading the source.
 
 A reference to an API that a TensorRT release removed fails only on that release, usually on a
-user's machine. This module scans our TensorRT code (an AST walk, no import) and lists every use
+user's machine. This test helper (it ships with the tests, not the package) scans our TensorRT code (an AST walk, no import) and lists every use
 together with the capability checks that guard it, so a test can check each use against the
 recorded API of every version in which the guarding branch runs.
 
@@ -27,7 +27,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1]  # the `ultralytics` folder
+import ultralytics
+
+PACKAGE = Path(ultralytics.__file__).resolve().parent  # the `ultralytics` folder under test
 
 # Variable names that hold TensorRT objects in our code, and the class each one is.
 RECEIVERS = {
@@ -44,11 +46,16 @@ RECEIVERS = {
 MODULE_NAMES = ("trt",)  # names the `tensorrt` module is bound to
 
 
+# export/ modules that drive TensorRT (the shim itself is all of trt/)
+TRT_EXPORT_FILES = ("tensorrt.py", "calibrator.py", "network_builder.py", "network_route.py")
+
+
 def scanned_files() -> list[Path]:
     """Every package file that talks to TensorRT."""
     files = sorted((PACKAGE / "trt").glob("*.py"))
-    files += [PACKAGE / "export" / "tensorrt.py", PACKAGE / "nn" / "backends" / "tensorrt.py"]
-    return [f for f in files if f.is_file() and f.name != "surface.py"]
+    files += [PACKAGE / "export" / name for name in TRT_EXPORT_FILES]
+    files += [PACKAGE / "nn" / "backends" / "tensorrt.py"]
+    return [f for f in files if f.is_file()]
 
 
 Guard = tuple[str, bool]  # ("Class.member" or "attr", must exist?)

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from ultralytics.trt.network_builder import SUPPORTED_LAYERS, populate_network
+from ultralytics.export.network_builder import SUPPORTED_LAYERS, populate_network
 
 BUILDERS = ("onnx", "network")
 
