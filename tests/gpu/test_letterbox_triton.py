@@ -232,9 +232,9 @@ def test_a_triton_failure_falls_back_to_torch_for_good(photos, device, monkeypat
         raise RuntimeError("no C compiler found")
 
     monkeypatch.setattr(letterbox_triton, "letterbox_same_size", broken)
-    monkeypatch.setattr(letterbox_triton, "_failure", None)
+    monkeypatch.setattr(letterbox_triton.HEALTH, "failure", None)
     frames = torch.from_numpy(photos[2])[None].to(device)
     geometries = [letterbox_geometry(photos[2].shape[:2], (320, 320))]
     assert try_letterbox_triton(frames, geometries) is None
-    assert "no C compiler found" in letterbox_triton._failure
+    assert "no C compiler found" in letterbox_triton.HEALTH.failure
     assert torch.equal(letterbox_batch(frames, geometries), torch_path(frames, geometries))

@@ -17,6 +17,7 @@ from pathlib import Path
 from ultralytics.utils import DEFAULT_CFG_PATH
 from ultralytics.utils.atomic_file import atomic_copy
 from ultralytics.utils.files import increment_path
+from ultralytics.utils.settings import env_value
 
 # Environment switches the package reads (there is no settings file): name → what it does.
 ENVIRONMENT_SWITCHES = {
@@ -129,7 +130,7 @@ def settings(argv: list[str]) -> int:
     print("No settings file: this package is configured per call (key=value) and by these environment variables:")
     width = max(map(len, ENVIRONMENT_SWITCHES)) + 2
     for name, what in ENVIRONMENT_SWITCHES.items():
-        print(f"  {name:<{width}}{os.environ.get(name, '(unset)'):<10} {what}")
+        print(f"  {name:<{width}}{env_value(name):<10} {what}")
     print("Run folders go to runs/detect/ under the current folder unless project= says otherwise.")
     return 0
 

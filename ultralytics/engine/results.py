@@ -381,10 +381,9 @@ def _free_name(file: Path) -> Path:
 
 def _show_image(image: np.ndarray, title: str) -> None:
     """Open a viewer window, or warn (never fail) where no display exists, e.g. on a server."""
-    import os
-    import sys
+    from ultralytics.utils.settings import display_available
 
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    if not display_available():
         LOGGER.warning(f"WARNING show=True: no display here to open a window for {title}; use save=True instead")
         return
     from PIL import Image

@@ -18,20 +18,16 @@ Not run on the GPU yet, so it is opt-in: `ULTRALYTICS_GPU_JPEG_CHROMA=fancy`.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"  # "nvjpeg" (default: as decoded) or "fancy" (libjpeg's upsampling)
+from ultralytics.utils.settings import CHROMA_ENV, jpeg_chroma  # noqa: F401 - CHROMA_ENV: its old home
+
 _SCALE = 16  # libjpeg's SCALEBITS for the colour conversion tables
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 
 def chroma_mode() -> str:
-    mode = os.environ.get(CHROMA_ENV, "nvjpeg").strip().lower()
-    if mode not in ("nvjpeg", "fancy"):
-        raise ValueError(f"{CHROMA_ENV}={mode!r} is not valid: use 'nvjpeg' (the default) or 'fancy'")
-    return mode
+    return jpeg_chroma()
 
 
 def sampling_factors(data: bytes) -> tuple[tuple[int, int], ...] | None:

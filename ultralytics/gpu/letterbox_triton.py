@@ -23,7 +23,6 @@ in a CUDA graph (launch it once before capturing: Triton compiles on the first l
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import torch
@@ -31,7 +30,7 @@ import torch
 from ultralytics.data.augment import LetterboxParams
 from ultralytics.gpu.cv2_linear import _build_taps, device_tables
 from ultralytics.utils import LOGGER
-from ultralytics.utils.settings import TRITON_ENV, settings  # noqa: F401 - TRITON_ENV re-exported
+from ultralytics.utils.settings import TRITON_ENV, settings, triton_interpret  # noqa: F401 - TRITON_ENV re-exported
 
 # The GPU tile: canvas rows and columns per program, and warps per program (benchmarks/letterbox_kernels.py)
 BLOCK_Y = 2
@@ -44,7 +43,16 @@ UNSPECIALIZED_ARGS = ("stride_b", "stride_h", "stride_w", "canvas_h", "top", "le
 # Bound on first use by `_kernel()`, so that importing this module never imports Triton.
 triton: Any = None
 tl: Any = None
-_failure: str | None = None  # why the kernel could not run here, once it failed: the torch path is used after
+
+
+class KernelHealth:
+    """Why the kernel could not run in this process (None while it can): after a failure the torch path is used."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+
+HEALTH = KernelHealth()
 
 
 def try_letterbox_triton(
@@ -58,14 +66,13 @@ def try_letterbox_triton(
     clear error messages stay the only ones, and, with one warning, from the first time Triton fails to
     build or launch the kernel (Triton comes with most CUDA torch installs, but needs a C compiler).
     """
-    global _failure
-    if _failure is not None or not _applies(frames, geometries, dtype):
+    if HEALTH.failure is not None or not _applies(frames, geometries, dtype):
         return None
     try:
         return letterbox_same_size(frames, geometries[0], dtype)
     except Exception as error:  # Triton installed but unable to build here (no C compiler, unknown GPU...)
-        _failure = f"{type(error).__name__}: {error}"
-        LOGGER.warning(f"WARNING the Triton letterbox failed ({_failure}); using the torch letterbox from now on")
+        HEALTH.failure = f"{type(error).__name__}: {error}"
+        LOGGER.warning(f"WARNING the Triton letterbox failed ({HEALTH.failure}); using the torch letterbox from now on")
         return None
 
 
@@ -171,7 +178,7 @@ def _check_same_size_inputs(frames: Any, g: LetterboxParams, dtype: torch.dtype)
 
 
 def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").strip() == "1"
+    return triton_interpret()
 
 
 def _packed_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> torch.Tensor:

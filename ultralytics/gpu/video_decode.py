@@ -12,11 +12,12 @@ for a codec NVDEC cannot do, the caller falls back to OpenCV with one warning.
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ultralytics.utils.settings import READER_ENV, nvdec_reader  # noqa: F401 - READER_ENV: its old home
 
 
 def nvdec_problem(device: torch.device) -> str | None:
@@ -46,7 +47,6 @@ def _primary_context(index: int) -> int:
     return int(ctx.value or 0)
 
 
-READER_ENV = "ULTRALYTICS_NVDEC_READER"  # "simple" (default) or "threaded": PyNvVideoCodec's two sequential readers
 THREADED_BUFFER = 64  # frames the threaded reader decodes ahead
 
 
@@ -106,10 +106,7 @@ class NvdecFrameReader:
 
 
 def reader_kind() -> str:
-    kind = os.environ.get(READER_ENV, "simple").strip().lower()
-    if kind not in ("simple", "threaded"):
-        raise ValueError(f"{READER_ENV}={kind!r} is not valid: use 'simple' (the default) or 'threaded'")
-    return kind
+    return nvdec_reader()
 
 
 class OpenCVFrameReader:

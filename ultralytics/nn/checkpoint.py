@@ -184,7 +184,9 @@ def _read_pickle(path: Path, trust: bool) -> Any:
             f"{path} is a TorchScript archive (format=torchscript export), not a training checkpoint. "
             "Load the original .pt instead, or run the TorchScript file with torch.jit.load."
         )
-    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in ("1", "y", "yes", "true"):
+    from ultralytics.utils.settings import torch_weights_only_forced
+
+    if torch_weights_only_forced():
         raise CheckpointError(
             "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch.load reject the restricted unpickler this "
             "loader uses to read YOLO checkpoints safely. Unset it to load YOLOv8 .pt files."

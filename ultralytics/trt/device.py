@@ -10,16 +10,15 @@ pointers and stream handle 0. Never set it with real TensorRT.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 
-HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
+from ultralytics.utils.settings import HOST_MEMORY_ENV, trt_host_memory  # noqa: F401 - HOST_MEMORY_ENV: its old home
 
 
 def host_memory_enabled() -> bool:
     """True when the test hook asks for CPU buffers (stand-in only)."""
-    return os.environ.get(HOST_MEMORY_ENV, "").strip().lower() in ("1", "true", "yes")
+    return trt_host_memory()
 
 
 def require_cuda(device: torch.device | None, purpose: str) -> None:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,10 +13,12 @@ from typing import Any
 
 import yaml
 
+from ultralytics.utils.settings import yolo_verbose
+
 ROOT = Path(__file__).resolve().parents[1]  # the `ultralytics` package folder
 ASSETS = ROOT / "assets"
 DEFAULT_CFG_PATH = ROOT / "cfg" / "default.yaml"
-VERBOSE = os.getenv("YOLO_VERBOSE", "true").lower() == "true"
+VERBOSE = yolo_verbose()
 
 
 def _make_logger() -> logging.Logger:

@@ -12,6 +12,15 @@ microseconds next to a predict call.
 | `ULTRALYTICS_GPU_HOST_LETTERBOX` | `auto` (default) / `1` / `0` | resize frames on the host (threads) before the upload, or upload full frames |
 | `ULTRALYTICS_GPU_CHUNK` | integer, default 32; `0` = off | frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous) |
 | `ULTRALYTICS_DECODE_WORKERS` | integer, `0` = auto (default) | threads decoding image files (auto: cores − 2, 1..16) |
+| `ULTRALYTICS_GPU_JPEG_CHROMA` | `nvjpeg` (default) / `fancy` | `gpu_decode` JPEG chroma: as nvJPEG decodes it, or libjpeg's fancy upsampling |
+| `ULTRALYTICS_NVDEC_READER` | `simple` (default) / `threaded` | which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos |
+| `ULTRALYTICS_TRT_HOST_MEMORY` | `1` / unset | test hook: TensorRT buffers in host memory (the stand-in library only) |
+| `YOLO_VERBOSE` | `true` (default) / `false` | upstream's switch: `false` hides the info lines (read once, at import) |
+| `TORCH_FORCE_WEIGHTS_ONLY_LOAD` | torch's switch | when set, YOLO checkpoints cannot load (the loader says so) |
+| `DISPLAY`, `WAYLAND_DISPLAY` | the desktop's | whether `show=True` can open a window |
+| `TRITON_INTERPRET` | `1` / unset | Triton's own switch: the Triton letterbox may run on CPU tensors (interpreter) |
+
+Each switch with a fixed set of values is checked here, with a one-line error naming the valid ones.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ DECODE_WORKERS_ENV = "ULTRALYTICS_DECODE_WORKERS"
 HOST_LETTERBOX_ENV = "ULTRALYTICS_GPU_HOST_LETTERBOX"
 CHUNK_ENV = "ULTRALYTICS_GPU_CHUNK"
 DEFAULT_CHUNK = 32
+CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
+READER_ENV = "ULTRALYTICS_NVDEC_READER"
+HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
+TRITON_INTERPRET_ENV = "TRITON_INTERPRET"
 
 
 @dataclass(frozen=True)
@@ -55,3 +68,53 @@ def _whole_number(name: str, default: str, what: str) -> int:
     if not text.isdigit():
         raise ValueError(f"{name}={text!r} is not valid: use {what}")
     return int(text)
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        others = " or ".join(repr(c) for c in choices[1:])
+        raise ValueError(f"{name}={value!r} is not valid: use {choices[0]!r} (the default) or {others}")
+    return value
+
+
+def jpeg_chroma() -> str:
+    """`ULTRALYTICS_GPU_JPEG_CHROMA`: "nvjpeg" or "fancy"."""
+    return _choice(CHROMA_ENV, "nvjpeg", ("nvjpeg", "fancy"))
+
+
+def nvdec_reader() -> str:
+    """`ULTRALYTICS_NVDEC_READER`: "simple" or "threaded"."""
+    return _choice(READER_ENV, "simple", ("simple", "threaded"))
+
+
+def trt_host_memory() -> bool:
+    """`ULTRALYTICS_TRT_HOST_MEMORY`: the stand-in's test hook asks for host buffers."""
+    return os.environ.get(HOST_MEMORY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def triton_interpret() -> bool:
+    """`TRITON_INTERPRET=1`: Triton runs kernels in its interpreter (CPU tensors allowed)."""
+    return os.environ.get(TRITON_INTERPRET_ENV, "0").strip() == "1"
+
+
+def yolo_verbose() -> bool:
+    """`YOLO_VERBOSE` (upstream's): anything but "true" hides the info lines."""
+    return os.environ.get("YOLO_VERBOSE", "true").lower() == "true"
+
+
+def torch_weights_only_forced() -> bool:
+    """torch's `TORCH_FORCE_WEIGHTS_ONLY_LOAD`, which the checkpoint loader must refuse to work under."""
+    return os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in ("1", "y", "yes", "true")
+
+
+def display_available() -> bool:
+    """A desktop to open a window on (X11 or Wayland); other platforms always have one."""
+    import sys
+
+    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def env_value(name: str, missing: str = "(unset)") -> str:
+    """The raw value of one switch, for `yolo settings` to list."""
+    return os.environ.get(name, missing)
