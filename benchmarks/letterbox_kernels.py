@@ -28,8 +28,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from ultralytics.data.augment import letterbox_params  # noqa: E402
 from ultralytics.gpu import letterbox_triton  # noqa: E402
-from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch, letterbox_geometry  # noqa: E402
+from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch  # noqa: E402
 
 TILES = [(1, 128, 4), (2, 128, 4), (1, 256, 4), (4, 128, 4), (2, 256, 8), (4, 64, 4), (8, 64, 4), (1, 512, 8)]
 
@@ -118,7 +119,7 @@ def e2e_comparison(shared: Path, frame_hw: tuple[int, int], batch: int, calls: i
     model = YOLO("yolov8n.yaml")
     backend = model._backend(device, True)
     frames = ps.load_frames(shared, 2 * batch, frame_hw)
-    in_hw = letterbox_geometry(frame_hw, (640, 640), auto=True, stride=backend.stride).canvas_hw
+    in_hw = letterbox_params(frame_hw, (640, 640), auto=True, stride=backend.stride).canvas_hw
     runner = CudaGraphRunner(backend.backend.forward, device, max_graphs=4)
     with torch.no_grad():
         net = ps.cuda_median_ms(runner, torch.rand(batch, 3, *in_hw, device=device, dtype=backend.dtype), 30) / batch
@@ -165,7 +166,7 @@ def main() -> None:
     device = torch.device("cuda")
     frame_hw = tuple(int(v) for v in opt.frame.lower().split("x"))
     frames = load_frames(opt.shared, opt.batch, frame_hw, device)
-    geometry = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=True)
+    geometry = letterbox_params(frame_hw, (opt.imgsz, opt.imgsz), auto=True)
     geometries = [geometry] * opt.batch
     dtype = torch.float16
     import triton

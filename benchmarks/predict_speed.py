@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from ultralytics import YOLO  # noqa: E402
 from ultralytics.cfg import get_cfg  # noqa: E402
+from ultralytics.data.augment import letterbox_params  # noqa: E402
 from ultralytics.data.loaders import InferenceSource  # noqa: E402
 from ultralytics.engine.predictor import DetectionPredictor  # noqa: E402
 from ultralytics.gpu.graphs import CudaGraphRunner  # noqa: E402
-from ultralytics.gpu.letterbox import letterbox_geometry  # noqa: E402
 from ultralytics.utils.torch_utils import select_device  # noqa: E402
 
 
@@ -364,7 +364,7 @@ def main() -> None:
         print("# WARNING not a CUDA device: a smoke run of the script only (no graphs, no GPU pipeline)")
     frame_hw = tuple(int(v) for v in opt.frame.lower().split("x"))
     frames = load_frames(opt.shared, opt.images, frame_hw)
-    in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=True).canvas_hw
+    in_hw = letterbox_params(frame_hw, (opt.imgsz, opt.imgsz), auto=True).canvas_hw
     print(
         f"# {device_name(device)}, torch {torch.__version__}, frames {frame_hw}, imgsz {opt.imgsz}, network input {in_hw}"
     )
@@ -385,7 +385,7 @@ def main() -> None:
                 # the shape predict really feeds the network: same-size frames get upstream's minimal
                 # "rect" padding (720x1280 at 640 → 384x640), so network-only is timed at that shape
                 rect = backend.pt or backend.dynamic  # the predictor's rule for minimal padding
-                in_hw = letterbox_geometry(frame_hw, (opt.imgsz, opt.imgsz), auto=rect, stride=backend.stride).canvas_hw
+                in_hw = letterbox_params(frame_hw, (opt.imgsz, opt.imgsz), auto=rect, stride=backend.stride).canvas_hw
                 if backend.imgsz and not backend.dynamic:  # a static export takes only its own size
                     in_hw = tuple(backend.imgsz)
                 x = torch.rand(batch, 3, *in_hw, device=device, dtype=backend.dtype)

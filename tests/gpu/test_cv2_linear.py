@@ -18,8 +18,9 @@ import torch
 
 from tests.conftest import REFERENCE, SHAPES
 from tests.gpu.conftest import requires_cuda
+from ultralytics.data.augment import letterbox_params
 from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
-from ultralytics.gpu.letterbox import letterbox_geometry, resize_bilinear_uint8
+from ultralytics.gpu.letterbox import resize_bilinear_uint8
 
 PREDICT_SIZES = (320, 640)
 
@@ -46,7 +47,7 @@ def differing_pixels(images: list[np.ndarray], size_hw: tuple[int, int], fn=resi
 
 def letterbox_size_hw(shape_hw: tuple[int, int], imgsz: int) -> tuple[int, int]:
     """The resized (unpadded) size predict's letterbox asks for."""
-    w, h = letterbox_geometry(shape_hw, (imgsz, imgsz)).new_unpad
+    w, h = letterbox_params(shape_hw, (imgsz, imgsz)).new_unpad
     return h, w
 
 
@@ -152,7 +153,7 @@ def test_letterboxed_input_equals_upstreams_reference_tensor(imgsz):
         expected = reference[f"input_{k}"]
         image = cv2.imread(str(SHAPES / "val" / "images" / Path(str(reference[f"name_{k}"])).name))
         canvas_hw = expected.shape[2:]
-        geometry = letterbox_geometry(image.shape[:2], (imgsz, imgsz), auto=canvas_hw != (imgsz, imgsz))
+        geometry = letterbox_params(image.shape[:2], (imgsz, imgsz), auto=canvas_hw != (imgsz, imgsz))
         w, h = geometry.new_unpad
         resized = resize_linear_uint8_exact(torch.from_numpy(image)[None], (h, w))
         canvas = torch.full((1, 3, *canvas_hw), 114.0)

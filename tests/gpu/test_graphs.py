@@ -72,13 +72,14 @@ def test_graph_family_replays_letterbox_and_nms_on_new_inputs(photos):
     import numpy as np
 
     from tests.gpu.test_nms import random_preds
+    from ultralytics.data.augment import letterbox_params
     from ultralytics.gpu.graphs import GraphFamily
-    from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
+    from ultralytics.gpu.letterbox import letterbox_batch
     from ultralytics.gpu.nms import BatchedNMS
 
     family = GraphFamily(torch.device("cuda"), max_members=2)
     im = photos[-1]
-    geo = letterbox_geometry(im.shape[:2], (640, 640))
+    geo = letterbox_params(im.shape[:2], (640, 640))
     for k in range(3):
         frames = torch.from_numpy(np.stack([np.roll(im, 7 * k, axis=1)] * 2)).cuda()
         got = family(("lb", geo), lambda: lambda f: letterbox_batch(f, [geo] * f.shape[0]), frames)

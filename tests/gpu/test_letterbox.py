@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from tests.gpu.conftest import requires_cuda
-from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
+from ultralytics.data.augment import letterbox_params
+from ultralytics.gpu.letterbox import letterbox_batch
 
 
 def cv2_letterbox(im: np.ndarray, new_shape: tuple[int, int], auto: bool, stride: int = 32) -> np.ndarray:
@@ -36,7 +37,7 @@ def as_rgb_chw(im: np.ndarray) -> np.ndarray:
 
 
 def torch_letterbox(images: list[np.ndarray], new_shape, auto: bool, device: str) -> torch.Tensor:
-    geos = [letterbox_geometry(im.shape[:2], new_shape, auto=auto, stride=32) for im in images]
+    geos = [letterbox_params(im.shape[:2], new_shape, auto=auto, stride=32) for im in images]
     if len({im.shape for im in images}) == 1:
         frames = torch.from_numpy(np.stack(images)).to(device)
     else:
@@ -119,7 +120,7 @@ def test_same_shape_batch_equals_single_frames(photos):
 
 
 def test_fp16_output(photos):
-    geos = [letterbox_geometry(photos[0].shape[:2], (320, 320))]
+    geos = [letterbox_params(photos[0].shape[:2], (320, 320))]
     out = letterbox_batch(torch.from_numpy(photos[0])[None], geos, dtype=torch.float16)
     assert out.dtype == torch.float16
     ref = letterbox_batch(torch.from_numpy(photos[0])[None], geos, dtype=torch.float32)
@@ -127,12 +128,12 @@ def test_fp16_output(photos):
 
 
 def test_bad_frames_raise_clear_errors(photos):
-    geo = letterbox_geometry(photos[0].shape[:2], (320, 320))
+    geo = letterbox_params(photos[0].shape[:2], (320, 320))
     with pytest.raises(ValueError, match="uint8 HWC"):
         letterbox_batch(torch.zeros(1, *photos[0].shape), [geo])
     with pytest.raises(ValueError, match="at least one"):
         letterbox_batch([], [])
-    other = letterbox_geometry(photos[0].shape[:2], (640, 640))
+    other = letterbox_params(photos[0].shape[:2], (640, 640))
     with pytest.raises(ValueError, match="one canvas size"):
         letterbox_batch([torch.from_numpy(photos[0])] * 2, [geo, other])
 

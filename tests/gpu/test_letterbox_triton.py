@@ -21,7 +21,7 @@ from tests.gpu.conftest import requires_cuda  # noqa: E402
 from tests.gpu.test_letterbox import as_rgb_chw, cv2_letterbox  # noqa: E402
 from ultralytics.data.augment import letterbox_params  # noqa: E402
 from ultralytics.gpu import letterbox_triton  # noqa: E402
-from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch, letterbox_geometry  # noqa: E402
+from ultralytics.gpu.letterbox import RESIZE_ENV, letterbox_batch  # noqa: E402
 from ultralytics.gpu.letterbox_triton import (  # noqa: E402
     TRITON_ENV,
     letterbox_same_size,
@@ -45,7 +45,7 @@ def device(monkeypatch) -> Iterator[torch.device]:
 
 def fused(images: list[np.ndarray], new_shape: tuple[int, int], device, dtype, auto: bool = False) -> torch.Tensor:
     frames = torch.from_numpy(np.stack(images)).to(device)
-    geometry = letterbox_geometry(images[0].shape[:2], new_shape, auto=auto)
+    geometry = letterbox_params(images[0].shape[:2], new_shape, auto=auto)
     out = try_letterbox_triton(frames, [geometry] * len(images), dtype)
     assert out is not None, "the kernel should apply to a same-size BHWC batch"
     assert out.dtype == dtype and out.device.type == device.type
@@ -60,7 +60,7 @@ def torch_path(frames, geometries, dtype: torch.dtype = torch.float32) -> torch.
 
 def torch_exact(images: list[np.ndarray], new_shape, device, dtype, auto: bool = False) -> torch.Tensor:
     frames = torch.from_numpy(np.stack(images)).to(device)
-    geometry = letterbox_geometry(images[0].shape[:2], new_shape, auto=auto)
+    geometry = letterbox_params(images[0].shape[:2], new_shape, auto=auto)
     return torch_path(frames, [geometry] * len(images), dtype)
 
 
@@ -155,8 +155,8 @@ def test_falls_back_where_the_kernel_does_not_apply(photos, device, monkeypatch)
     """None (torch path) for lists, mixed geometries, other dtypes and the switches; same numbers either way."""
     image = photos[2]
     frames = torch.from_numpy(np.stack([image, image])).to(device)
-    g320 = letterbox_geometry(image.shape[:2], (320, 320))
-    g_other = letterbox_geometry(image.shape[:2], (320, 320), auto=True)
+    g320 = letterbox_params(image.shape[:2], (320, 320))
+    g_other = letterbox_params(image.shape[:2], (320, 320), auto=True)
     assert try_letterbox_triton([frames[0], frames[1]], [g320] * 2) is None
     assert try_letterbox_triton(frames, [g320, g_other]) is None
     assert try_letterbox_triton(frames, [g320] * 2, torch.float64) is None
@@ -169,7 +169,7 @@ def test_falls_back_where_the_kernel_does_not_apply(photos, device, monkeypatch)
     monkeypatch.delenv(RESIZE_ENV)
     # the fallback function keeps letterbox_batch's contract for mixed shapes too
     mixed = [torch.from_numpy(photos[2]).to(device), torch.from_numpy(photos[3]).to(device)]
-    geometries = [letterbox_geometry(im.shape[:2], (320, 320)) for im in mixed]
+    geometries = [letterbox_params(im.shape[:2], (320, 320)) for im in mixed]
     together = letterbox_batch(mixed, geometries)  # a list: the torch path
     for k in range(len(mixed)):  # one frame each: the kernel
         assert_equals_torch_path(letterbox_batch(mixed[k][None], geometries[k : k + 1])[0], together[k])
@@ -178,14 +178,14 @@ def test_falls_back_where_the_kernel_does_not_apply(photos, device, monkeypatch)
 def test_cpu_frames_without_interpreter_use_the_torch_path(photos, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     frames = torch.from_numpy(photos[2])[None]
-    geometry = letterbox_geometry(photos[2].shape[:2], (320, 320))
+    geometry = letterbox_params(photos[2].shape[:2], (320, 320))
     assert try_letterbox_triton(frames, [geometry]) is None
     with pytest.raises(ValueError, match="needs CUDA frames"):
         letterbox_same_size(frames, geometry, torch.float32)
 
 
 def test_direct_call_rejects_bad_input_clearly(photos):
-    geometry = letterbox_geometry(photos[2].shape[:2], (320, 320))
+    geometry = letterbox_params(photos[2].shape[:2], (320, 320))
     with pytest.raises(ValueError, match="BHWC uint8"):
         letterbox_same_size(torch.zeros(1, *photos[2].shape), geometry, torch.float32)
     with pytest.raises(ValueError, match="float32 or float16"):
@@ -198,15 +198,15 @@ def test_video_batch_and_cuda_graph_replay(photos):
     device = torch.device("cuda")
     rng = np.random.default_rng(1)
     frames = torch.from_numpy(rng.integers(0, 256, (4, 720, 1280, 3), dtype=np.uint8)).to(device)
-    geometry = letterbox_geometry((720, 1280), (384, 640))
+    geometry = letterbox_params((720, 1280), (384, 640))
     out = letterbox_same_size(frames, geometry, torch.float16)
     assert_equals_torch_path(out, letterbox_batch(frames, [geometry] * 4, torch.float16))
     assert_matches_cv2(out[3], frames[3].cpu().numpy(), (384, 640))
 
     # capture: one size already seen (cached tables), one new size (tables built inside the graph)
     first, second = (torch.from_numpy(im[:280, :400].copy())[None].to(device) for im in photos[:2])
-    seen = letterbox_geometry((280, 400), (640, 640))
-    new = letterbox_geometry((279, 401), (640, 640))
+    seen = letterbox_params((280, 400), (640, 640))
+    new = letterbox_params((279, 401), (640, 640))
     static_in = first.clone()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -234,7 +234,7 @@ def test_a_triton_failure_falls_back_to_torch_for_good(photos, device, monkeypat
     monkeypatch.setattr(letterbox_triton, "letterbox_same_size", broken)
     monkeypatch.setattr(letterbox_triton.HEALTH, "failure", None)
     frames = torch.from_numpy(photos[2])[None].to(device)
-    geometries = [letterbox_geometry(photos[2].shape[:2], (320, 320))]
+    geometries = [letterbox_params(photos[2].shape[:2], (320, 320))]
     assert try_letterbox_triton(frames, geometries) is None
     assert "no C compiler found" in letterbox_triton.HEALTH.failure
     assert torch.equal(letterbox_batch(frames, geometries), torch_path(frames, geometries))

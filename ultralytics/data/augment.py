@@ -9,6 +9,7 @@ were recorded with) this exact placement; a one-pixel shift changes boxes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +41,21 @@ class LetterboxParams:
         return self.new_unpad[1] + self.top + self.bottom, self.new_unpad[0] + self.left + self.right
 
 
-def _as_hw(new_shape: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    if isinstance(new_shape, int):
-        return new_shape, new_shape
-    if len(new_shape) == 1:
-        return int(new_shape[0]), int(new_shape[0])
-    if len(new_shape) != 2:
-        raise ValueError(f"letterbox size must be an int or (height, width), got {new_shape!r}")
-    return int(new_shape[0]), int(new_shape[1])
+PAD_VALUE = 114  # upstream's grey border: every letterbox (CPU, GPU, calibration) pads with this level
+
+
+def imgsz_pair(imgsz: int | Sequence[int] | None, default: int | None = None) -> tuple[int, int]:
+    """The one imgsz normaliser: an int, [n] or [h, w] (None → `default`) as (height, width) positive ints."""
+    if imgsz is None and default is not None:
+        imgsz = default
+    values = [imgsz, imgsz] if isinstance(imgsz, int | np.integer) else list(imgsz or [])
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) and v > 0 for v in values
+    ):
+        raise ValueError(f"imgsz={imgsz!r} is not valid; pass an int or [height, width] of positive ints")
+    return int(values[0]), int(values[1])
 
 
 def letterbox_params(
@@ -70,7 +78,7 @@ def letterbox_params(
     h, w = int(shape[0]), int(shape[1])
     if h < 1 or w < 1:
         raise ValueError(f"cannot letterbox an empty image of shape {tuple(shape)}")
-    new_h, new_w = _as_hw(new_shape)
+    new_h, new_w = imgsz_pair(new_shape)
     r = min(new_h / h, new_w / w)
     if not scaleup:
         r = min(r, 1.0)
@@ -103,9 +111,9 @@ class LetterBox:
         scaleup: bool = True,
         center: bool = True,
         stride: int = 32,
-        padding_value: int = 114,
+        padding_value: int = PAD_VALUE,
     ):
-        self.new_shape = _as_hw(new_shape)
+        self.new_shape = imgsz_pair(new_shape)
         self.auto = auto
         self.scale_fill = scale_fill
         self.scaleup = scaleup
@@ -147,7 +155,7 @@ class LetterBox:
 # ------------------------------------------------------------------------ imgsz and the network input
 def check_imgsz(imgsz: int | list[int] | tuple[int, ...], stride: int) -> tuple[int, int]:
     """[h, w] rounded up to multiples of the stride, with a warning when that changes it (as upstream)."""
-    hw = [imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz) * (2 if len(imgsz) == 1 else 1)
+    hw = list(imgsz_pair(imgsz))
     fixed = [max(math.ceil(int(v) / stride) * stride, stride) for v in hw]
     if fixed != hw:
         LOGGER.warning(f"WARNING imgsz={list(hw)} must be a multiple of max stride {stride}, updating to {fixed}")

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from ultralytics.cfg import get_cfg, resolve_precision
-from ultralytics.data.augment import LetterBox
+from ultralytics.data.augment import LetterBox, check_imgsz, images_to_tensor
 from ultralytics.data.loaders import load_inference_source
 from ultralytics.utils import ASSETS, LOGGER, IterableSimpleNamespace
 from ultralytics.utils.metrics import box_iou
@@ -60,8 +59,7 @@ def compare_models(
     for paths, images, _ in tqdm(loader, desc="compare", unit="batch", leave=False, total=_length(loader)):
         if isinstance(images, torch.Tensor):
             raise ValueError("compare needs image files or arrays as source, not a tensor")
-        batch = np.stack([letterbox(image=im) for im in images])
-        tensor = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2))).float() / 255
+        tensor = images_to_tensor([letterbox(image=im) for im in images], "cpu")
         with torch.no_grad():
             out_a = a(tensor.to(device)).float().cpu().clone()
             out_b = b(tensor.to(device)).float().cpu().clone()
@@ -171,8 +169,6 @@ def _common_imgsz(a, b, imgsz: Any) -> tuple[int, int]:
         return fixed.pop()
     if imgsz is None:
         imgsz = a.metadata.get("train_imgsz") or b.metadata.get("train_imgsz") or 640
-    from ultralytics.engine.predictor import check_imgsz
-
     return check_imgsz(imgsz, max(int(a.stride), int(b.stride)))
 
 

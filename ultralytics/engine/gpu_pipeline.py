@@ -22,7 +22,7 @@ from ultralytics.data.decode import decode_pool
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
-from ultralytics.gpu.letterbox import letterbox_batch, letterbox_geometry
+from ultralytics.gpu.letterbox import letterbox_batch
 from ultralytics.gpu.nms import BatchedNMS, PendingNMS
 from ultralytics.gpu.streams import letterbox_stream
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
@@ -186,7 +186,7 @@ class GpuStages:
         return self.model.device.type == "cuda" and HOST_LETTERBOX_RULE(len(images), images[0].shape, self.imgsz)
 
     def _geometries(self, shapes: list[tuple[int, int]], auto: bool) -> list:
-        per_shape = {hw: letterbox_geometry(hw, self.imgsz, auto=auto, stride=self.model.stride) for hw in set(shapes)}
+        per_shape = {hw: letterbox_params(hw, self.imgsz, auto=auto, stride=self.model.stride) for hw in set(shapes)}
         return [per_shape[hw] for hw in shapes]
 
     def timers(self) -> tuple:
@@ -220,7 +220,7 @@ class GpuStages:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
         geometries = getattr(images, "geometries", None)  # set when the host resized the frames already
         if geometries is None:
-            per_shape = {hw: letterbox_geometry(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
+            per_shape = {hw: letterbox_params(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
             geometries = [per_shape[hw] for hw in frames.host_shapes]
         dtype = self.model.dtype
         stream = self.state.letterbox_stream

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ultralytics.cfg import get_cfg, resolve_precision
-from ultralytics.data.augment import LetterBox
+from ultralytics.data.augment import LetterBox, images_to_tensor, resolve_imgsz
 from ultralytics.data.dataset import LabelledSplit, load_dataset_yaml, load_split
 from ultralytics.data.loaders import imread
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
@@ -164,24 +164,11 @@ class DetectionValidator:
         return str(quantize).lower() in ("16", "fp16", "half", "w16a16")
 
     def _imgsz(self, backend) -> tuple[int, int]:
-        if backend.imgsz and not backend.dynamic:
-            fixed = (int(backend.imgsz[0]), int(backend.imgsz[1]))
-            if self._imgsz_explicit and self.args.imgsz is not None and _pair(self.args.imgsz) != fixed:
-                LOGGER.warning(
-                    f"WARNING this model has a fixed input size {list(fixed)}; imgsz={self.args.imgsz} is ignored"
-                )
-            return fixed
+        """The network input size by predict's rule; unless imgsz= was given, a dynamic export's training size."""
         imgsz = self.args.imgsz
         if not self._imgsz_explicit and backend.metadata.get("train_imgsz"):
             imgsz = backend.metadata["train_imgsz"]
-        h, w = _pair(imgsz if imgsz is not None else 640)
-        stride = int(backend.stride)
-        fixed = (max(math.ceil(h / stride) * stride, stride), max(math.ceil(w / stride) * stride, stride))
-        if fixed != (h, w):
-            LOGGER.warning(
-                f"WARNING imgsz={[h, w]} must be a multiple of max stride {stride}, updating to {list(fixed)}"
-            )
-        return fixed
+        return resolve_imgsz(backend, imgsz, explicit=self._imgsz_explicit)
 
     def _check_names(self, backend, data: dict) -> dict[int, str]:
         model_names, data_names = dict(backend.names), dict(data["names"])
@@ -233,10 +220,7 @@ class DetectionValidator:
             canvases.append(letterbox(image))
             h, w = image.shape[:2]  # after the long-side resize
             placements.append(Placement(w * p.ratio[0], h * p.ratio[1], p.left, p.top, (h0, w0)))
-        array = np.ascontiguousarray(np.stack(canvases)[..., ::-1].transpose(0, 3, 1, 2))
-        tensor = torch.from_numpy(array).to(backend.device)
-        tensor = (tensor.half() if backend.fp16 else tensor.float()) / 255
-        return tensor, placements
+        return images_to_tensor(canvases, backend.device, backend.fp16), placements
 
     def postprocess(self, preds: torch.Tensor, end2end: bool = False) -> list[torch.Tensor]:
         """NMS (or, for end-to-end output, thresholding only); boxes stay in input pixels (see the module docstring)."""
@@ -394,13 +378,6 @@ def check_plots() -> None:
         raise ImportError(
             "val plots=True draws with matplotlib: pip install matplotlib (or pass plots=False)"
         ) from None
-
-
-def _pair(imgsz: Any) -> tuple[int, int]:
-    if isinstance(imgsz, int):
-        return imgsz, imgsz
-    values = [int(v) for v in imgsz]
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
 
 
 class _NoProgress:

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import yaml
 
+from ultralytics.data.augment import LetterBox, images_to_tensor, imgsz_pair
 from ultralytics.utils import LOGGER
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
-PAD_VALUE = 114  # upstream's letterbox gray
 FEW_IMAGES = 300  # below this, TensorRT's own guidance (and upstream) warns calibration may be unrepresentative
 
 
@@ -50,7 +50,7 @@ class CalibrationSet:
             raise ValueError(f"fraction={fraction} is not valid for calibration: use a value in (0, 1]")
         if int(batch) < 1:
             raise ValueError(f"batch={batch} is not valid for calibration: use an integer >= 1")
-        self.imgsz = _square_or_pair(imgsz)
+        self.imgsz = imgsz_pair(imgsz)
         self.split = split
         self.files = _split_images(Path(data), split)
         where = f"folder {data}" if Path(data).is_dir() else f"split '{split}' of {Path(data).name}"
@@ -101,45 +101,12 @@ class CalibrationSet:
     def preprocess(self, image_bgr: np.ndarray) -> np.ndarray:
         """One BGR uint8 HWC image → float32 CHW RGB 0..1, square-letterboxed to imgsz."""
         boxed = letterbox(image_bgr, self.imgsz)
-        return np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+        return images_to_tensor([boxed], "cpu")[0].numpy()
 
 
 def letterbox(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Full letterbox to `shape` (h, w), as predict does for a static model.
-
-    Uses the project's `LetterBox` when it is available so both stay identical by construction.
-    """
-    try:
-        from ultralytics.data.augment import LetterBox
-    except ImportError:
-        return _letterbox_fallback(image, shape)
+    """Full letterbox to `shape` (h, w), as predict does for a static model: the same `LetterBox`."""
     return LetterBox(shape, auto=False)(image=image)
-
-
-def _letterbox_fallback(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize keeping aspect ratio (upscaling allowed), centre, pad with gray 114 (upstream's rounding)."""
-    h, w = image.shape[:2]
-    gain = min(shape[0] / h, shape[1] / w)
-    new_w, new_h = max(1, round(w * gain)), max(1, round(h * gain))
-    if (new_w, new_h) != (w, h):
-        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    dw, dh = (shape[1] - new_w) / 2, (shape[0] - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
-    if image.ndim == 2:
-        image = image[..., None]
-    return cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
-
-
-def _square_or_pair(imgsz: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(imgsz, int):
-        return (imgsz, imgsz)
-    sizes = [int(s) for s in imgsz]
-    if len(sizes) == 1:
-        return (sizes[0], sizes[0])
-    if len(sizes) != 2:
-        raise ValueError(f"imgsz={imgsz} is not valid: use an int or (height, width)")
-    return (sizes[0], sizes[1])
 
 
 def _read_image(file: Path) -> np.ndarray:

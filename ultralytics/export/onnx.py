@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ultralytics.data.augment import imgsz_pair
 from ultralytics.export.nms import MIN_NMS_OPSET, NmsSettings, append_nms, check_nms_model
 from ultralytics.utils import LOGGER
 from ultralytics.utils.atomic_file import atomic_open
@@ -128,7 +129,7 @@ def export_onnx(
         check_nms_model(model)
         if opset < MIN_NMS_OPSET:
             raise ValueError(f"nms=True needs opset {MIN_NMS_OPSET} or newer, got opset={opset}")
-    imgsz = _check_imgsz(imgsz)
+    imgsz = imgsz_pair(imgsz)
     batch = _check_batch(batch)
     _check_writable(file)
     device = torch.device(device)
@@ -164,15 +165,6 @@ def export_onnx(
         f"{PREFIX} export success {time.time() - t0:.1f}s, saved as '{file}' ({file.stat().st_size / 1e6:.1f} MB)"
     )
     return file
-
-
-def _check_imgsz(imgsz) -> tuple[int, int]:
-    values = [imgsz, imgsz] if isinstance(imgsz, int) else list(imgsz)
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in values):
-        raise ValueError(f"imgsz={imgsz!r} is not valid; pass an int or [height, width] of positive ints")
-    return int(values[0]), int(values[1])
 
 
 def _check_batch(batch) -> int:

@@ -23,6 +23,7 @@ from types import ModuleType
 
 import torch
 
+from ultralytics.data.augment import imgsz_pair
 from ultralytics.export.engine_file import ENGINE_LAYOUTS, write_engine_file
 from ultralytics.export.network_route import check_builder, check_network_route, network_populate
 from ultralytics.export.nms import check_nms_model, nms_settings
@@ -52,15 +53,6 @@ def _precision(cfg) -> int:
     return resolve_precision(cfg.half, cfg.int8, cfg.quantize)
 
 
-def _imgsz(value) -> tuple[int, int]:
-    if value is None:
-        value = 640
-    if isinstance(value, int):
-        return value, value
-    value = list(value)
-    return (int(value[0]), int(value[0])) if len(value) == 1 else (int(value[0]), int(value[1]))
-
-
 def _model_device(model: torch.nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -79,7 +71,7 @@ def export_engine(model: torch.nn.Module, file: str | Path, cfg, *, onnx_file: s
     """
     engine_path = _engine_path(file)
     precision = _precision(cfg)
-    imgsz = _imgsz(cfg.imgsz)
+    imgsz = imgsz_pair(cfg.imgsz, default=640)
     batch = int(cfg.batch or 1)
     dynamic = bool(cfg.dynamic)
     fp32_io = bool(cfg.fp32_io)

@@ -14,20 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ultralytics.data.augment import LetterboxParams, letterbox_params
+from ultralytics.data.augment import PAD_VALUE, LetterboxParams
 from ultralytics.gpu.cv2_linear import resize_linear_uint8_exact
 from ultralytics.gpu.letterbox_triton import try_letterbox_triton
 from ultralytics.utils.settings import RESIZE_ENV, settings  # noqa: F401 - RESIZE_ENV re-exported for callers
 
-PAD_VALUE = 114  # upstream's grey border
 CHUNK_ELEMENTS = 64 * 1024 * 1024  # frame elements resized per interpolate call (256 MB as float32)
-
-
-def letterbox_geometry(
-    shape_hw: tuple[int, int], new_shape: tuple[int, int], *, auto: bool = False, stride: int = 32
-) -> LetterboxParams:
-    """The CPU LetterBox's geometry for one image (scaleup, centred): the one shared function."""
-    return letterbox_params(tuple(shape_hw), tuple(new_shape), auto=auto, stride=stride)
 
 
 def resize_bilinear_uint8(frames: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

@@ -91,8 +91,7 @@ def scale_boxes(
         p = letterbox_params(tuple(img0_shape[:2]), tuple(img1_shape[:2]), auto=False)
         gain_x = p.new_unpad[0] / img0_shape[1]
         gain_y = p.new_unpad[1] / img0_shape[0]
-        pad_x = round((img1_shape[1] - p.new_unpad[0]) / 2 - 0.1)
-        pad_y = round((img1_shape[0] - p.new_unpad[1]) / 2 - 0.1)
+        pad_x, pad_y = p.left, p.top  # the centred split LetterBox used
     else:
         gains = ratio_pad[0] if isinstance(ratio_pad[0], list | tuple) else (ratio_pad[0],)
         gain_x, gain_y = float(gains[0]), float(gains[-1])
