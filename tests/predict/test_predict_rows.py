@@ -13,7 +13,7 @@ import torch
 from tests.conftest import FIXTURES, SHAPES
 from tests.predict.test_decode_pool import log_lines  # noqa: F401 - fixture
 from ultralytics import YOLO
-from ultralytics.engine.predictor import tensor_to_bgr
+from ultralytics.data.augment import tensor_to_bgr
 
 VAL = SHAPES / "val" / "images"
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ultralytics.cfg import ConfigError, resolve_precision
-from ultralytics.engine.predictor import check_imgsz
+from ultralytics.data.augment import check_imgsz
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, IterableSimpleNamespace
 from ultralytics.utils.atomic_file import atomic_copy, check_writable_folder
 from ultralytics.utils.formats import check_export_args, find_format
