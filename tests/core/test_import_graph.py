@@ -112,3 +112,14 @@ def test_utils_imports_no_upper_layer():
         if name.startswith("ultralytics.utils")
     }
     assert {k: v for k, v in above.items() if v} == {}
+
+
+def test_trt_and_gpu_stay_below_export_nn_and_engine():
+    """trt/ is the TensorRT version shim and gpu/ the CUDA pieces: neither reaches up into the layers that use them."""
+    above = ("ultralytics.engine", "ultralytics.nn", "ultralytics.export")
+    offenders = {
+        name: sorted(d for d in deps if d.startswith(above))
+        for name, deps in _graph().items()
+        if name.startswith(("ultralytics.trt", "ultralytics.gpu"))
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
