@@ -7,6 +7,7 @@ and so each can be timed on its own (Results.speed).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,25 @@ class DetectionPredictor:
             line_width=self.args.line_width,
         )
         if is_video:
-            out = str(save_dir / f"{stem}.mp4")
+            suffix, fourcc = video_container()
+            out = str(save_dir / f"{stem}{suffix}")
             if out not in writers:
                 h, w = plotted.shape[:2]
-                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), video_fps(r.path), (w, h))
+                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), video_fps(r.path), (w, h))
             writers[out].write(plotted)
         else:
             name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
             cv2.imwrite(str(save_dir / name), plotted)
+
+
+def video_container() -> tuple[str, str]:
+    """(suffix, fourcc) of saved videos, as upstream 8.4 writes them: MJPG in .avi on Linux, WMV2 in .avi on
+    Windows, avc1 in .mp4 on macOS — so scripts that look for upstream's output file find ours."""
+    if sys.platform == "darwin":
+        return ".mp4", "avc1"
+    if sys.platform.startswith("win"):
+        return ".avi", "WMV2"
+    return ".avi", "MJPG"
 
 
 def video_fps(path: str, default: float = 30.0) -> float:
