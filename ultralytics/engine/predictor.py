@@ -21,6 +21,7 @@ from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
@@ -266,7 +267,10 @@ class DetectionPredictor:
             writers[out].write(plotted)
         else:
             name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
-            cv2.imwrite(str(save_dir / name), plotted)
+            ok, encoded = cv2.imencode(Path(name).suffix, plotted)
+            if not ok:  # a suffix OpenCV cannot write (e.g. a source read through PIL): save as upstream, .jpg
+                name, (ok, encoded) = f"{Path(name).stem}.jpg", cv2.imencode(".jpg", plotted)
+            atomic_write(save_dir / name, encoded.tobytes())
 
 
 def video_container() -> tuple[str, str]:
