@@ -185,6 +185,8 @@ class DetectionPredictor:
             from ultralytics.gpu.decode_source import gpu_decoded
 
             batches = gpu_decoded(batches, self.model.device, pipeline=self.gpu is not None)
+        if args.save or args.save_txt or args.save_crop:
+            self._ensure_save_dir()  # an unwritable project= fails here, in one line, before any image runs
         self.warmup()
         profilers = self.stages.timers()
         seen = 0
