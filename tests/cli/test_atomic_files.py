@@ -12,7 +12,9 @@ import pytest
 
 from ultralytics.engine.model import YOLO
 from ultralytics.export.engine_file import sidecar_path, write_engine_file
+from ultralytics.utils import ASSETS
 
+IMAGE = ASSETS / "shapes_00000.jpg"
 PREVIOUS = b"the user's previous export, which must survive"
 
 
@@ -124,3 +126,35 @@ def test_plan_and_sidecar_are_replaced_together_or_not_at_all(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space left"):
         write_engine_file(engine, b"new plan", {"names": {0: "b"}}, layout="plan")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_predict_labels_crops_images_and_checkpoints_keep_the_previous_file_on_a_full_disk(
+    weights, tmp_path, monkeypatch
+):
+    """Every other writer goes through the same atomic writer: label txt (append = old + new, written
+    whole), crops, saved images and `YOLO.save()` checkpoints."""
+    model = YOLO(weights)
+    (result,) = model.predict(IMAGE, imgsz=160, conf=0.01, verbose=False)
+    assert len(result.boxes)
+    label, image, ckpt = tmp_path / "labels.txt", tmp_path / "image.jpg", tmp_path / "saved.pt"
+    label.write_text("0 0.5 0.5 0.1 0.1\n")
+    image.write_bytes(b"previous image")
+    ckpt.write_bytes(b"previous checkpoint")
+    crops = tmp_path / "crops"
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    for write in (
+        lambda: result.save_txt(label),
+        lambda: result.save(image),
+        lambda: result.save_crop(crops),
+        lambda: model.save(ckpt),
+    ):
+        with pytest.raises(OSError):
+            write()
+    assert label.read_text() == "0 0.5 0.5 0.1 0.1\n"
+    assert image.read_bytes() == b"previous image" and ckpt.read_bytes() == b"previous checkpoint"
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]  # no debris
+    assert not [p for p in crops.rglob("*") if p.is_file()]  # no half-written crop
+    monkeypatch.undo()
+    result.save_txt(label)  # appending still appends
+    lines = label.read_text().splitlines()
+    assert lines[0] == "0 0.5 0.5 0.1 0.1" and len(lines) == 1 + len(result.boxes)

@@ -127,3 +127,19 @@ def test_multi_line_errors_become_one_line():
     assert one_line(ValueError("could not load x.onnx\nExport it again.")) == "could not load x.onnx Export it again."
     long = one_line(RuntimeError("build failed\n" + "\n".join(f"log line {i}" for i in range(50))))
     assert long == "build failed (run with verbose=True for the full message)"
+
+
+def test_predict_checks_its_run_folder_before_any_image_runs(weights, tmp_path, monkeypatch):
+    """save=True into an unwritable project= fails before the first batch, not after it."""
+    from ultralytics.engine import predictor
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: str(p) != str(locked) and real_access(p, mode))
+    ran = []
+    real_run = predictor.CpuStages.run
+    monkeypatch.setattr(predictor.CpuStages, "run", lambda self, *a: ran.append(1) or real_run(self, *a))
+    with pytest.raises(PermissionError, match="not writable"):
+        YOLO(weights).predict(IMAGE, imgsz=64, save=True, project=str(locked), verbose=False)
+    assert ran == [] and list(locked.iterdir()) == []

@@ -196,11 +196,19 @@ def _parity_failures(
         names = [n for n in names if len(set(ref["images"][n]["orig_shape"])) == 1]
     names = names[:limit]
     if results is None:
-        paths = [str(SHAPES / "val" / "images" / n) for n in names]
-        predicted = model.predict(
-            paths, imgsz=ref["imgsz"], conf=ref["conf"], iou=ref["iou"], device="cpu", verbose=False, **kwargs
-        )
-        results = dict(zip(names, predicted))
+        # image by image, as upstream made the references (a list would be one batch, letterboxed square)
+        results = {
+            n: model.predict(
+                str(SHAPES / "val" / "images" / n),
+                imgsz=ref["imgsz"],
+                conf=ref["conf"],
+                iou=ref["iou"],
+                device="cpu",
+                verbose=False,
+                **kwargs,
+            )[0]
+            for n in names
+        }
     assert len(names) > 0 and all(n in results for n in names)
     failures = {}
     for name in names:

@@ -68,11 +68,15 @@ def test_saved_video_keeps_the_source_fps(shapes_pt, tmp_path):
         writer.write(frame)
     writer.release()
     YOLO(shapes_pt).predict(src, imgsz=320, save=True, project=str(tmp_path), name="out", verbose=False)
-    saved = cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4"))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.avi"]  # upstream's container on Linux
+    saved = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))
     assert saved.isOpened()
     fps = saved.get(cv2.CAP_PROP_FPS)
+    fourcc = int(saved.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    frames = int(saved.get(cv2.CAP_PROP_FRAME_COUNT))
     saved.release()
     assert fps == pytest.approx(12, abs=0.01)
+    assert fourcc == "MJPG" and frames == 4
 
 
 def test_tensor_source_originals_are_the_bgr_frames():

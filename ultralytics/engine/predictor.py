@@ -7,6 +7,7 @@ and so each can be timed on its own (Results.speed).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
+from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
@@ -159,6 +161,8 @@ class DetectionPredictor:
             from ultralytics.gpu.decode_source import gpu_decoded
 
             batches = gpu_decoded(batches, self.model.device, pipeline=self.gpu is not None)
+        if args.save or args.save_txt or args.save_crop:
+            self._ensure_save_dir()  # an unwritable project= fails here, in one line, before any image runs
         self.warmup()
         profilers = self.stages.timers()
         seen = 0
@@ -233,14 +237,28 @@ class DetectionPredictor:
             line_width=self.args.line_width,
         )
         if is_video:
-            out = str(save_dir / f"{stem}.mp4")
+            suffix, fourcc = video_container()
+            out = str(save_dir / f"{stem}{suffix}")
             if out not in writers:
                 h, w = plotted.shape[:2]
-                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*"mp4v"), video_fps(r.path), (w, h))
+                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), video_fps(r.path), (w, h))
             writers[out].write(plotted)
         else:
             name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
-            cv2.imwrite(str(save_dir / name), plotted)
+            ok, encoded = cv2.imencode(Path(name).suffix, plotted)
+            if not ok:  # a suffix OpenCV cannot write (e.g. a source read through PIL): save as upstream, .jpg
+                name, (ok, encoded) = f"{Path(name).stem}.jpg", cv2.imencode(".jpg", plotted)
+            atomic_write(save_dir / name, encoded.tobytes())
+
+
+def video_container() -> tuple[str, str]:
+    """(suffix, fourcc) of saved videos, as upstream 8.4 writes them: MJPG in .avi on Linux, WMV2 in .avi on
+    Windows, avc1 in .mp4 on macOS — so scripts that look for upstream's output file find ours."""
+    if sys.platform == "darwin":
+        return ".mp4", "avc1"
+    if sys.platform.startswith("win"):
+        return ".avi", "WMV2"
+    return ".avi", "MJPG"
 
 
 def video_fps(path: str, default: float = 30.0) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ultralytics.utils import LOGGER, ops
+from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.plotting import Annotator, colors, save_one_box
 from ultralytics.utils.tabular import rows_to_csv, rows_to_df, rows_to_json
 
@@ -282,10 +283,9 @@ class Results(_TensorHolder):
             for i in range(len(xywhn)):
                 values = [int(cls[i]), *(float(v) for v in xywhn[i])] + ([float(conf[i])] if save_conf else [])
                 lines.append(" ".join(f"{v:g}" for v in values))
-        if lines:
-            txt_file.parent.mkdir(parents=True, exist_ok=True)
-            with open(txt_file, "a", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
+        if lines:  # append = old text + new lines, written whole through the atomic writer
+            old = txt_file.read_bytes() if txt_file.is_file() else b""
+            atomic_write(txt_file, old + ("\n".join(lines) + "\n").encode("utf-8"))
         return str(txt_file)
 
     # ------------------------------------------------------------------ images
@@ -346,7 +346,7 @@ class Results(_TensorHolder):
         ok, encoded = cv2.imencode(filename.suffix, image)
         if not ok:
             raise ValueError(f"OpenCV cannot encode images as '{filename.suffix}'; use .jpg or .png")
-        encoded.tofile(str(filename))  # tofile (not imwrite) so non-ASCII paths work
+        atomic_write(filename, encoded.tobytes())  # not imwrite: atomic, and non-ASCII paths work
         return str(filename)
 
     def __str__(self) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +24,7 @@ from tqdm import tqdm
 from ultralytics.export.calibration import CalibrationSet
 from ultralytics.trt.device import host_memory_enabled
 from ultralytics.utils import LOGGER
+from ultralytics.utils.atomic_file import atomic_write
 
 # TensorRT's calibrators, by our method name (the names `export/quantize.py` uses for the same statistic).
 CALIBRATOR_CLASSES = {"minmax": "IInt8MinMaxCalibrator", "entropy": "IInt8EntropyCalibrator2"}
@@ -161,9 +161,7 @@ def _read_cache(cache_file: Path, sidecar: Path, fingerprint: str) -> bytes | No
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 # -- precision constraints --------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def float16_float_parts(model: onnx.ModelProto, keep_fp32: set[str] = frozenset(
     and outputs: what Model Optimizer's `high_precision_dtype="fp16"` makes, and what lets TensorRT 11
     (strongly typed) run the parts between the Q/DQ pairs in FP16 instead of FP32. Nodes named in
     `keep_fp32` (the float head and its decode) compute in FP32 behind Casts."""
-    from ultralytics.export.onnx import convert_to_fp16
+    from ultralytics.export.onnx import convert_to_fp16, keep_in_fp32
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -118,7 +118,8 @@ def float16_float_parts(model: onnx.ModelProto, keep_fp32: set[str] = frozenset(
         if opset.domain in ("", "ai.onnx") and opset.version < FLOAT16_QDQ_OPSET:
             opset.version = FLOAT16_QDQ_OPSET
     out.ir_version = max(out.ir_version, 9)
-    return convert_to_fp16(out, keep_io_types=True, keep_fp32=lambda node: node.name in keep_fp32)
+    # ops that have no FP16 form (e.g. the anchor Range of YOLO11/YOLO26 heads) stay FP32 as in any FP16 export
+    return convert_to_fp16(out, keep_io_types=True, keep_fp32=lambda node: node.name in keep_fp32 or keep_in_fp32(node))
 
 
 def _head_and_decode(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> set[str]:

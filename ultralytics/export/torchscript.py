@@ -8,8 +8,6 @@ ids as string keys), where upstream and `nn/backends/torchscript.py` read it bac
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from ultralytics.export.metadata import build_metadata
+from ultralytics.utils.atomic_file import atomic_open
 
 METADATA_FILE = "config.txt"
 
@@ -52,18 +51,6 @@ def export_torchscript(
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's trace deprecation and tracer warnings say nothing about this model
         traced = torch.jit.trace(model, im, strict=False)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    os.close(fd)
-    try:
-        torch.jit.save(traced, tmp, _extra_files={METADATA_FILE: json.dumps(meta)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(file, "wb") as f:  # the package's one writer: temp file, fsync, umask mode, rename
+        torch.jit.save(traced, f.name, _extra_files={METADATA_FILE: json.dumps(meta)})
     return file

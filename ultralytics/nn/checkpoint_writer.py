@@ -9,8 +9,6 @@ it computes x exactly); both packages fuse it away again at load.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from torch import nn
 
 import ultralytics
 from ultralytics.nn.modules import Conv
+from ultralytics.utils.atomic_file import atomic_open
 
 __all__ = ["upstream_checkpoint", "write_checkpoint"]
 
@@ -66,23 +65,8 @@ def upstream_checkpoint(model: nn.Module, ckpt: dict | None = None) -> dict:
 
 
 def write_checkpoint(ckpt: dict, filename: str | Path) -> Path:
-    """torch.save to a temp file in the target folder, fsync, rename: an existing file is never half-written.
-
-    The file gets the permissions a plain open() would give (0666 minus the umask), not mkstemp's 0600.
-    """
-    filename = Path(filename)
-    filename.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename.name}.", suffix=".tmp", dir=filename.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, filename)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return filename
+    """torch.save through the package's one atomic writer: an existing file is never half-written, and the
+    new one gets the permissions a plain open() would give under the umask."""
+    with atomic_open(filename, "wb") as f:
+        torch.save(ckpt, f)
+    return Path(filename)

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ultralytics.utils import LOGGER
+from ultralytics.utils.atomic_file import atomic_write
 
 GIB = 1 << 30
 
@@ -97,7 +98,7 @@ class TimingCacheFile:
         if not (self.writable and self.timing_cache is not None):
             return
         try:
-            self.path.write_bytes(bytes(memoryview(self.timing_cache.serialize())))
+            atomic_write(self.path, bytes(memoryview(self.timing_cache.serialize())))
         except OSError as e:  # a cache is an optimisation: never fail the export over it
             LOGGER.warning(f"TensorRT: could not write timing cache {self.path}: {e}")
 

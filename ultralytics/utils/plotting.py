@@ -79,6 +79,8 @@ def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 1
 
     from PIL import Image
 
+    from ultralytics.utils.atomic_file import atomic_open
+
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     w, h = (x2 - x1) * gain + pad, (y2 - y1) * gain + pad
@@ -87,9 +89,9 @@ def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 1
     top, bottom = (int(min(max(v, 0), ih)) for v in (cy - h / 2, cy + h / 2))
     crop = image[top:bottom, left:right]
     file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
     rgb = crop[..., ::-1] if crop.ndim == 3 else crop
-    Image.fromarray(np.ascontiguousarray(rgb)).save(file, quality=95, subsampling=0)
+    with atomic_open(file, "wb") as f:  # the package's one writer: a crop is whole or absent
+        Image.fromarray(np.ascontiguousarray(rgb)).save(f, format="JPEG", quality=95, subsampling=0)
     return file
 
 
