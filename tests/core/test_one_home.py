@@ -124,3 +124,30 @@ def test_image_tensor_round_trip_on_a_real_image():
     assert tensor.shape == (1, 3, 320, 320) and tensor.dtype == torch.float32
     assert np.array_equal(tensor_to_bgr(tensor)[0], boxed)
     assert imgsz_pair([640]) == (640, 640) and imgsz_pair(None, default=640) == (640, 640)
+
+
+def test_image_suffixes_and_split_listing_are_defined_once():
+    """One list of image suffixes (data/loaders.IMG_FORMATS) and one reader of a dataset split's images
+    (data/dataset.split_images): calibration used to keep its own copies of both."""
+    suffix_sets = [
+        _where(p, n)
+        for p, tree in _sources().items()
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Set | ast.Call | ast.Tuple)
+        and {"jpg", "png", "webp"}
+        <= {c.value.lstrip(".") for c in ast.walk(n) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    ]
+    assert len({s.split(":")[0] for s in suffix_sets}) == 1 and suffix_sets[0].startswith("data/loaders.py"), (
+        suffix_sets
+    )
+    listers = [
+        _where(p, n)
+        for p, tree in _sources().items()
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "rglob"
+        and not (n.args and isinstance(n.args[0], ast.Constant) and str(n.args[0].value).endswith(".yaml"))
+        and p.relative_to(ROOT).as_posix() not in ("data/dataset.py", "data/loaders.py")
+    ]
+    assert listers == [], f"list a split's images with data.dataset.split_images / images_in: {listers}"

@@ -128,12 +128,12 @@ def test_int8_without_data_is_a_clear_error(data):
 def test_split_with_no_images_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "data.yaml").write_text("val: empty\nnames: {0: a}\n")
-    with pytest.raises(ValueError, match="split 'val' of .* has no images"):
+    with pytest.raises(ValueError, match="split 'val' .* contains no images"):
         CalibrationSet(tmp_path / "data.yaml", imgsz=320)
 
 
 def test_missing_split_and_missing_file_are_clear_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"no 'test' split .* choose split= one of \['train', 'val'\]"):
+    with pytest.raises(ValueError, match=r"no 'test' split; it has \['train', 'val'\]"):
         CalibrationSet(YAML, split="test", imgsz=320)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         CalibrationSet(tmp_path / "nope.yaml", imgsz=320)

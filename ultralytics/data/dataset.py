@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ultralytics.data.loaders import IMG_FORMATS  # the one list of image suffixes (upstream's)
 from ultralytics.utils import LOGGER
 
-IMG_FORMATS = frozenset({"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"})
 SPLITS = ("train", "val", "test")
 COORD_TOLERANCE = 1e-6  # normalised coordinates written as e.g. 1.0000001 by float round-off are accepted
 
@@ -144,7 +144,7 @@ def split_images(data: dict[str, Any], split: str = "val") -> list[Path]:
     entries = value if isinstance(value, list) else [value]
     files: list[Path] = []
     for entry in map(Path, entries):
-        files.extend(_images_in(entry, split))
+        files.extend(images_in(entry, split))
     if not files:
         raise DatasetError(
             f"split '{split}' ({', '.join(map(str, entries))}) contains no images ({'/'.join(sorted(IMG_FORMATS))})"
@@ -152,7 +152,8 @@ def split_images(data: dict[str, Any], split: str = "val") -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _images_in(entry: Path, split: str) -> list[Path]:
+def images_in(entry: Path, split: str) -> list[Path]:
+    """The images of one split entry: a folder (recursive, sorted), a .txt list, or one image."""
     if entry.is_dir():
         return sorted(p for p in entry.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS)
     if entry.is_file() and entry.suffix.lower() == ".txt":

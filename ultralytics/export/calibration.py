@@ -14,12 +14,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from ultralytics.data.augment import LetterBox, images_to_tensor, imgsz_pair
+from ultralytics.data.dataset import images_in, load_dataset_yaml, split_images
 from ultralytics.utils import LOGGER
 
-IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"}
 FEW_IMAGES = 300  # below this, TensorRT's own guidance (and upstream) warns calibration may be unrepresentative
 
 
@@ -117,54 +116,14 @@ def _read_image(file: Path) -> np.ndarray:
 
 
 def _split_images(data: Path, split: str) -> list[Path]:
-    """Every image of the split, sorted, so the same data always gives the same batches."""
+    """Every image of the split, sorted, so the same data always gives the same batches. The dataset
+    reader's rules (yaml, folders, .txt lists, image suffixes), the same ones val uses."""
     if not data.exists():
         raise FileNotFoundError(f"INT8 calibration data {data} does not exist: pass data=<dataset.yaml>")
     if data.is_dir():  # an image folder, labelled or not
-        return _images_in(data, f"calibration folder {data}")
-    sources = _split_sources(data, split)
-    files: list[Path] = []
-    for source in sources:
-        files.extend(_images_in(source, f"split '{split}' of {data}"))
-    if not files:
-        raise ValueError(
-            f"split '{split}' of {data} has no images ({', '.join(map(str, sources))}): add images or choose another split="
-        )
-    return sorted(dict.fromkeys(files))
-
-
-def _split_sources(yaml_file: Path, split: str) -> list[Path]:
-    """The split's folders/lists as absolute paths (the project's dataset reader when it exists)."""
-    try:
-        from ultralytics.data.dataset import load_dataset_yaml
-    except ImportError:
-        load_dataset_yaml = None
-    if load_dataset_yaml is not None:
-        info = load_dataset_yaml(yaml_file)
+        files = images_in(data, "calibration")
     else:
-        try:
-            info = yaml.safe_load(yaml_file.read_text())
-        except yaml.YAMLError as e:
-            raise ValueError(f"{yaml_file} is not a valid dataset yaml: {e}") from e
-        if not isinstance(info, dict):
-            raise ValueError(f"{yaml_file} is not a dataset yaml (expected keys like train:, val:, names:)")
-    value = info.get(split)
-    if not value:
-        present = [k for k in ("train", "val", "test") if info.get(k)]
-        raise ValueError(f"{yaml_file} has no '{split}' split for INT8 calibration; choose split= one of {present}")
-    root = Path(info.get("path") or yaml_file.parent)
-    if not root.is_absolute():
-        root = (yaml_file.parent / root).resolve()
-    values = value if isinstance(value, (list, tuple)) else [value]
-    return [p if p.is_absolute() else (root / p) for p in map(Path, values)]
-
-
-def _images_in(source: Path, what: str) -> list[Path]:
-    if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if source.is_file() and source.suffix == ".txt":  # a list of image paths, relative to the list's folder
-        lines = [line.strip() for line in source.read_text().splitlines() if line.strip()]
-        return [p if p.is_absolute() else (source.parent / p).resolve() for p in map(Path, lines)]
-    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
-        return [source]
-    raise FileNotFoundError(f"{what}: {source} is not an image folder, image or .txt list of images")
+        files = split_images(load_dataset_yaml(data), split)
+    if not files:
+        raise ValueError(f"INT8 calibration folder {data} has no images: add images or pass data=<dataset.yaml>")
+    return sorted(dict.fromkeys(files))
