@@ -222,7 +222,7 @@ def test_state_dict_and_other_containers(tmp_path, small_model):
 
     other_module = tmp_path / "sequential.pt"
     torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))}, other_module)
-    with pytest.raises(CheckpointError, match="not a YOLOv8 DetectionModel"):
+    with pytest.raises(CheckpointError, match="not a YOLO DetectionModel"):
         load_checkpoint(other_module)
 
     a_list = tmp_path / "list.pt"

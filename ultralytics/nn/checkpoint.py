@@ -29,7 +29,7 @@ __all__ = ["CheckpointError", "checkpoint_imgsz", "load_checkpoint"]
 
 
 class CheckpointError(ValueError):
-    """The file is not a YOLOv8 detection checkpoint this package can load (or refused to load)."""
+    """The file is not a YOLO detection checkpoint (YOLOv8/YOLO11/YOLO26) this package can load (or refused to load)."""
 
 
 class _ForbiddenGlobal(CheckpointError):
@@ -66,7 +66,7 @@ def _host_path_class(name: str) -> str:
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    """Every (module, name) a YOLOv8 detection checkpoint may reference, mapped to the object it loads as."""
+    """Every (module, name) a YOLOv8/YOLO11/YOLO26 detection checkpoint may reference, mapped to the object it loads as."""
     import copyreg
     import pathlib
 
@@ -96,7 +96,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         if isinstance(value, torch.dtype):
             allow(value, "torch", name=attr)
 
-    # The torch.nn layers inside a YOLOv8 detector (Identity: upstream maps a removed block to it).
+    # The torch.nn layers inside a YOLO detector (Identity: upstream maps a removed block to it).
     for layer in (nn.Sequential, nn.ModuleList, nn.Conv2d, nn.BatchNorm2d, nn.SiLU, nn.MaxPool2d, nn.Upsample,
                   nn.Identity):  # fmt: skip
         allow(layer)
@@ -189,7 +189,7 @@ def _read_pickle(path: Path, trust: bool) -> Any:
     if torch_weights_only_forced():
         raise CheckpointError(
             "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, which makes torch.load reject the restricted unpickler this "
-            "loader uses to read YOLO checkpoints safely. Unset it to load YOLOv8 .pt files."
+            "loader uses to read YOLO checkpoints safely. Unset it to load YOLO .pt files."
         )
     unpickler = _TrustedUnpickler if trust else _RestrictedUnpickler
     try:
@@ -217,7 +217,7 @@ def _read_pickle(path: Path, trust: bool) -> Any:
         raise
     except Exception as e:  # corrupt zip, bad magic number, truncated pickle, ...
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). Expected a YOLOv8 .pt "
+            f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). Expected a YOLOv8/YOLO11/YOLO26 .pt "
             "file saved by Ultralytics training."
         ) from None
 
@@ -227,7 +227,9 @@ def _as_checkpoint_dict(obj: Any, path: Path) -> dict:
     if isinstance(obj, nn.Module):
         return {"model": obj}
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a YOLOv8 checkpoint (a dict with a model)")
+        raise CheckpointError(
+            f"{path} holds a {type(obj).__name__}, not a YOLO detection checkpoint (a dict with a model)"
+        )
     if obj.get("ema") is None and obj.get("model") is None:
         if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise CheckpointError(
@@ -236,7 +238,7 @@ def _as_checkpoint_dict(obj: Any, path: Path) -> dict:
                 "or use the checkpoint saved by training (best.pt / last.pt)."
             )
         raise CheckpointError(
-            f"{path} has no 'model' or 'ema' entry (keys: {sorted(map(str, obj))[:10]}); not a YOLOv8 checkpoint"
+            f"{path} has no 'model' or 'ema' entry (keys: {sorted(map(str, obj))[:10]}); not a YOLO detection checkpoint"
         )
     return obj
 
@@ -247,7 +249,7 @@ def _upgrade_loaded_model(model: nn.Module, ckpt: dict, path: Path) -> None:
 
     head = model.model[-1] if isinstance(getattr(model, "model", None), nn.Sequential) else None
     if not isinstance(head, Detect):
-        raise CheckpointError(f"{path}: the model's last layer is {type(head).__name__}, not a YOLOv8 Detect head")
+        raise CheckpointError(f"{path}: the model's last layer is {type(head).__name__}, not a YOLO Detect head")
     nc = int(head.nc)
     names = model.__dict__.get("names") or ckpt.get("names")
     if isinstance(names, (list, tuple)):
@@ -284,7 +286,7 @@ def _train_args(ckpt: dict) -> dict:
 
 
 def load_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[nn.Module, dict]:
-    """Load an upstream YOLOv8 `.pt` into our DetectionModel: FP32, BatchNorm fused, eval mode.
+    """Load an upstream YOLOv8/YOLO11/YOLO26 `.pt` into our DetectionModel: FP32, BatchNorm fused, eval mode.
 
     Returns (model, checkpoint dict). `trust=True` allows any pickle global: only for files whose
     origin you trust, since unpickling can execute code.
@@ -300,7 +302,7 @@ def load_checkpoint(path: str | Path, *, trust: bool = False) -> tuple[nn.Module
     model = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
     if not isinstance(model, DetectionModel):
         raise CheckpointError(
-            f"{path} holds a {type(model).__module__}.{type(model).__name__}, not a YOLOv8 DetectionModel "
+            f"{path} holds a {type(model).__module__}.{type(model).__name__}, not a YOLO DetectionModel "
             "(only detection checkpoints are supported)"
         )
     _upgrade_loaded_model(model, ckpt, path)
