@@ -26,13 +26,20 @@ JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _EXIF_ORIENTATION = 0x0112
 
 
-def jpeg_decode_problem(device: torch.device) -> str | None:
-    """Why JPEGs cannot be decoded on `device` (None: they can)."""
+def cuda_device_problem(device: torch.device) -> str | None:
+    """Why `device` cannot run a GPU decoder (None: it is a usable CUDA device); shared with NVDEC."""
     device = torch.device(device)
     if device.type != "cuda":
         return f"the model runs on {device}, not on a CUDA device"
     if not torch.cuda.is_available():
         return "CUDA is not available"
+    return None
+
+
+def jpeg_decode_problem(device: torch.device) -> str | None:
+    """Why JPEGs cannot be decoded on `device` (None: they can)."""
+    if problem := cuda_device_problem(device):
+        return problem
     try:
         from torchvision.io import decode_jpeg  # noqa: F401
     except ImportError:

@@ -17,16 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ultralytics.gpu.decode import cuda_device_problem
 from ultralytics.utils.settings import READER_ENV, nvdec_reader  # noqa: F401 - READER_ENV: its old home
 
 
 def nvdec_problem(device: torch.device) -> str | None:
     """Why NVDEC cannot be used on `device` (None: the library is there and the device is CUDA)."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return f"the model runs on {device}, not on a CUDA device"
-    if not torch.cuda.is_available():
-        return "CUDA is not available"
+    if problem := cuda_device_problem(device):
+        return problem
     try:
         import PyNvVideoCodec  # noqa: F401
     except Exception as e:  # ImportError, or the library failing to load libnvcuvid
