@@ -6,6 +6,7 @@ test that asks for it, so no test can accidentally run against it without saying
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,18 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"shared fixtures not found at {FIXTURES}; set ULTRALYTICS_SHARED to the shared/ folder"
         )
+
+
+@pytest.fixture
+def log_lines():
+    """Messages the package logs while the test runs (its logger does not propagate to pytest's caplog)."""
+    lines: list[str] = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("ultralytics")
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

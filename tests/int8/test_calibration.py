@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 
 import cv2
@@ -11,7 +10,6 @@ import pytest
 
 from tests.conftest import REFERENCE, SHAPES
 from ultralytics.export.calibration import CalibrationSet
-from ultralytics.utils import LOGGER
 
 YAML = SHAPES / "shapes.yaml"
 
@@ -94,18 +92,7 @@ def test_fraction_keeps_a_share():
         CalibrationSet(YAML, split="train", imgsz=320, fraction=0)
 
 
-@pytest.fixture
-def log_messages():
-    """Messages sent to the package logger during the test (it does not propagate to pytest's caplog)."""
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    LOGGER.addHandler(handler)
-    yield messages
-    LOGGER.removeHandler(handler)
-
-
-def test_batch_larger_than_the_images_repeats_images_with_a_warning(tmp_path, log_messages):
+def test_batch_larger_than_the_images_repeats_images_with_a_warning(tmp_path, log_lines):
     """TensorRT reads every calibration batch at the engine's batch: a smaller batch would be read past
     its end, so the batch stays full, made of repeated images (issue 16, finding 1)."""
     files = sorted((SHAPES / "val" / "images").glob("*.jpg"))[:3]
@@ -116,7 +103,7 @@ def test_batch_larger_than_the_images_repeats_images_with_a_warning(tmp_path, lo
     (batch,) = list(calib.batches())
     assert batch.shape == (8, 3, 64, 64)
     np.testing.assert_array_equal(batch[3], batch[0])  # the fourth image is the first again
-    assert any("batch=8 is larger than the 3 images" in m and "repeating" in m for m in log_messages)
+    assert any("batch=8 is larger than the 3 images" in m and "repeating" in m for m in log_lines)
 
 
 @pytest.mark.parametrize("data", [None, ""])

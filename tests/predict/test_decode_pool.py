@@ -3,7 +3,6 @@ one warning naming it, and every good image still gets its result."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import threading
 import time
@@ -15,22 +14,6 @@ from tests.conftest import SHAPES
 from ultralytics import YOLO
 from ultralytics.data.decode import DecodePool
 from ultralytics.data.loaders import load_inference_source
-
-
-@pytest.fixture
-def log_lines():
-    """Messages the package logs while the test runs (its logger does not propagate to caplog)."""
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    logger = logging.getLogger("ultralytics")
-    handler = Keep(level=logging.DEBUG)
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 def val_images(n: int) -> list:

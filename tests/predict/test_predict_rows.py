@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from tests.conftest import FIXTURES, SHAPES
-from tests.predict.test_decode_pool import log_lines  # noqa: F401 - fixture
 from ultralytics import YOLO
 from ultralytics.data.augment import tensor_to_bgr
 

@@ -4,7 +4,6 @@ on a tiny detector-shaped graph (fast) through the stand-in."""
 from __future__ import annotations
 
 import json
-import logging
 import struct
 
 import numpy as np
@@ -29,18 +28,6 @@ META = {
 }
 
 
-@pytest.fixture
-def warnings_logged():
-    """Messages our logger emits during the test (it does not propagate to pytest's caplog)."""
-    records: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
-
-
 def plan_of(trt, tmp_path, dynamic=False):
     onnx_file = tiny_onnx(tmp_path / f"tiny_{dynamic}.onnx", dynamic=dynamic)
     return build_plan(trt, onnx_file, BuildOptions(profile=PROFILE if dynamic else None)).plan, onnx_file
@@ -56,14 +43,14 @@ def onnx_output(onnx_file, x: torch.Tensor) -> np.ndarray:
     return ort.InferenceSession(str(onnx_file)).run(None, {"images": x.numpy()})[0]
 
 
-def test_plain_plan_loads_with_warning(trt, tmp_path, warnings_logged):
+def test_plain_plan_loads_with_warning(trt, tmp_path, log_lines):
     plan, onnx_file = plan_of(trt, tmp_path)
     path = write_engine_file(tmp_path / "plain.engine", plan)  # no metadata: a bare plan
     assert path.read_bytes() == plan
     b = backend(path)
     assert b.names == {0: "class0", 1: "class1", 2: "class2", 3: "class3"}  # 8 outputs = 4 box + 4 classes
     assert b.imgsz == (64, 64) and b.batch == 1 and b.stride == 32
-    assert any("no Ultralytics metadata" in m for m in warnings_logged)
+    assert any("no Ultralytics metadata" in m for m in log_lines)
     x = torch.rand(1, 3, 64, 64)
     np.testing.assert_allclose(b.forward(x).numpy(), onnx_output(onnx_file, x), rtol=1e-4, atol=1e-4)
 
@@ -182,13 +169,13 @@ def test_failed_build_carries_log_tail(trt, tmp_path):
         build_plan(trt, None, BuildOptions(populate=no_outputs))
 
 
-def test_timing_cache_written_and_reused(trt, tmp_path, warnings_logged):
+def test_timing_cache_written_and_reused(trt, tmp_path, log_lines):
     onnx_file = tiny_onnx(tmp_path / "t.onnx")
     cache = tmp_path / "shared.timing.cache"
     build_plan(trt, onnx_file, BuildOptions(timing_cache=cache))
     assert cache.is_file() and cache.stat().st_size > 0
     build_plan(trt, onnx_file, BuildOptions(timing_cache=cache))
-    assert any("reusing timing cache" in m for m in warnings_logged)
+    assert any("reusing timing cache" in m for m in log_lines)
 
 
 def test_fp32_io_engine_reports_fp32_bindings(trt, detection_model, tmp_path):

@@ -7,7 +7,6 @@ foreign timing caches, profile checks, VERBOSE filtering, the head-conv heuristi
 
 from __future__ import annotations
 
-import logging
 import shutil
 
 import numpy as np
@@ -30,18 +29,6 @@ META = {
     "names": {"0": "a", "1": "b", "2": "c", "3": "d"},
 }
 PROFILE = ((1, 3, 32, 32), (2, 3, 64, 64), (2, 3, 128, 128))
-
-
-@pytest.fixture
-def messages():
-    """Messages our logger emits during the test (it does not propagate to pytest's caplog)."""
-    records: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: records.append(record.getMessage())
-    logger = logging.getLogger("ultralytics")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
 
 
 def process_logger(trt):
@@ -271,28 +258,28 @@ def test_each_operation_reports_its_own_log(version, install_tensorrt_standin, t
     assert "at least one output" not in str(load_error.value)
 
 
-def test_verbose_messages_are_dropped_unless_verbose(install_tensorrt_standin, tmp_path, messages):
+def test_verbose_messages_are_dropped_unless_verbose(install_tensorrt_standin, tmp_path, log_lines):
     trt = install_tensorrt_standin("10.16.1.11")
     onnx_file = tiny_onnx(tmp_path / "t.onnx")
     logger = process_logger(trt)
     build_plan(trt, onnx_file, BuildOptions())
-    assert not any("Builder: layer" in m for m in messages) and logger.threshold == 2  # WARNING
+    assert not any("Builder: layer" in m for m in log_lines) and logger.threshold == 2  # WARNING
     build_plan(trt, onnx_file, BuildOptions(verbose=True))
-    assert any("Builder: layer" in m for m in messages) and logger.threshold == 2  # back to WARNING after
+    assert any("Builder: layer" in m for m in log_lines) and logger.threshold == 2  # back to WARNING after
 
 
 # -- 5. a foreign timing cache --------------------------------------------------------------------
 
 
-def test_foreign_timing_cache_is_neither_claimed_nor_overwritten(install_tensorrt_standin, tmp_path, messages):
+def test_foreign_timing_cache_is_neither_claimed_nor_overwritten(install_tensorrt_standin, tmp_path, log_lines):
     onnx_file = tiny_onnx(tmp_path / "t.onnx")
     cache = tmp_path / "shared.timing.cache"
     build_plan(install_tensorrt_standin("10.0.1"), onnx_file, BuildOptions(timing_cache=cache))
     made_by_10_0 = cache.read_bytes()
-    messages.clear()
+    log_lines.clear()
     build_plan(install_tensorrt_standin("10.16.1.11"), onnx_file, BuildOptions(timing_cache=cache))
-    assert not any("reusing timing cache" in m for m in messages)
-    assert any("made for another GPU or TensorRT version" in m for m in messages)
+    assert not any("reusing timing cache" in m for m in log_lines)
+    assert any("made for another GPU or TensorRT version" in m for m in log_lines)
     assert cache.read_bytes() == made_by_10_0  # the user's file is untouched
 
 
