@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from tests.conftest import MODELS
 from tests.trt.conftest import DYNAMIC_BATCH, IMGSZ, VAL_IMAGES
 from tests.trt.matching import agreement, assert_identical
 from ultralytics import YOLO
@@ -84,3 +85,15 @@ def test_int8_route_follows_capabilities(install_tensorrt_standin, build_engine,
         assert read_engine_file(engine).metadata["precision"] == "int8"
         out = backend_of(engine).forward(torch.rand(1, 3, *IMGSZ))
         assert out.shape[:2] == (1, 8) and torch.isfinite(out).all()
+
+
+def test_only_static_engines_and_pytorch_are_graph_captured(trt, build_engine, shapes_pt):
+    """CUDA graphs replay a static engine at its one input shape and PyTorch at any shape; an ONNX Runtime
+    session (and a dynamic engine) runs eagerly — ORT's work is not pure device work on our stream."""
+    from ultralytics.nn.autobackend import AutoBackend
+
+    static = AutoBackend(build_engine("fp32"))
+    assert static.graph_safe((1, 3, *IMGSZ)) and not static.graph_safe((1, 3, 64, 64))
+    assert not AutoBackend(build_engine("dynamic")).graph_safe((1, 3, *IMGSZ))
+    assert not AutoBackend(MODELS / "shapes_yolov8n_upstream.onnx").graph_safe((1, 3, 320, 320))
+    assert AutoBackend(shapes_pt).graph_safe((2, 3, 96, 128))

@@ -57,13 +57,7 @@ class AutoBackend(nn.Module):
 
     def graph_safe(self, shape: tuple[int, ...]) -> bool:
         """Whether a CUDA graph may replay the backend's forward at this input shape (the backend says)."""
-        b = self.backend
-        if type(b).graph_safe is not Backend.graph_safe:
-            return bool(b.graph_safe(tuple(shape)))
-        # a backend that predates graph_safe: a static engine with fixed buffers (an `input` binding) is
-        # capturable at its one input shape, as upstream captures TensorRT engines
-        fixed = getattr(getattr(b, "input", None), "shape", None)
-        return not b.dynamic and fixed is not None and tuple(fixed) == tuple(shape)
+        return bool(self.backend.graph_safe(tuple(shape)))
 
     @property
     def end2end(self) -> bool:

@@ -187,6 +187,11 @@ class TensorRTBackend(Backend):
                 raise RuntimeError(f"TensorRT failed to run {self.path.name}.\nTensorRT log:\n{log.tail()}")
         caller.wait_stream(self.stream)
 
+    def graph_safe(self, shape: tuple[int, ...]) -> bool:
+        """A static engine with fixed buffers replays at its one input shape (upstream captures TensorRT
+        engines too); a dynamic one sets shapes per call, so it runs eagerly."""
+        return not self.dynamic and tuple(self.input.shape) == tuple(shape)
+
     def forward(self, im: torch.Tensor) -> torch.Tensor:
         """Raw head output (B, 4 + nc, anchors); a reused buffer, copy it to keep it."""
         if im.device != self.buffer_device:
