@@ -71,15 +71,6 @@ def chunked(batches: Iterable[tuple], size: int, rect: Callable[[list], bool]) -
             yield paths[i : i + step], part, infos[i : i + step]
 
 
-def _host_letterbox_rule(n_frames: int, frame_shape: tuple[int, ...], imgsz: tuple[int, int]) -> bool:
-    """Default choice between uploading full frames (GPU resize) and resizing on the host first:
-    decided from benchmarks/api_speed.py runs (benchmarks/NOTES.md)."""
-    return False
-
-
-HOST_LETTERBOX_RULE = _host_letterbox_rule
-
-
 def resize_to_unpadded(image: np.ndarray, geometry: Any) -> np.ndarray:
     """The frame resized to its letterbox size with OpenCV, exactly as the CPU `LetterBox` resizes."""
     w, h = geometry.new_unpad
@@ -99,7 +90,6 @@ class _ModelState:
         self.graphs = CudaGraphRunner(model.backend.forward, model.device, MAX_GRAPHS) if cuda else None
         # letterbox (per frame size) and NMS (per settings) are short chains of small kernels: on CUDA
         # they replay as graphs too, whatever the backend
-        cuda = model.device.type == "cuda"
         self.letterbox_graphs = GraphFamily(model.device) if cuda else None
         self.letterbox_stream = letterbox_stream(model.device) if cuda else None
         self.nms_graphs = GraphFamily(model.device) if cuda else None
@@ -178,12 +168,9 @@ class GpuStages:
         return paths, wrapped, infos
 
     def host_letterbox(self, images: list[np.ndarray]) -> bool:
-        """Resize on the host before the upload? `ULTRALYTICS_GPU_HOST_LETTERBOX`: 1 always, 0 never,
-        auto (default) by the measured rule in HOST_LETTERBOX_RULE."""
-        mode = settings().gpu_host_letterbox
-        if mode in ("0", "1"):
-            return mode == "1" and self.model.device.type == "cuda"
-        return self.model.device.type == "cuda" and HOST_LETTERBOX_RULE(len(images), images[0].shape, self.imgsz)
+        """Resize on the host before the upload? `ULTRALYTICS_GPU_HOST_LETTERBOX=1` only: uploading full
+        frames was faster at every size measured (benchmarks/NOTES.md), so "auto" and "0" upload them."""
+        return settings().gpu_host_letterbox == "1" and self.model.device.type == "cuda"
 
     def _geometries(self, shapes: list[tuple[int, int]], auto: bool) -> list:
         per_shape = {hw: letterbox_params(hw, self.imgsz, auto=auto, stride=self.model.stride) for hw in set(shapes)}
@@ -205,7 +192,7 @@ class GpuStages:
         tensor source (BCHW RGB 0..1 already) only moves to the model's device and dtype."""
         if isinstance(images, torch.Tensor):
             return images.to(self.model.device, self.model.dtype)
-        return self.letterbox(images, self.imgsz, auto=self._rect(images), stride=self.model.stride)
+        return self.letterbox(images, auto=self._rect(images))
 
     def _rect(self, images: list[np.ndarray]) -> bool:
         """Upstream's rect decision, for the whole batch when `images` is a chunk of one."""
@@ -216,12 +203,10 @@ class GpuStages:
 
         return rect_padding(images, self.args, self.model)
 
-    def letterbox(self, images: list[np.ndarray], imgsz: tuple[int, int], *, auto: bool, stride: int) -> torch.Tensor:
+    def letterbox(self, images: list[np.ndarray], *, auto: bool) -> torch.Tensor:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
-        geometries = getattr(images, "geometries", None)  # set when the host resized the frames already
-        if geometries is None:
-            per_shape = {hw: letterbox_params(hw, imgsz, auto=auto, stride=stride) for hw in set(frames.host_shapes)}
-            geometries = [per_shape[hw] for hw in frames.host_shapes]
+        # set when the host resized the frames already
+        geometries = getattr(images, "geometries", None) or self._geometries(frames.host_shapes, auto)
         dtype = self.model.dtype
         stream = self.state.letterbox_stream
         batch = frames.frames
