@@ -187,9 +187,7 @@ class DetectionPredictor:
                         "postprocess": profilers[2].dt * 1e3 / n,
                     }
                     if args.verbose:
-                        LOGGER.info(
-                            f"{infos[i]}{im.shape[2]}x{im.shape[3]} {r.verbose() or '(no detections), '}{r.speed['inference']:.1f}ms"
-                        )
+                        LOGGER.info(f"{infos[i]}{im.shape[2]}x{im.shape[3]} {r.verbose()}{r.speed['inference']:.1f}ms")
                     if args.save or args.save_txt or args.save_crop:
                         self._save(r, infos[i], writers)
                     if args.show:

@@ -18,7 +18,7 @@ import torch
 
 from ultralytics.data.gpu_sources import DeviceDecodedSource
 from ultralytics.data.loaders import InferenceSource
-from ultralytics.gpu.decode import decode_jpegs, exif_rotated, is_jpeg_bytes, jpeg_decode_problem
+from ultralytics.gpu.decode import cuda_device_problem, decode_jpegs, exif_rotated, is_jpeg_bytes, jpeg_decode_problem
 from ultralytics.gpu.streams import copy_stream
 from ultralytics.gpu.upload import DeviceFrames
 from ultralytics.gpu.video_decode import NvdecFrameReader, OpenCVFrameReader, nvdec_problem, video_info
@@ -53,8 +53,8 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     if not isinstance(batches, InferenceSource) or batches.is_tensor:
         return batches  # a tensor source has nothing to decode
     warn = _Fallbacks()
-    if device.type != "cuda" or not torch.cuda.is_available():
-        warn("all images and videos are", f"the model runs on {device}, not on a CUDA device")
+    if problem := cuda_device_problem(device):
+        warn("all images and videos are", problem)
         return batches
     if not pipeline:
         warn("all images and videos are", "gpu_pipeline=False letterboxes on the CPU; set gpu_pipeline=True")
