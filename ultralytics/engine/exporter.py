@@ -158,10 +158,8 @@ def _format_args(args: IterableSimpleNamespace) -> dict:
 
 def _torchscript_kwargs(args: IterableSimpleNamespace, device: torch.device) -> dict:
     """What export/torchscript.py needs; the metadata args upstream records for this format."""
-    if args.precision == 8 or args.dynamic:
-        raise ConfigError(
-            "TorchScript export is traced at one shape in FP32/FP16: drop int8/dynamic, or use format=onnx"
-        )
+    if args.precision == 8:  # dynamic=True is refused earlier, by the format table's argument check
+        raise ConfigError("TorchScript export is FP32/FP16: drop int8, or use format=onnx")
     meta_args = {
         "batch": int(args.batch or 1),
         "quantize": 16 if args.precision == 16 else None,

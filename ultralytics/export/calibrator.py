@@ -115,10 +115,10 @@ def make_int8_calibrator(
 
         def write_calibration_cache(self, cache) -> None:
             data = bytes(memoryview(cache))
-            _atomic_write(self.cache_file, data)
+            atomic_write(self.cache_file, data)
             record = {"fingerprint": self.fingerprint, "method": method, "images": len(self.calib)}
             record.update(imgsz=list(self.calib.imgsz), batch=self.calib.batch, trusted=model is not None)
-            _atomic_write(self.sidecar, json.dumps(record, indent=1).encode())
+            atomic_write(self.sidecar, json.dumps(record, indent=1).encode())
             LOGGER.info(f"INT8: calibration cache written to {self.cache_file}")
 
     return Calibrator()
@@ -158,10 +158,6 @@ def _read_cache(cache_file: Path, sidecar: Path, fingerprint: str) -> bytes | No
         LOGGER.info(f"INT8: recalibrating: {cache_file} was made for other images, imgsz, method or model")
         return None
     return cache_file.read_bytes() or None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, data)
 
 
 # -- precision constraints --------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def quantize_onnx(
     # Tensors no quantized Conv reads (residual-add inputs, pooled and upsampled features) keep their full
     # range: clipping them costs more than it gains (measured, docs/int8.md).
     conv_inputs = {node.input[0] for node in convs}
-    unclipped = [name for name in activations if name not in conv_inputs] if UNCLIPPED_RESIDUALS else []
+    unclipped = [name for name in activations if name not in conv_inputs]
     amax = calibrate_activations(model, activations, calib, method=method, percentile=percentile, unclipped=unclipped)
     amax = share_concat_scales(model, amax)
     quantized = insert_qdq(model, convs, amax, targets)
@@ -231,7 +231,6 @@ def quantizable_convs(
     ]
 
 
-UNCLIPPED_RESIDUALS = True
 # Ops whose float inputs are quantized besides Conv, when they lie on the feature path.
 QUANTIZED_INPUT_OPS = {"Add": (0, 1), "MaxPool": (0,), "Resize": (0,)}
 

@@ -163,15 +163,6 @@ def check_export_args(fmt: ModelFormat, given: dict[str, object]) -> None:
         )
 
 
-def backend_for_suffix(suffix: str) -> tuple[str, str] | None:
-    """(module, class) of the backend that loads files with `suffix`, or None."""
-    suffix = suffix.lower()
-    for f in FORMATS:
-        if f.backend and suffix in (f.suffix, *f.load_suffixes):
-            return f.backend
-    return None
-
-
 def loadable_suffixes() -> dict[str, tuple[str, str]]:
     """suffix → (module, class) for every format AutoBackend can load."""
     table: dict[str, tuple[str, str]] = {}

@@ -32,12 +32,12 @@ def model_flops(model: nn.Module, imgsz: int = 640) -> float:
 
 def model_info(model: nn.Module, detailed: bool = False, verbose: bool = True, imgsz: int = 640):
     """Log '<name> summary (fused): L layers, P parameters, G gradients, F GFLOPs'; return (L, P, G, F)."""
+    if not verbose:  # nothing to log: skip the counting and the FLOP pass (a forward of a model copy)
+        return None
     n_layers = sum(1 for m in model.modules() if not any(True for _ in m.children()))  # leaf modules, as upstream
     n_params = sum(p.numel() for p in model.parameters())
     n_grads = sum(p.numel() for p in model.parameters() if p.requires_grad)
     flops = model_flops(model, imgsz)
-    if not verbose:
-        return None
     if detailed:
         for i, (name, p) in enumerate(model.named_parameters()):
             LOGGER.info(f"{i:5g} {name:>40s} {str(p.requires_grad):>9s} {p.numel():12g} {str(list(p.shape)):>20s}")
