@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ultralytics.export.nms import XYWH_TO_XYXY  # the same box conversion as the ONNX route's NMS
 from ultralytics.export.onnx import INPUT_NAME, OUTPUT_NAME  # the same tensor names as the ONNX route
 from ultralytics.nn.modules.conv import fuse_conv_and_bn
 from ultralytics.trt.network import always_strongly_typed
@@ -60,8 +61,6 @@ def folded_conv(conv_block: nn.Module) -> tuple[np.ndarray, np.ndarray]:
     return weight.numpy(), bias.numpy()
 
 
-# (x, y, w, h) @ M -> (x1, y1, x2, y2) for the NMS: x1 = x - w / 2 (the multiplies by 0.5 are exact).
-XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
 # (l, t, r, b) -> (x1 - px, y1 - py, x2 - px, y2 - py): YOLO26's one-to-one head outputs corners.
 LTRB_TO_XYXY = np.diag([-1, -1, 1, 1]).astype(np.float32)
 # (l, t, r, b) -> (cx - px, cy - py, w, h): cx = px + (r - l) / 2, w = l + r, and likewise for y.
@@ -329,9 +328,7 @@ class YoloNetworkWriter:
         boxes_t, scores_t = self.transpose_last(boxes), self.transpose_last(scores)  # (B, A, 4), (B, A, nc)
 
         def gather(data, index):  # per image: data (B, A, ...) rows at index (B, k)
-            layer = self.network.add_gather_v2(data, self.reshape(index, (0, -1, 1)), trt.GatherMode.ND)
-            layer.num_elementwise_dims = 1
-            return layer.get_output(0)
+            return self.gather_nd(data, self.reshape(index, (0, -1, 1)), batch_dims=1)
 
         def topk(x, count: int, axis: int):
             layer = self.network.add_topk(x, trt.TopKOperation.MAX, count, 1 << axis)
@@ -362,10 +359,16 @@ class YoloNetworkWriter:
         return layer.get_output(0)
 
     def constant_int(self, array: np.ndarray):
-        """An integer constant (indices, divisors): not cast to the weight dtype."""
-        array = np.array(array, order="C")
+        """A constant of the array's own dtype (int32 indices and divisors, float32 NMS values), never cast
+        to the weight dtype."""
+        array = np.array(array, order="C")  # not ascontiguousarray: it turns 0D scalars into 1D
         self.keep_alive.append(array)
         return self.network.add_constant(tuple(array.shape), self.trt.Weights(array)).get_output(0)
+
+    def gather_nd(self, data, indices, batch_dims: int):
+        layer = self.network.add_gather_v2(data, indices, self.trt.GatherMode.ND)
+        layer.num_elementwise_dims = batch_dims
+        return layer.get_output(0)
 
     def decode_boxes(self, logits, centres, stride: int, bins, ltrb_to_xywh):
         """One level: DFL (softmax over the bins, then their expectation) and (l, t, r, b) -> xywh pixels.
@@ -410,58 +413,44 @@ class NmsWriter:
     rows scattered into a dense (B, A, C) score tensor, zero boxes appended so a fixed TopK(max_det)
     always has candidates, then the kept boxes gathered per image: output (B, max_det, 6)
     x1, y1, x2, y2, score, class, zero rows after the last detection. Everything is FP32 (NMS thresholds
-    and coordinates); the caller casts the result to the I/O type. `settings` needs conf, iou, max_det
-    and agnostic (duck-typed: `export.nms.NmsSettings`).
+    and coordinates); the caller casts the result to the I/O type. `settings` is an `export.nms.NmsSettings`
+    (conf, iou, max_det, agnostic, and its column/padding rules).
     """
 
     def __init__(self, writer: YoloNetworkWriter, settings):
         self.w, self.trt, self.network, self.s = writer, writer.trt, writer.network, settings
 
-    def const(self, array: np.ndarray):
-        """A constant of the array's own dtype (int32 indices, float32 values) whatever the weight dtype."""
-        array = np.array(array, order="C")  # not ascontiguousarray: it turns 0D scalars into 1D
-        self.w.keep_alive.append(array)
-        return self.network.add_constant(tuple(array.shape), self.trt.Weights(array)).get_output(0)
-
     def op(self, a, b, name: str):
         return self.network.add_elementwise(a, b, getattr(self.trt.ElementWiseOperation, name)).get_output(0)
-
-    def transpose(self, x):
-        layer = self.network.add_shuffle(x)
-        layer.second_transpose = (0, 2, 1)
-        return layer.get_output(0)
-
-    def gather_nd(self, data, indices, batch_dims: int):
-        layer = self.network.add_gather_v2(data, indices, self.trt.GatherMode.ND)
-        layer.num_elementwise_dims = batch_dims
-        return layer.get_output(0)
 
     def __call__(self, boxes, scores, nc: int):
         """boxes (B, 4, A) xywh and scores (B, nc, A), FP32 -> (B, max_det, 6) FP32."""
         trt, s = self.trt, self.s
-        classes = 1 if s.agnostic else nc
-        pad = -(-s.max_det // classes)
+        classes, pad = s.classes_in_nms(nc), s.padding(nc)
         xyxy = self.network.add_matrix_multiply(
-            self.transpose(boxes), trt.MatrixOperation.NONE, self.const(XYWH_TO_XYXY[None]), trt.MatrixOperation.NONE
+            self.w.transpose_last(boxes),
+            trt.MatrixOperation.NONE,
+            self.w.constant_int(XYWH_TO_XYXY[None]),
+            trt.MatrixOperation.NONE,
         ).get_output(0)  # (B, A, 4)
-        per_box = self.transpose(scores)  # (B, A, nc): INMSLayer's [batch, boxes, classes] layout
+        per_box = self.w.transpose_last(scores)  # (B, A, nc): INMSLayer's [batch, boxes, classes] layout
         top1 = self.network.add_topk(per_box, trt.TopKOperation.MAX, 1, 1 << 2)
         best, cls = top1.get_output(0), top1.get_output(1)  # (B, A, 1), class index INT32
         if s.agnostic:
             kept_scores = best
             rows = self.w.concat([xyxy, self.w.cast(cls, trt.float32)], 2)  # (B, A, 5)
         else:  # only the best class keeps its score: per-class NMS of single-label boxes
-            onehot = self.op(cls, self.const(np.arange(nc, dtype=np.int32).reshape(1, 1, nc)), "EQUAL")
+            onehot = self.op(cls, self.w.constant_int(np.arange(nc, dtype=np.int32).reshape(1, 1, nc)), "EQUAL")
             kept_scores = self.op(per_box, self.w.cast(onehot, trt.float32), "PROD")
             rows = xyxy
-        nms = self.network.add_nms(xyxy, kept_scores, self.const(np.array(s.max_det, np.int32)))
-        nms.set_input(3, self.const(np.array(s.iou, np.float32)))
-        nms.set_input(4, self.const(np.array(s.conf, np.float32)))
+        nms = self.network.add_nms(xyxy, kept_scores, self.w.constant_int(np.array(s.max_det, np.int32)))
+        nms.set_input(3, self.w.constant_int(np.array(s.iou, np.float32)))
+        nms.set_input(4, self.w.constant_int(np.array(s.conf, np.float32)))
         nms.bounding_box_format = trt.BoundingBoxFormat.CORNER_PAIRS
         selected = nms.get_output(0)  # (K, 3): batch, class, box
-        bnc = self.network.add_gather(selected, self.const(np.array([0, 2, 1], np.int32)), 1).get_output(0)
-        picked = self.gather_nd(kept_scores, bnc, 0)  # (K,)
-        zero = self.const(np.zeros((1, 1, 1), np.float32))
+        bnc = self.network.add_gather(selected, self.w.constant_int(np.array([0, 2, 1], np.int32)), 1).get_output(0)
+        picked = self.w.gather_nd(kept_scores, bnc, 0)  # (K,)
+        zero = self.w.constant_int(np.zeros((1, 1, 1), np.float32))
         dense = self.network.add_scatter(self.op(kept_scores, zero, "PROD"), bnc, picked, trt.ScatterMode.ND)
         dense = dense.get_output(0)  # (B, A, C): kept scores, zeros elsewhere
         zero_b = self.op(
@@ -470,18 +459,24 @@ class NmsWriter:
             "PROD",
         )  # (B, 1, 1) zeros that follow the dynamic batch
         width = 5 if s.agnostic else 4
-        dense = self.w.concat([dense, self.op(zero_b, self.const(np.zeros((1, pad, classes), np.float32)), "SUM")], 1)
-        rows = self.w.concat([rows, self.op(zero_b, self.const(np.zeros((1, pad, width), np.float32)), "SUM")], 1)
+        dense = self.w.concat(
+            [dense, self.op(zero_b, self.w.constant_int(np.zeros((1, pad, classes), np.float32)), "SUM")], 1
+        )
+        rows = self.w.concat(
+            [rows, self.op(zero_b, self.w.constant_int(np.zeros((1, pad, width), np.float32)), "SUM")], 1
+        )
         top = self.network.add_topk(self.w.reshape(dense, (0, -1)), trt.TopKOperation.MAX, s.max_det, 1 << 1)
         values, index = top.get_output(0), top.get_output(1)  # (B, max_det)
-        box = self.op(index, self.const(np.array([[classes]], np.int32)), "FLOOR_DIV")
-        gathered = self.gather_nd(rows, self.w.reshape(box, (0, -1, 1)), 1)  # (B, max_det, width)
+        box = self.op(index, self.w.constant_int(np.array([[classes]], np.int32)), "FLOOR_DIV")
+        gathered = self.w.gather_nd(rows, self.w.reshape(box, (0, -1, 1)), 1)  # (B, max_det, width)
         if s.agnostic:
-            xyxy_out = self.network.add_gather(gathered, self.const(np.arange(4, dtype=np.int32)), 2).get_output(0)
-            cls_out = self.network.add_gather(gathered, self.const(np.array([4], np.int32)), 2).get_output(0)
+            xyxy_out = self.network.add_gather(
+                gathered, self.w.constant_int(np.arange(4, dtype=np.int32)), 2
+            ).get_output(0)
+            cls_out = self.network.add_gather(gathered, self.w.constant_int(np.array([4], np.int32)), 2).get_output(0)
         else:
             xyxy_out = gathered
-            cls_i = self.op(index, self.op(box, self.const(np.array([[classes]], np.int32)), "PROD"), "SUB")
+            cls_i = self.op(index, self.op(box, self.w.constant_int(np.array([[classes]], np.int32)), "PROD"), "SUB")
             cls_out = self.w.reshape(self.w.cast(cls_i, trt.float32), (0, -1, 1))
         score_out = self.w.reshape(values, (0, -1, 1))
         valid = self.w.cast(self.op(score_out, zero, "GREATER"), trt.float32)
