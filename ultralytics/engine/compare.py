@@ -59,10 +59,11 @@ def compare_models(
     for paths, images, _ in tqdm(loader, desc="compare", unit="batch", leave=False, total=_length(loader)):
         if isinstance(images, torch.Tensor):
             raise ValueError("compare needs image files or arrays as source, not a tensor")
-        tensor = images_to_tensor([letterbox(image=im) for im in images], "cpu")
+        # converted on the CPU (as predict's CPU path does), uploaded once for both models
+        tensor = images_to_tensor([letterbox(image=im) for im in images], "cpu").to(device)
         with torch.no_grad():
-            out_a = a(tensor.to(device)).float().cpu().clone()
-            out_b = b(tensor.to(device)).float().cpu().clone()
+            out_a = a(tensor).float().cpu().clone()
+            out_b = b(tensor).float().cpu().clone()
         if out_a.shape != out_b.shape:
             raise ValueError(f"the models' raw outputs differ in shape: {tuple(out_a.shape)} vs {tuple(out_b.shape)}")
         diff = (out_a - out_b).abs()
