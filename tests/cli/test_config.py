@@ -134,7 +134,10 @@ def test_checks_tensorrt_dispatches_or_says_it_is_absent(cli, monkeypatch):
 
 
 def test_settings_cfg_and_copy_cfg(cli, tmp_path):
-    assert cli("settings").code == 0
+    listed = cli("settings")
+    assert listed.code == 0
+    for name in ("ULTRALYTICS_GPU_CHUNK", "ULTRALYTICS_DECODE_WORKERS", "ULTRALYTICS_GPU_JPEG_CHROMA", "YOLO_VERBOSE"):
+        assert name in listed.out  # every environment switch of utils/settings.py, not a hand-kept subset
     changed = cli("settings", "reset")  # upstream resets its settings file; there is none here
     assert changed.code == 2 and "no settings file" in changed.out
     shown = cli("cfg")

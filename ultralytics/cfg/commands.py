@@ -17,15 +17,9 @@ from pathlib import Path
 from ultralytics.utils import DEFAULT_CFG_PATH
 from ultralytics.utils.atomic_file import atomic_copy
 from ultralytics.utils.files import increment_path
-from ultralytics.utils.settings import env_value
+from ultralytics.utils.settings import SWITCHES, env_value
 
 # Environment switches the package reads (there is no settings file): name → what it does.
-ENVIRONMENT_SWITCHES = {
-    "YOLO_VERBOSE": "'false' hides the info lines (warnings and errors still show); default 'true'",
-    "ULTRALYTICS_GPU_RESIZE": "GPU letterbox resize: 'exact' (OpenCV's numbers, default) or 'fast'",
-    "ULTRALYTICS_GPU_TRITON": "'0' keeps the torch GPU letterbox where the Triton kernel could run",
-    "ULTRALYTICS_TRT_HOST_MEMORY": "'1' lets the TensorRT backend take CPU tensors (tests with the stand-in)",
-}
 # What `yolo checks` reports: (label, import name, distribution names to ask for a version).
 PACKAGES = (
     ("torch", "torch", ("torch",)),
@@ -128,9 +122,9 @@ def settings(argv: list[str]) -> int:
         )
         return 2
     print("No settings file: this package is configured per call (key=value) and by these environment variables:")
-    width = max(map(len, ENVIRONMENT_SWITCHES)) + 2
-    for name, what in ENVIRONMENT_SWITCHES.items():
-        print(f"  {name:<{width}}{env_value(name):<10} {what}")
+    width = max(map(len, SWITCHES)) + 2
+    for name, (values, what) in SWITCHES.items():
+        print(f"  {name:<{width}}{env_value(name):<10} {what} ({values})")
     print("Run folders go to runs/detect/ under the current folder unless project= says otherwise.")
     return 0
 

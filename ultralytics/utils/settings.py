@@ -5,20 +5,7 @@ reader can find them all and their defaults in one table. They are read from the
 call, not once at import: tests and benchmarks flip them at run time, and reading a few variables costs
 microseconds next to a predict call.
 
-| variable | values | what it changes |
-|---|---|---|
-| `ULTRALYTICS_GPU_RESIZE` | `exact` (default) / `fast` | GPU letterbox resize: OpenCV's bit-exact arithmetic, or float bilinear |
-| `ULTRALYTICS_GPU_TRITON` | `1` (default) / `0` | `0` keeps the torch letterbox where the fused Triton kernel could run |
-| `ULTRALYTICS_GPU_HOST_LETTERBOX` | `auto` (default) / `1` / `0` | resize frames on the host (threads) before the upload, or upload full frames |
-| `ULTRALYTICS_GPU_CHUNK` | integer, default 32; `0` = off | frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous) |
-| `ULTRALYTICS_DECODE_WORKERS` | integer, `0` = auto (default) | threads decoding image files (auto: cores − 2, 1..16) |
-| `ULTRALYTICS_GPU_JPEG_CHROMA` | `nvjpeg` (default) / `fancy` | `gpu_decode` JPEG chroma: as nvJPEG decodes it, or libjpeg's fancy upsampling |
-| `ULTRALYTICS_NVDEC_READER` | `simple` (default) / `threaded` | which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos |
-| `ULTRALYTICS_TRT_HOST_MEMORY` | `1` / unset | test hook: TensorRT buffers in host memory (the stand-in library only) |
-| `YOLO_VERBOSE` | `true` (default) / `false` | upstream's switch: `false` hides the info lines (read once, at import) |
-| `TORCH_FORCE_WEIGHTS_ONLY_LOAD` | torch's switch | when set, YOLO checkpoints cannot load (the loader says so) |
-| `DISPLAY`, `WAYLAND_DISPLAY` | the desktop's | whether `show=True` can open a window |
-| `TRITON_INTERPRET` | `1` / unset | Triton's own switch: the Triton letterbox may run on CPU tensors (interpreter) |
+The table is `SWITCHES` below (also what `yolo settings` prints).
 
 Each switch with a fixed set of values is checked here, with a one-line error naming the valid ones.
 """
@@ -38,6 +25,53 @@ CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
 READER_ENV = "ULTRALYTICS_NVDEC_READER"
 HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
 TRITON_INTERPRET_ENV = "TRITON_INTERPRET"
+
+# name -> (values, what it changes): the one list of switches, printed by `yolo settings`.
+SWITCHES: dict[str, tuple[str, str]] = {
+    "ULTRALYTICS_GPU_RESIZE": (
+        "`exact` (default) / `fast`",
+        "GPU letterbox resize: OpenCV's bit-exact arithmetic, or float bilinear",
+    ),
+    "ULTRALYTICS_GPU_TRITON": (
+        "`1` (default) / `0`",
+        "`0` keeps the torch letterbox where the fused Triton kernel could run",
+    ),
+    "ULTRALYTICS_GPU_HOST_LETTERBOX": (
+        "`auto` (default) / `1` / `0`",
+        "resize frames on the host (threads) before the upload, or upload full frames",
+    ),
+    "ULTRALYTICS_GPU_CHUNK": (
+        "integer, default 32; `0` = off",
+        "frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous)",
+    ),
+    "ULTRALYTICS_DECODE_WORKERS": (
+        "integer, `0` = auto (default)",
+        "threads decoding image files (auto: cores − 2, 1..16)",
+    ),
+    "ULTRALYTICS_GPU_JPEG_CHROMA": (
+        "`nvjpeg` (default) / `fancy`",
+        "`gpu_decode` JPEG chroma: as nvJPEG decodes it, or libjpeg's fancy upsampling",
+    ),
+    "ULTRALYTICS_NVDEC_READER": (
+        "`simple` (default) / `threaded`",
+        "which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos",
+    ),
+    "ULTRALYTICS_TRT_HOST_MEMORY": (
+        "`1` / unset",
+        "test hook: TensorRT buffers in host memory (the stand-in library only)",
+    ),
+    "YOLO_VERBOSE": (
+        "`true` (default) / `false`",
+        "upstream's switch: `false` hides the info lines (read once, at import)",
+    ),
+    "TORCH_FORCE_WEIGHTS_ONLY_LOAD": ("torch's switch", "when set, YOLO checkpoints cannot load (the loader says so)"),
+    "DISPLAY": ("the desktop's", "whether `show=True` can open a window"),
+    "WAYLAND_DISPLAY": ("the desktop's", "whether `show=True` can open a window"),
+    "TRITON_INTERPRET": (
+        "`1` / unset",
+        "Triton's own switch: the Triton letterbox may run on CPU tensors (interpreter)",
+    ),
+}
 
 
 @dataclass(frozen=True)
