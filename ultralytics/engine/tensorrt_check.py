@@ -85,20 +85,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="yolo-checks-tensorrt-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        outcomes = run_routes(work, device, args.imgsz)
+        images = sorted(str(p) for p in ASSETS.glob("*.jpg"))
+        reference = _pytorch_reference(images, args.imgsz)  # once: every route is compared with it
+        outcomes = run_routes(work, device, args.imgsz, images, reference)
         if not stand_in:
-            outcomes.append(_cuda_graphs(work, device, args.imgsz))
-            outcomes.append(_second_gpu(work, args.imgsz))
+            outcomes.append(_cuda_graphs(work, device, args.imgsz, images))
+            outcomes.append(_second_gpu(work, args.imgsz, images, reference))
     print(_report(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def run_routes(work: Path, device: str, imgsz: int) -> list[Outcome]:
-    """Export and check every route; an exception in one route is that route's failure, not the run's."""
+def _pytorch_reference(images: list[str], imgsz: int) -> list:
+    """The bundled model's PyTorch predictions on the CPU: what every engine is compared with."""
     from ultralytics import YOLO
 
-    images = sorted(str(p) for p in ASSETS.glob("*.jpg"))
-    reference = YOLO(MODEL).predict(images, imgsz=imgsz, device="cpu", verbose=False, conf=0.25)
+    return YOLO(MODEL).predict(images, imgsz=imgsz, device="cpu", verbose=False, conf=0.25)
+
+
+def run_routes(work: Path, device: str, imgsz: int, images: list[str], reference: list) -> list[Outcome]:
+    """Export and check every route; an exception in one route is that route's failure, not the run's."""
     outcomes = []
     for index, route in enumerate(ROUTES):
         folder = work / f"{index}_{route.name.replace(' ', '_')}"
@@ -132,14 +137,13 @@ def _check_route(route: Route, folder: Path, images: list[str], reference, devic
     return Outcome(route.name, passed, detail, export_s, predict_ms)
 
 
-def _cuda_graphs(work: Path, device: str, imgsz: int) -> Outcome:
+def _cuda_graphs(work: Path, device: str, imgsz: int, images: list[str]) -> Outcome:
     """The fp32 engine with the GPU pipeline (CUDA graphs) against the same engine without it."""
 
     def check() -> Outcome:
         from ultralytics import YOLO
 
         engine = next(work.glob("0_*/*.engine"))
-        images = sorted(str(p) for p in ASSETS.glob("*.jpg"))
         model = YOLO(engine)
         plain = model.predict(images, imgsz=imgsz, device=device, verbose=False, gpu_pipeline=False)
         for _ in range(3):  # capture, then replay
@@ -154,16 +158,12 @@ def _cuda_graphs(work: Path, device: str, imgsz: int) -> Outcome:
     return _guarded("cuda graphs", check)
 
 
-def _second_gpu(work: Path, imgsz: int) -> Outcome:
+def _second_gpu(work: Path, imgsz: int, images: list[str], reference: list) -> Outcome:
     if torch.cuda.device_count() < 2:
         return Outcome("second gpu", True, "skipped: one GPU")
     route = Route("second gpu", {}, 0.99)
     folder = work / "second_gpu"
     folder.mkdir(exist_ok=True)
-    from ultralytics import YOLO
-
-    images = sorted(str(p) for p in ASSETS.glob("*.jpg"))
-    reference = YOLO(MODEL).predict(images, imgsz=imgsz, device="cpu", verbose=False, conf=0.25)
     return _guarded("second gpu", lambda: _check_route(route, folder, images, reference, "cuda:1", imgsz))
 
 
