@@ -16,7 +16,7 @@ import torch
 from ultralytics.utils import LOGGER, ops
 from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.plotting import Annotator, colors, save_one_box
-from ultralytics.utils.tabular import rows_to_csv, rows_to_df, rows_to_json
+from ultralytics.utils.tabular import SummaryExports
 
 Array = torch.Tensor | np.ndarray
 
@@ -117,7 +117,7 @@ class Boxes(_TensorHolder):
     __repr__ = __str__
 
 
-class Results(_TensorHolder):
+class Results(_TensorHolder, SummaryExports):
     """Predictions for one image: the original image, its path, class names and `Boxes`."""
 
     def __init__(
@@ -222,18 +222,6 @@ class Results(_TensorHolder):
                 row["track_id"] = int(ids[i])
             rows.append(row)
         return rows
-
-    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
-        """summary() as a compact JSON array, upstream's format ('[]' without detections)."""
-        return rows_to_json(self.summary(normalize=normalize, decimals=decimals))
-
-    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
-        """summary() as CSV text: name,class,confidence,box with the box dict quoted, as upstream writes it."""
-        return rows_to_csv(self.summary(normalize=normalize, decimals=decimals))
-
-    def to_df(self, normalize: bool = False, decimals: int = 5):
-        """summary() as a polars DataFrame, as upstream returns (needs `pip install polars`)."""
-        return rows_to_df(self.summary(normalize=normalize, decimals=decimals))
 
     def update(self, boxes: Array | None = None, **others: Any) -> Results:
         """Replace the boxes (clipped to the image, as upstream); other tasks' outputs cannot be set here."""

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ultralytics.utils.tabular import SummaryExports
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0, 1, 101)  # where the precision envelope is sampled for AP
 CONF_GRID = np.linspace(0, 1, 1000)  # confidences at which P, R and F1 curves are evaluated
@@ -340,7 +342,7 @@ class ConfusionMatrix:
         return tp[:-1], fp[:-1]
 
 
-class DetMetrics:
+class DetMetrics(SummaryExports):
     """Accumulates per-image matches, then computes box metrics for the whole dataset.
 
     Usage: `update(correct, conf, pred_cls, target_cls)` once per image, `process()` once, then read
@@ -470,24 +472,6 @@ class DetMetrics:
                 }
             )
         return rows
-
-    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
-        """summary() as CSV text, upstream's columns and layout."""
-        from ultralytics.utils.tabular import rows_to_csv
-
-        return rows_to_csv(self.summary(normalize=normalize, decimals=decimals))
-
-    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
-        """summary() as a compact JSON array."""
-        from ultralytics.utils.tabular import rows_to_json
-
-        return rows_to_json(self.summary(normalize=normalize, decimals=decimals))
-
-    def to_df(self, normalize: bool = False, decimals: int = 5):
-        """summary() as a polars DataFrame (needs `pip install polars`, as upstream's does)."""
-        from ultralytics.utils.tabular import rows_to_df
-
-        return rows_to_df(self.summary(normalize=normalize, decimals=decimals))
 
     def table(self) -> str:
         """Upstream's validation table: an `all` row, then one row per class (when there are several)."""

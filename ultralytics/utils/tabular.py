@@ -49,3 +49,23 @@ def rows_to_df(rows: list[dict[str, Any]]):
     except ImportError:
         raise ImportError("to_df() returns a polars DataFrame, as upstream's does: pip install polars") from None
     return pl.DataFrame([_plain(r) for r in rows])
+
+
+class SummaryExports:
+    """`to_json`, `to_csv` and `to_df` for any class with upstream's `summary(normalize, decimals)`
+    (Results and DetMetrics): the same three exports, written once."""
+
+    def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:  # pragma: no cover
+        raise NotImplementedError
+
+    def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as a compact JSON array, upstream's format ('[]' when empty)."""
+        return rows_to_json(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_csv(self, normalize: bool = False, decimals: int = 5) -> str:
+        """summary() as CSV text in upstream's columns and layout (nested dicts quoted)."""
+        return rows_to_csv(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_df(self, normalize: bool = False, decimals: int = 5):
+        """summary() as a polars DataFrame, as upstream returns (needs `pip install polars`)."""
+        return rows_to_df(self.summary(normalize=normalize, decimals=decimals))
