@@ -243,10 +243,6 @@ class DetectionModel(nn.Module):
         """True when eval forward returns NMS-free (B, k, 6) detections from the one-to-one head (YOLO26)."""
         return bool(getattr(self.model[-1], "end2end", False))
 
-    @end2end.setter
-    def end2end(self, value: bool) -> None:
-        self.model[-1].end2end = value
-
     def select_head(self, end2end: bool, max_det: int = 300, agnostic: bool = False) -> None:
         """Pick the inference head as upstream's `nms=False` does: the one-to-one branch with top-`max_det`
         selection (class-agnostic if asked) when `end2end` and the model has one; otherwise one-to-many."""
