@@ -9,6 +9,7 @@ predict calls (pinned buffers, captured graphs) hangs off the model object (`gpu
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
 from ultralytics.gpu.letterbox import letterbox_batch
-from ultralytics.gpu.nms import BatchedNMS, PendingNMS
+from ultralytics.gpu.nms import MAX_NMS, BatchedNMS, PendingNMS
 from ultralytics.gpu.streams import letterbox_stream
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
 from ultralytics.utils.ops import non_max_suppression
@@ -93,6 +94,8 @@ class _ModelState:
         self.letterbox_graphs = GraphFamily(model.device) if cuda else None
         self.letterbox_stream = letterbox_stream(model.device) if cuda else None
         self.nms_graphs = GraphFamily(model.device) if cuda else None
+        # small batches: letterbox + network + NMS as one graph per frame size, geometry and NMS settings
+        self.fused_graphs = GraphFamily(model.device) if cuda else None
 
 
 _STATE_LOCK = threading.Lock()
@@ -307,19 +310,86 @@ class GpuStages:
         Python in general) overlaps the GPU instead of alternating with it."""
         pending = None
         for paths, images, infos in batches:
-            with profilers[0]:
-                im = preprocess(images)
-            self.prepare(im)  # a first capture of this shape is set-up, not inference time
-            with profilers[1]:
-                preds = inference(im)
-            with profilers[2]:
-                nms = self.launch_nms(preds)
+            if (fused := self.fused_frames(images)) is not None:
+                frames, geo = fused
+                self.prepare_fused(frames, geo)  # a first capture is set-up, not inference time
+                with profilers[0]:
+                    pass  # the letterbox runs inside the one graph: its time counts as inference
+                with profilers[1]:
+                    nms = self.launch_fused(frames, geo)
+                with profilers[2]:
+                    pass
+                im = torch.empty((frames.frames.shape[0], 3, *geo.canvas_hw), device="meta")  # its shape only
+            else:
+                with profilers[0]:
+                    im = preprocess(images)
+                self.prepare(im)  # a first capture of this shape is set-up, not inference time
+                with profilers[1]:
+                    preds = inference(im)
+                with profilers[2]:
+                    nms = self.launch_nms(preds)
             timings = [p.take() if hasattr(p, "take") else None for p in profilers]
             if pending is not None:
                 yield self._finish(profilers, *pending)
             pending = (paths, images, infos, im, nms, originals, timings)
         if pending is not None:
             yield self._finish(profilers, *pending)
+
+    # ------------------------------------------------------------------ small batches: one graph
+    def fused_frames(self, images: Any) -> tuple[DeviceFrames, Any] | None:
+        """(uploaded frames, their geometry) when this batch runs letterbox + network + NMS as ONE CUDA
+        graph, else None.
+
+        At batch 1 the three graphs and what joins them (copy in, copy out, stream hand-overs, a
+        launch each) cost ~0.15 ms of a ~2 ms call on the H200 (benchmarks/NOTES.md, session 5). One
+        graph applies to a few same-size frames (fewer than OVERLAP_LETTERBOX_FROM_BATCH, where the
+        letterbox does not run beside the previous network), with graphs on, a backend that may replay
+        at that input shape, and NMS to do (an end-to-end model has none)."""
+        state = self.state
+        if not self.use_graphs or self.end2end or state.fused_graphs is None or isinstance(images, torch.Tensor):
+            return None
+        frames = getattr(images, "device_frames", None)
+        if frames is None or getattr(images, "geometries", None) is not None:
+            return None
+        if not isinstance(frames.frames, torch.Tensor) or not settings().gpu_fused:
+            return None
+        n = int(frames.frames.shape[0])
+        if 0 < OVERLAP_LETTERBOX_FROM_BATCH <= n:
+            return None
+        geo = self._geometries(frames.host_shapes[:1], self._rect(images))[0]
+        if not self.model.graph_safe((n, 3, *geo.canvas_hw)):
+            return None
+        return frames, geo
+
+    def _fused(self, geo: Any) -> tuple[tuple, Callable[[], Callable[[torch.Tensor], tuple]], int, int]:
+        """The fused graph's key, its builder, and the NMS top_k cap / steps it bakes in."""
+        nms, dtype, forward = self.nms, self.model.dtype, self.model.backend.forward
+        top_k, steps = nms.top_k, nms.steps
+
+        def make() -> Callable[[torch.Tensor], tuple]:
+            def letterbox_network_nms(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                preds = forward(letterbox_batch(frames, [geo] * frames.shape[0], dtype))
+                return nms.run_on_device(preds, min(top_k, preds.shape[2], MAX_NMS), steps), preds
+
+            return letterbox_network_nms
+
+        return (geo, dtype, nms.graph_key(top_k, steps)), make, top_k, steps
+
+    def prepare_fused(self, frames: DeviceFrames, geo: Any) -> None:
+        """Capture the fused graph for these frames outside the timed stages (once per key and shape)."""
+        key, make, _, _ = self._fused(geo)
+        self.nms.prepare_classes(self.model.device)
+        frames.wait()
+        self.state.fused_graphs.prepare(key, make, frames.frames)
+
+    def launch_fused(self, frames: DeviceFrames, geo: Any) -> PendingNMS:
+        """Replay the fused graph and enqueue the detections' copy to the host; returns without waiting.
+        The network output comes back too (a copy), for the rare NMS redo (`BatchedNMS.finish`)."""
+        key, make, top_k, steps = self._fused(geo)
+        self.nms.prepare_classes(self.model.device)
+        frames.wait()
+        packed, preds = self.state.fused_graphs(key, make, frames.frames)
+        return self.nms.to_host(packed, preds, min(top_k, preds.shape[2], MAX_NMS), steps)
 
     def _finish(self, profilers, paths, images, infos, im, nms, originals, timings) -> tuple:
         results = self.finish_postprocess(nms, im.shape[2:], originals(images), paths)
@@ -365,7 +435,7 @@ def scale_to_originals(
     if rows.dtype != np.float32:
         rows = rows.astype(np.float32)
     # per original shape: pad x/y, gain x/y, width, height (the values scale_boxes derives)
-    params = {shape: _unletterbox(im_hw, shape) for shape in set(orig_shapes)}
+    params = {shape: _unletterbox(tuple(im_hw), tuple(shape)) for shape in set(orig_shapes)}
     if len(params) == 1:
         per_row = np.array(next(iter(params.values())), np.float32)[None, :]
     else:
@@ -379,6 +449,7 @@ def scale_to_originals(
     return np.split(rows, np.cumsum(counts)[:-1])
 
 
+@functools.lru_cache(maxsize=256)  # a few shapes per source; saves ~0.05 ms of a batch-1 call
 def _unletterbox(im_hw: tuple[int, ...], orig_shape: tuple[int, ...]) -> tuple[float, ...]:
     """(pad_x, pad_y, gain_x, gain_y, w, h) that `ops.scale_boxes` uses for one original shape."""
     p = letterbox_params(tuple(orig_shape[:2]), tuple(im_hw[:2]), auto=False)

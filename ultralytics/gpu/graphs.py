@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -25,12 +26,20 @@ from ultralytics.utils import LOGGER
 
 
 class _Captured:
-    def __init__(self, graph: torch.cuda.CUDAGraph, static_in: torch.Tensor, static_out: torch.Tensor):
+    def __init__(
+        self, graph: torch.cuda.CUDAGraph, static_in: torch.Tensor, static_out: torch.Tensor | tuple[torch.Tensor, ...]
+    ):
         self.graph, self.static_in, self.static_out = graph, static_in, static_out
+
+    def outputs(self) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Copies of the outputs: the next replay overwrites the static ones."""
+        if isinstance(self.static_out, torch.Tensor):
+            return self.static_out.clone()
+        return tuple(t.clone() for t in self.static_out)
 
 
 class CudaGraphRunner:
-    """Runs `fn(x) -> Tensor` through CUDA graphs captured per (shape, dtype) of `x`."""
+    """Runs `fn(x) -> Tensor` (or a tuple of tensors) through CUDA graphs captured per (shape, dtype) of `x`."""
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device, max_graphs: int = 8):
         device = torch.device(device)
@@ -51,7 +60,7 @@ class CudaGraphRunner:
     def __len__(self) -> int:
         return len(self._graphs)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.disabled_reason is not None:
             return self.fn(x)
         caller = torch.cuda.current_stream(self.device)
@@ -68,9 +77,10 @@ class CudaGraphRunner:
             with torch.cuda.stream(stream):
                 entry.static_in.copy_(x)
                 entry.graph.replay()
-                out = entry.static_out.clone()  # the next replay overwrites static_out
+                out = entry.outputs()
             caller.wait_stream(stream)
-            out.record_stream(caller)
+            for t in (out,) if isinstance(out, torch.Tensor) else out:
+                t.record_stream(caller)
             x.record_stream(stream)
             return out
 
@@ -106,8 +116,8 @@ class CudaGraphRunner:
             LOGGER.warning(f"WARNING CUDA graph capture failed, running eagerly instead ({self.disabled_reason})")
             torch.cuda.synchronize(self.device)
             return None
-        if not isinstance(static_out, torch.Tensor):
-            self.disabled_reason = f"the captured function returned {type(static_out).__name__}, not a tensor"
+        if not _tensors(static_out):
+            self.disabled_reason = f"the captured function returned {type(static_out).__name__}, not tensors"
             LOGGER.warning(f"WARNING CUDA graphs disabled: {self.disabled_reason}")
             return None
         entry = _Captured(graph, static_in, static_out)
@@ -129,17 +139,29 @@ class GraphFamily:
     def __len__(self) -> int:
         return len(self._members)
 
-    def __call__(
-        self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], torch.Tensor]], x: torch.Tensor
-    ) -> torch.Tensor:
+    def __call__(self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], Any]], x: torch.Tensor) -> Any:
         """fn(x) through the graph of `key`; `make_fn()` builds fn the first time the key is seen."""
+        return self._runner(key, make_fn)(x)
+
+    def prepare(self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], Any]], x: torch.Tensor) -> None:
+        """Capture the graph of `key` for x's shape now (nothing replayed), outside a timed stage."""
+        self._runner(key, make_fn).prepare(x)
+
+    def _runner(self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], Any]]) -> CudaGraphRunner:
         with self._lock:
             runner = self._members.get(key)
             if runner is None:
                 _make_room(self._members, self.max_members, self.device)
                 runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
             self._members.move_to_end(key)
-        return runner(x)
+        return runner
+
+
+def _tensors(out: object) -> bool:
+    """A tensor, or a non-empty tuple of tensors: what a runner can hand back."""
+    if isinstance(out, torch.Tensor):
+        return True
+    return isinstance(out, tuple) and bool(out) and all(isinstance(t, torch.Tensor) for t in out)
 
 
 def _make_room(cache: OrderedDict, limit: int, device: torch.device) -> None:

@@ -97,21 +97,25 @@ class BatchedNMS:
         return self._launch(preds, top_k, self.steps)
 
     def _launch(self, preds: torch.Tensor, top_k: int, steps: int) -> PendingNMS:
-        if self.classes is not None and preds.device not in self._classes_on:  # uploaded outside any capture
-            self._classes_on[preds.device] = torch.tensor(self.classes, device=preds.device)
+        self.prepare_classes(preds.device)
         if self.graphs is not None and preds.device.type == "cuda":
-            key = (
-                self.conf_thres,
-                self.iou_thres,
-                tuple(self.classes or ()),
-                self.agnostic,
-                self.max_det,
-                top_k,
-                steps,
-            )
+            key = self.graph_key(top_k, steps)
             packed = self.graphs(key, lambda: lambda p: self.run_on_device(p, top_k, steps), preds)
         else:
             packed = self.run_on_device(preds, top_k, steps)
+        return self.to_host(packed, preds, top_k, steps)
+
+    def graph_key(self, top_k: int, steps: int) -> tuple:
+        """Everything a captured NMS bakes in: settings that change it need another graph."""
+        return (self.conf_thres, self.iou_thres, tuple(self.classes or ()), self.agnostic, self.max_det, top_k, steps)
+
+    def prepare_classes(self, device: torch.device) -> None:
+        """Upload the class filter once, outside any graph capture (a capture cannot upload)."""
+        if self.classes is not None and device not in self._classes_on:
+            self._classes_on[device] = torch.tensor(self.classes, device=device)
+
+    def to_host(self, packed: torch.Tensor, preds: torch.Tensor, top_k: int, steps: int) -> PendingNMS:
+        """Enqueue the copy of `run_on_device`'s result into pinned host memory (on CUDA)."""
         if packed.device.type != "cuda":
             return PendingNMS(preds, packed, None, top_k, steps)
         host = torch.empty(packed.shape, dtype=packed.dtype, pin_memory=True)

@@ -7,8 +7,8 @@ that read it has finished (an event per buffer), otherwise a fast producer would
 still in flight.
 
 Frames are staged a group at a time (`torch.cat` into the pinned buffer, then one DMA per group, so
-the DMA of one group overlaps staging the next); one torch call copies a whole group with the GIL
-released. In the pipeline this host copy runs at the host's memory bandwidth for frames that come
+the DMA of one group overlaps staging the next; a lone large frame is staged in four pieces for the
+same reason); one torch call copies a whole group with the GIL released. In the pipeline this host copy runs at the host's memory bandwidth for frames that come
 from DRAM (0.13-0.19 ms per 720p frame on the H100/H200 hosts, against 0.04 when the same 32 frames
 are copied again and again from cache): it, not the GPU, paces yolov8n at batch 32. Memmoves over
 2/4/8 threads of our own were measured against it in the pipeline and were slower (benchmarks/NOTES.md).
@@ -124,10 +124,9 @@ class PinnedUploader:
             staging = slot.reserve(offsets[-1])
             t_reserve, copying = time.perf_counter() - t_reserve, 0.0
             flat = torch.empty(offsets[-1], dtype=torch.uint8, device=self.device)
-            for first, last in _groups(offsets, GROUP_BYTES):
-                begin, end = offsets[first], offsets[last]
+            for begin, end in _pieces(offsets, GROUP_BYTES):
                 t_copy = time.perf_counter()
-                torch.cat(sources[first:last], out=staging[begin:end])
+                _stage(sources, offsets, staging, begin, end)
                 copying += time.perf_counter() - t_copy
                 flat[begin:end].copy_(staging[begin:end], non_blocking=True)
             done = torch.cuda.Event(enable_timing=timed)
@@ -142,6 +141,37 @@ class PinnedUploader:
         else:
             frames = [flat[o : o + im.size].view(im.shape) for o, im in zip(offsets, images)]
         return DeviceFrames(frames, shapes, ready=done)
+
+
+SPLIT_BYTES = 1 << 20  # a lone frame above this is staged in pieces: the DMA of one overlaps staging the next
+SPLIT_PIECES = 4
+
+
+def _pieces(offsets: list[int], limit: int) -> list[tuple[int, int]]:
+    """Byte ranges [begin, end) staged and copied one after another: groups of whole frames of at most
+    `limit` bytes, except that a group of one large frame is cut in SPLIT_PIECES. At batch 1 the frame's
+    staging (0.06 ms for 720p on the H200 host) and its DMA (0.06 ms) then overlap instead of adding up."""
+    ranges = []
+    for first, last in _groups(offsets, limit):
+        begin, end = offsets[first], offsets[last]
+        if last - first == 1 and end - begin > SPLIT_BYTES:
+            cuts = [begin + (end - begin) * k // SPLIT_PIECES for k in range(SPLIT_PIECES + 1)]
+            ranges += list(zip(cuts[:-1], cuts[1:]))
+        else:
+            ranges.append((begin, end))
+    return ranges
+
+
+def _stage(sources: list[torch.Tensor], offsets: list[int], staging: torch.Tensor, begin: int, end: int) -> None:
+    """Copy bytes [begin, end) of the frames laid end to end into the pinned buffer: whole frames in one
+    torch call (GIL released), or a piece of one frame."""
+    first = offsets.index(begin) if begin in offsets else None
+    last = offsets.index(end) if end in offsets else None
+    if first is not None and last is not None:
+        torch.cat(sources[first:last], out=staging[begin:end])
+        return
+    k = int(np.searchsorted(offsets, begin, side="right")) - 1  # the one frame the piece lies in
+    staging[begin:end].copy_(sources[k][begin - offsets[k] : end - offsets[k]])
 
 
 def _groups(offsets: list[int], limit: int) -> list[tuple[int, int]]:

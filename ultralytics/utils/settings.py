@@ -20,6 +20,7 @@ TRITON_ENV = "ULTRALYTICS_GPU_TRITON"
 DECODE_WORKERS_ENV = "ULTRALYTICS_DECODE_WORKERS"
 HOST_LETTERBOX_ENV = "ULTRALYTICS_GPU_HOST_LETTERBOX"
 CHUNK_ENV = "ULTRALYTICS_GPU_CHUNK"
+FUSED_ENV = "ULTRALYTICS_GPU_FUSED"
 DEFAULT_CHUNK = 32
 CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
 READER_ENV = "ULTRALYTICS_NVDEC_READER"
@@ -43,6 +44,10 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_GPU_CHUNK": (
         "integer, default 32; `0` = off",
         "frames per chunk of a larger batch on CUDA (the upload of one chunk overlaps the network of the previous)",
+    ),
+    "ULTRALYTICS_GPU_FUSED": (
+        "`1` (default) / `0`",
+        "batches of 1-7 same-size frames: letterbox, network and NMS as one CUDA graph, or three",
     ),
     "ULTRALYTICS_DECODE_WORKERS": (
         "integer, `0` = auto (default)",
@@ -81,6 +86,7 @@ class Settings:
     decode_workers: int  # 0: sized to the machine
     gpu_host_letterbox: str  # "auto" | "1" | "0"
     gpu_chunk: int  # frames per chunk of a larger batch; 0: no chunks
+    gpu_fused: bool = True  # small batches: letterbox + network + NMS in one CUDA graph
 
 
 def settings() -> Settings:
@@ -94,6 +100,7 @@ def settings() -> Settings:
         decode_workers=workers,
         gpu_chunk=chunk,
         gpu_host_letterbox=env.get(HOST_LETTERBOX_ENV, "auto").strip().lower() or "auto",
+        gpu_fused=_choice(FUSED_ENV, "1", ("1", "0")) == "1",
     )
 
 

@@ -1,0 +1,91 @@
+"""Small batches run letterbox + network + NMS as one CUDA graph (`GpuStages.launch_fused`); the
+detections must be the three-graph path's, and the pinned staging in pieces must move the same bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.gpu.conftest import requires_cuda
+from tests.gpu.test_pipeline import boxes_of, predictor_for
+from ultralytics import YOLO
+from ultralytics.gpu import upload
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        [(720, 1280, 3)],  # one 720p frame: four pieces
+        [(600, 800, 3)],
+        [(720, 1280, 3), (720, 1280, 3)],  # whole frames, one group
+        [(720, 1280, 3), (480, 640, 3), (12, 20, 3)],
+        [(8, 8, 3)],  # below the split size: one piece
+    ],
+)
+def test_staging_pieces_cover_the_frames_in_order(shapes):
+    """The byte ranges tile [0, total) without gaps or overlap, and staging them one after another
+    reproduces the frames laid end to end (what the single torch.cat did before)."""
+    rng = np.random.default_rng(len(shapes))
+    frames = [rng.integers(0, 256, s, dtype=np.uint8) for s in shapes]
+    sources = [torch.from_numpy(f).view(-1) for f in frames]
+    offsets = np.cumsum([0] + [t.numel() for t in sources]).tolist()
+    pieces = upload._pieces(offsets, upload.GROUP_BYTES)
+    assert pieces[0][0] == 0 and pieces[-1][1] == offsets[-1]
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    if len(shapes) == 1 and frames[0].nbytes > upload.SPLIT_BYTES:
+        assert len(pieces) == upload.SPLIT_PIECES  # the point of the change: a lone big frame is cut
+    staging = torch.zeros(offsets[-1], dtype=torch.uint8)
+    for begin, end in pieces:
+        upload._stage(sources, offsets, staging, begin, end)
+    assert torch.equal(staging, torch.from_numpy(np.concatenate([f.reshape(-1) for f in frames])))
+
+
+def _predict(model: YOLO, images: list[np.ndarray], monkeypatch, fused: str, **kw) -> list[np.ndarray]:
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", fused)
+    predictor = predictor_for(model, "cuda:0", imgsz=320, **kw)
+    return boxes_of(predictor(images))
+
+
+@requires_cuda
+@pytest.mark.parametrize("batch", [1, 4])
+def test_fused_graph_gives_the_three_graph_detections(shapes_pt, shapes_images, monkeypatch, batch):
+    """Same-size frames at batch 1 and 4: bit-for-bit the detections of letterbox, network and NMS as
+    three graphs (the same kernels, in the same order, on the same inputs)."""
+    model = YOLO(shapes_pt)
+    square = [im for _, im in shapes_images if im.shape[:2] == shapes_images[0][1].shape[:2]][:batch]
+    images = (square * batch)[:batch]
+    separate = _predict(model, images, monkeypatch, "0", batch=batch)
+    fused = _predict(model, images, monkeypatch, "1", batch=batch)
+    assert sum(len(b) for b in separate) > 0
+    for a, b in zip(fused, separate):
+        np.testing.assert_array_equal(a, b)
+
+
+@requires_cuda
+def test_fused_graph_is_used_for_one_frame_and_not_for_end2end_or_large_batches(shapes_pt, shapes_images, monkeypatch):
+    """The gate: one uploaded frame → fused; switched off, 8 frames (letterbox beside the network) → not."""
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "1")
+    model = YOLO(shapes_pt)
+    predictor = predictor_for(model, "cuda:0", imgsz=320)
+    stages = predictor.gpu
+    image = shapes_images[0][1]
+    one = stages.stage_batch((["a"], [image], ["i"]))[1]
+    assert stages.fused_frames(one) is not None
+    eight = stages.stage_batch((["a"] * 8, [image] * 8, ["i"] * 8))[1]
+    assert stages.fused_frames(eight) is None
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")
+    assert stages.fused_frames(one) is None
+
+
+@requires_cuda
+def test_fused_graph_redoes_nms_when_candidates_overflow(shapes_pt, shapes_images, monkeypatch):
+    """conf=0.001 gives more candidates than NMS keeps at first (top_k 256): the redo, which needs the
+    network output kept beside the fused graph's detections, must give the separate path's result."""
+    model = YOLO(shapes_pt)
+    images = [shapes_images[0][1]]
+    separate = _predict(model, images, monkeypatch, "0", conf=0.001)
+    model2 = YOLO(shapes_pt)  # a fresh NMS state: top_k starts small again
+    fused = _predict(model2, images, monkeypatch, "1", conf=0.001)
+    assert len(separate[0]) > 0
+    np.testing.assert_array_equal(fused[0], separate[0])
