@@ -53,6 +53,9 @@ class DecodeStreams(Protocol):
     def hand_over(self, frames: torch.Tensor, ready: Any) -> None:
         """Order the consumer's stream after `ready`, and tell the allocator `frames` are used there."""
 
+    def consuming(self) -> contextlib.AbstractContextManager:
+        """Run what `read` itself computes (joining slices) on the consumer's stream."""
+
 
 class HostStreams:
     """CPU tensors: every copy is finished when it returns, so nothing to wait for."""
@@ -68,6 +71,9 @@ class HostStreams:
 
     def hand_over(self, frames: torch.Tensor, ready: Any) -> None:
         return None
+
+    def consuming(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
 
 
 class CudaStreams:
@@ -93,6 +99,9 @@ class CudaStreams:
     def hand_over(self, frames: torch.Tensor, ready: torch.cuda.Event) -> None:
         self.consumer.wait_event(ready)
         frames.record_stream(self.consumer)  # the worker's stream allocated it; the consumer frees it
+
+    def consuming(self) -> contextlib.AbstractContextManager:
+        return torch.cuda.stream(self.consumer)
 
 
 def segment_frames(total: int, sessions: int, frame_bytes: int = 0) -> int:
@@ -227,7 +236,10 @@ class SegmentedFrameReader:
             want -= part.shape[0]
         if not parts:
             return None
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        if len(parts) == 1:
+            return parts[0]
+        with self.streams.consuming():
+            return torch.cat(parts)
 
     def _take(self, n: int) -> torch.Tensor | None:
         """Up to `n` frames from the head of the slice that holds the next frame."""
