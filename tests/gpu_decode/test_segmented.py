@@ -260,3 +260,37 @@ def test_fixture_frames_are_what_opencv_decodes(clip):
     ok, first = cap.read()
     cap.release()
     assert ok and np.array_equal(first, frames[0].numpy())
+
+
+def test_open_nvdec_reader_keeps_one_session_when_asked_threaded_or_short(clip, monkeypatch):
+    import ultralytics.gpu.video_decode as video_decode
+
+    path, frames = clip
+    length = [FRAMES]
+    segmented_readers: list[SegmentedFrameReader] = []
+
+    class OneSession:  # stands in for NvdecFrameReader, today's sequential reader
+        def __init__(self, *args):
+            pass
+
+    def segmented_reader(path, device, stream, sessions):
+        reader = SegmentedFrameReader(path, lambda s: IndexedStandIn(frames, length=length[0]), sessions)
+        segmented_readers.append(reader)
+        return reader
+
+    monkeypatch.setattr(video_decode, "NvdecFrameReader", OneSession)
+    monkeypatch.setattr(video_decode, "segmented_nvdec_reader", segmented_reader)
+    monkeypatch.delenv(settings_module.READER_ENV, raising=False)
+    cpu = torch.device("cpu")
+    reader = video_decode.open_nvdec_reader(path, cpu, None, 4)
+    assert isinstance(reader, SegmentedFrameReader) and reader.sessions > 1
+    assert torch.equal(_read_all(reader, 32), frames)
+    assert isinstance(video_decode.open_nvdec_reader(path, cpu, None, 1), OneSession)
+    assert len(segmented_readers) == 1  # one session asked: no segmented reader was even opened
+    length[0] = segmented.MIN_SEGMENT  # a short video: one segment, so today's reader
+    assert isinstance(video_decode.open_nvdec_reader(path, cpu, None, 4), OneSession)
+    assert segmented_readers[-1].sessions == 1
+    monkeypatch.setenv(settings_module.READER_ENV, "threaded")  # PyNvVideoCodec's own decode-ahead thread
+    length[0] = FRAMES
+    assert isinstance(video_decode.open_nvdec_reader(path, cpu, None, 4), OneSession)
+    assert len(segmented_readers) == 2 and _session_threads() == []

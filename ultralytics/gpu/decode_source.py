@@ -30,6 +30,7 @@ from ultralytics.gpu.video_decode import (
     video_info,
 )
 from ultralytics.utils import LOGGER
+from ultralytics.utils.settings import nvdec_sessions
 
 WARNING_PREFIX = "WARNING gpu_decode=True:"
 
@@ -73,6 +74,8 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         warn("images are", jpeg_problem)
     if video_problem:
         warn("videos are", video_problem)
+    # read once, before any work: a bad value is a one-line error, not a fallback warning per video
+    sessions = nvdec_sessions() if "video" in kinds and not video_problem else 1
     # the device's copy stream (gpu/streams.py): never captured, so decoding in the prefetch thread can
     # never land inside a graph capture; a fresh torch.cuda.Stream() could be the graph stream itself
     # once torch's pool of 32 wraps around. Decoded batches stand in for uploads, so it is the right queue.
@@ -98,7 +101,7 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         if video_problem:
             return OpenCVFrameReader(path, device)
         try:
-            reader = open_nvdec_reader(path, device, stream)
+            reader = open_nvdec_reader(path, device, stream, sessions)
         except Exception as e:  # codec or stream NVDEC cannot take
             warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
             return OpenCVFrameReader(path, device)
