@@ -44,6 +44,9 @@ class DecodeStreams(Protocol):
 
     def worker_stream(self, worker: int) -> Any: ...
 
+    def begin(self, worker: int) -> Any:
+        """Prepare the calling thread to be session `worker`; return its stream."""
+
     def using(self, stream: Any) -> contextlib.AbstractContextManager: ...
 
     def finish(self, stream: Any) -> Any:
@@ -61,6 +64,9 @@ class HostStreams:
     """CPU tensors: every copy is finished when it returns, so nothing to wait for."""
 
     def worker_stream(self, worker: int) -> None:
+        return None
+
+    def begin(self, worker: int) -> None:
         return None
 
     def using(self, stream: Any) -> contextlib.AbstractContextManager:
@@ -86,6 +92,11 @@ class CudaStreams:
 
     def worker_stream(self, worker: int) -> torch.cuda.Stream:
         return self.streams[worker]
+
+    def begin(self, worker: int) -> torch.cuda.Stream:
+        stream = self.streams[worker]
+        torch.cuda.set_device(stream.device)  # the primary context current in this thread, for the decoder too
+        return stream
 
     def using(self, stream: torch.cuda.Stream) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(stream)
@@ -173,7 +184,7 @@ class SegmentedFrameReader:
     def _work(self, worker: int, decoder: IndexedDecoder | None) -> None:
         frame = self.segments[worker][0] if worker < len(self.segments) else 0
         try:
-            stream = self.streams.worker_stream(worker)
+            stream = self.streams.begin(worker)
             if decoder is None:
                 decoder = self._open(stream)
             for first, end in self.segments[worker :: self.sessions]:
