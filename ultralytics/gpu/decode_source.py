@@ -90,11 +90,10 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
             return decode_jpegs(datas, device)
 
     def one_session(path: str) -> FrameReader:
-        if not video_problem:
-            try:
-                return NvdecFrameReader(path, device, stream)
-            except Exception as e:  # codec or stream NVDEC cannot take
-                warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
+        try:
+            return NvdecFrameReader(path, device, stream)
+        except Exception as e:  # codec or stream NVDEC cannot take
+            warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
         return OpenCVFrameReader(path, device)
 
     def open_video(path: str) -> FrameReader:

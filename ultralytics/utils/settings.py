@@ -132,7 +132,7 @@ def nvdec_sessions() -> int:
     """`ULTRALYTICS_NVDEC_SESSIONS`: decoder sessions per video (1: today's single sequential reader)."""
     sessions = _whole_number(SESSIONS_ENV, str(DEFAULT_NVDEC_SESSIONS), "a whole number of sessions, 1 or more")
     if sessions < 1:
-        raise ValueError(f"{SESSIONS_ENV}={sessions} is not valid: use a whole number of sessions, 1 or more")
+        raise ValueError(f"{SESSIONS_ENV}='{sessions}' is not valid: use a whole number of sessions, 1 or more")
     return sessions
 
 
