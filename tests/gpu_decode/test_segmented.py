@@ -120,6 +120,51 @@ def test_workers_never_hold_more_than_one_segment_ahead(clip):
     assert torch.equal(_read_all(holder[0], 1), clip[1])  # a slow consumer
 
 
+class RecordingStreams(segmented.HostStreams):
+    """The stream handling as a log: which stream each copy ran on, when it was waited for, what the
+    consumer was made to wait on."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.finished: dict[str, int] = {}
+        self.handed: list[tuple[str, int]] = []
+
+    def worker_stream(self, worker: int) -> str:
+        return f"stream{worker}"
+
+    def begin(self, worker: int) -> str:
+        return f"stream{worker}"
+
+    def finish(self, stream: str) -> tuple[str, int]:
+        with self.lock:
+            self.finished[stream] = self.finished.get(stream, 0) + 1
+            return stream, self.finished[stream]
+
+    def hand_over(self, frames: torch.Tensor, ready: tuple[str, int]) -> None:
+        with self.lock:
+            self.handed.append(ready)
+
+
+def test_each_copy_is_finished_before_the_next_request_and_handed_over_once(clip):
+    path, frames = clip
+    streams = RecordingStreams()
+    requests: dict[str, int] = {}
+
+    def open_decoder(stream: str) -> IndexedStandIn:
+        def before_request(indices: list[int]) -> None:  # every earlier copy out of the buffer is done
+            with streams.lock:
+                assert streams.finished.get(stream, 0) == requests.get(stream, 0)
+                requests[stream] = requests.get(stream, 0) + 1
+
+        return IndexedStandIn(frames, before_request=before_request)
+
+    reader = SegmentedFrameReader(path, open_decoder, 3, segment=20, streams=streams)
+    assert torch.equal(_read_all(reader, 13), frames)
+    assert set(requests) == {"stream0", "stream1", "stream2"}  # each session decodes on its own stream
+    assert sum(requests.values()) == sum(streams.finished.values()) == -(-20 // SLICE) * 5
+    assert sorted(streams.handed) == sorted(set(streams.handed)) and len(streams.handed) == sum(requests.values())
+
+
 @pytest.mark.parametrize("extra", [7, 30])  # within the last segment, and whole segments past the end
 def test_metadata_overcount_ends_where_the_frames_end(clip, extra):
     reader = _reader(clip, 4, 20, length=FRAMES + extra)
