@@ -5,6 +5,7 @@ Sections (each prints a table and adds to the JSON written to --out):
                   max absolute difference (grey levels), per set of images
   video_accuracy  NVDEC (PyNvVideoCodec) vs OpenCV on each video: frame counts, pixel differences
   decode_speed    decode alone: OpenCV on one host thread vs nvJPEG batches of 32 (ms/img); NVDEC frames/s
+                  (one sequential session, the threaded reader, and 2 / 4 sessions per video)
   e2e             `predict(stream=True)` over a JPEG folder and a 720p video, batch 1 and 32, FP16, with
                   gpu_decode False/True: wall time of whole calls / images (median of --calls calls)
   val             shapes val mAP50-95 with OpenCV-decoded vs nvJPEG-decoded images
@@ -148,7 +149,7 @@ def video_accuracy(videos: list[Path], device: torch.device) -> dict:
 @section("decode_speed")
 def decode_speed(jpegs: list[Path], videos: list[Path], device: torch.device) -> dict:
     from ultralytics.gpu.decode import decode_jpegs
-    from ultralytics.gpu.video_decode import NvdecFrameReader
+    from ultralytics.gpu.video_decode import NvdecFrameReader, open_nvdec_reader
 
     datas = [p.read_bytes() for p in jpegs]
     t0 = time.perf_counter()
@@ -180,6 +181,14 @@ def decode_speed(jpegs: list[Path], videos: list[Path], device: torch.device) ->
                 reader.close()
                 out[f"nvdec_{kind}_{video.stem}_b{batch}_fps"] = n / (time.perf_counter() - t0)
         os.environ.pop("ULTRALYTICS_NVDEC_READER")
+        for sessions in (2, 4):  # gpu/segmented_decode.py; the timing includes opening the sessions
+            n, t0 = 0, time.perf_counter()
+            reader = open_nvdec_reader(video, device, stream, sessions)
+            while (block := reader.read(32)) is not None:
+                n += block.shape[0]
+            stream.synchronize()
+            reader.close()
+            out[f"nvdec_sessions{sessions}_{video.stem}_b32_fps"] = n / (time.perf_counter() - t0)
         cap, n, t0 = cv2.VideoCapture(str(video)), 0, time.perf_counter()
         while cap.read()[0]:
             n += 1
@@ -197,12 +206,15 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
     rows = {}
     cases = [("jpeg_folder", str(folder), n_images, None), ("video_720p_h264", str(video), n_frames, None)]
     cases.append(("video_720p_h264 threaded", str(video), n_frames, "threaded"))
+    cases.append(("video_720p_h264 sessions=1", str(video), n_frames, "sessions1"))
     cases.append(("jpeg_folder chroma=fancy", str(folder), n_images, "fancy"))
     for name, source, n, reader in cases:
         if reader == "threaded":
             os.environ["ULTRALYTICS_NVDEC_READER"] = reader
         if reader == "fancy":
             os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = reader
+        if reader == "sessions1":  # the default is several NVDEC sessions per video; this is one
+            os.environ["ULTRALYTICS_NVDEC_SESSIONS"] = "1"
         for batch in batches:
             for gpu_decode in (False, True) if not reader else (True,):
                 kw = dict(device=device, half=True, imgsz=640, batch=batch, gpu_decode=gpu_decode, verbose=False)
@@ -219,6 +231,7 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
                 print(f"{key:>40}: {rows[key]:.3f} ms/img ({1e3 / rows[key]:.0f} img/s, {n} per call)", flush=True)
         os.environ.pop("ULTRALYTICS_NVDEC_READER", None)
         os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA", None)
+        os.environ.pop("ULTRALYTICS_NVDEC_SESSIONS", None)
     return rows
 
 

@@ -10,19 +10,27 @@ so the host images are complete whenever predict hands out the batch's Results.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
-from ultralytics.data.gpu_sources import DeviceDecodedSource
+from ultralytics.data.gpu_sources import DeviceDecodedSource, FrameReader
 from ultralytics.data.loaders import InferenceSource
 from ultralytics.gpu.decode import cuda_device_problem, decode_jpegs, exif_rotated, is_jpeg_bytes, jpeg_decode_problem
+from ultralytics.gpu.segmented_decode import SegmentedFrameReader
 from ultralytics.gpu.streams import copy_stream
 from ultralytics.gpu.upload import DeviceFrames
-from ultralytics.gpu.video_decode import NvdecFrameReader, OpenCVFrameReader, nvdec_problem, video_info
+from ultralytics.gpu.video_decode import (
+    NvdecFrameReader,
+    OpenCVFrameReader,
+    nvdec_problem,
+    open_nvdec_reader,
+    video_info,
+)
 from ultralytics.utils import LOGGER
+from ultralytics.utils.settings import nvdec_sessions
 
 WARNING_PREFIX = "WARNING gpu_decode=True:"
 
@@ -66,6 +74,8 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         warn("images are", jpeg_problem)
     if video_problem:
         warn("videos are", video_problem)
+    # read once, before any work: a bad value is a one-line error, not a fallback warning per video
+    sessions = nvdec_sessions() if "video" in kinds and not video_problem else 1
     # the device's copy stream (gpu/streams.py): never captured, so decoding in the prefetch thread can
     # never land inside a graph capture; a fresh torch.cuda.Stream() could be the graph stream itself
     # once torch's pool of 32 wraps around. Decoded batches stand in for uploads, so it is the right queue.
@@ -79,13 +89,24 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         with torch.cuda.stream(stream):
             return decode_jpegs(datas, device)
 
-    def open_video(path: str):
-        if not video_problem:
-            try:
-                return NvdecFrameReader(path, device, stream)
-            except Exception as e:  # codec or stream NVDEC cannot take
-                warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
+    def one_session(path: str) -> FrameReader:
+        try:
+            return NvdecFrameReader(path, device, stream)
+        except Exception as e:  # codec or stream NVDEC cannot take
+            warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
         return OpenCVFrameReader(path, device)
+
+    def open_video(path: str) -> FrameReader:
+        if video_problem:
+            return OpenCVFrameReader(path, device)
+        try:
+            reader = open_nvdec_reader(path, device, stream, sessions)
+        except Exception as e:  # codec or stream NVDEC cannot take
+            warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
+            return OpenCVFrameReader(path, device)
+        if isinstance(reader, SegmentedFrameReader):  # a session failing before the first frame: one session
+            return FallbackBeforeFirstFrame(reader, lambda e: _one_session_instead(path, e, one_session))
+        return reader
 
     return DeviceDecodedSource(
         batches,
@@ -96,6 +117,37 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         open_video=open_video,
         video_frame_count=lambda path: video_info(path)[0],
     )
+
+
+class FallbackBeforeFirstFrame:
+    """`reader`, unless its first read fails: nothing was handed out yet, so `fallback(error)`'s reader
+    takes the video from its first frame. Once frames went out, errors propagate (no frame twice)."""
+
+    def __init__(self, reader: FrameReader, fallback: Callable[[Exception], FrameReader]):
+        self.reader = reader
+        self.fallback = fallback
+        self.started = False
+
+    def read(self, n: int) -> torch.Tensor | None:
+        if self.started:
+            return self.reader.read(n)
+        try:
+            frames = self.reader.read(n)
+        except Exception as e:
+            self.reader.close()
+            self.reader = self.fallback(e)
+            frames = self.reader.read(n)
+        self.started = True
+        return frames
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _one_session_instead(path: str, error: Exception, one_session: Callable[[str], FrameReader]) -> FrameReader:
+    reason = " ".join(str(error).split())
+    LOGGER.warning(f"{WARNING_PREFIX} video {path} is decoded by one NVDEC session instead: {reason}")
+    return one_session(path)
 
 
 def to_batch(

@@ -8,7 +8,7 @@ capture stream *was* the upload stream: while the main thread captured a letterb
 waiting on the event failed with "CUDA error: invalid argument" (seen after ~80 mixed-size batches of
 the shapes val set, which has 33 frame sizes; `scripts/gpu_upload_repro.py` reproduces it).
 
-So there are exactly three, created once per device:
+So there are exactly three, created once per device (plus the NVDEC sessions' decode streams, below):
 - the copy stream, from the high-priority pool (graph streams come from the low-priority one, so the
   two can never be the same stream): host→device uploads only, never captured;
 - the letterbox stream, the next one of the high-priority pool: large batches are letterboxed on it
@@ -29,6 +29,7 @@ _LOCK = threading.Lock()
 _COPY: dict[int, torch.cuda.Stream] = {}
 _GRAPH: dict[int, tuple[torch.cuda.Stream, threading.RLock]] = {}
 _LETTERBOX: dict[int, torch.cuda.Stream] = {}
+_DECODE: dict[int, list[torch.cuda.Stream]] = {}
 
 
 def _index(device: torch.device | str | int) -> int:
@@ -68,3 +69,21 @@ def letterbox_stream(device: torch.device | str | int) -> torch.cuda.Stream:
                 stream = torch.cuda.Stream(index, priority=-1)
             _LETTERBOX[index] = stream
         return _LETTERBOX[index]
+
+
+def decode_streams(device: torch.device | str | int, count: int) -> list[torch.cuda.Stream]:
+    """`count` streams for the NVDEC sessions of one video (`gpu/segmented_decode.py`), one per session,
+    created once per device and shared by every video after it. From the high-priority pool, so never the
+    graph stream; never captured; kept apart from the copy and letterbox streams while the pool allows."""
+    index = _index(device)
+    taken = {copy_stream(index).cuda_stream, letterbox_stream(index).cuda_stream}
+    with _LOCK:
+        streams = _DECODE.setdefault(index, [])
+        tries = 0
+        while len(streams) < count:
+            stream = torch.cuda.Stream(index, priority=-1)
+            tries += 1
+            if stream.cuda_stream not in taken or tries > 32:  # past a full turn of the pool, share one
+                taken.add(stream.cuda_stream)
+                streams.append(stream)
+        return streams[:count]

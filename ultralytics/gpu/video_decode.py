@@ -4,6 +4,8 @@ A 720p frame costs the host CPU a few ms to decode; NVDEC, the GPU's fixed-funct
 beside the SMs and leaves the frame in device memory, where the GPU letterbox reads it. The reader
 hands out batches of BHWC BGR uint8 tensors (the OpenCV path's layout); `OpenCVFrameReader` is the same
 interface over cv2.VideoCapture (the fallback, and what CI exercises the batching with).
+One session gives ~1100 720p frames/s, so `open_nvdec_reader` decodes a longer video with several
+sessions at once (`gpu/segmented_decode.py`, `ULTRALYTICS_NVDEC_SESSIONS`).
 
 PyNvVideoCodec is optional (`pip install pynvvideocodec`, or the `gpu-decode` extra); without it, or
 for a codec NVDEC cannot do, the caller falls back to OpenCV with one warning.
@@ -18,7 +20,9 @@ import numpy as np
 import torch
 
 from ultralytics.gpu.decode import cuda_device_problem
-from ultralytics.utils.settings import READER_ENV, nvdec_reader  # noqa: F401 - READER_ENV: its old home
+from ultralytics.gpu.segmented_decode import CudaStreams, SegmentedFrameReader
+from ultralytics.gpu.streams import decode_streams
+from ultralytics.utils.settings import READER_ENV, nvdec_reader, nvdec_sessions  # noqa: F401 - READER_ENV: its old home
 
 
 def nvdec_problem(device: torch.device) -> str | None:
@@ -105,6 +109,59 @@ class NvdecFrameReader:
 
 def reader_kind() -> str:
     return nvdec_reader()
+
+
+def open_nvdec_reader(
+    path: str | Path, device: torch.device, stream: torch.cuda.Stream, sessions: int | None = None
+) -> NvdecFrameReader | SegmentedFrameReader:
+    """`sessions` NVDEC sessions on one video (default: `ULTRALYTICS_NVDEC_SESSIONS`); one sequential
+    session (`NvdecFrameReader`, today's reader) when 1 is asked, the threaded reader is picked, or the
+    video is too short to split. `stream`: where the caller reads the frames."""
+    sessions = nvdec_sessions() if sessions is None else int(sessions)
+    if sessions > 1 and reader_kind() == "simple":
+        reader = segmented_nvdec_reader(path, device, stream, sessions)
+        if reader.sessions > 1:
+            return reader
+        reader.close()
+    return NvdecFrameReader(path, device, stream)
+
+
+def segmented_nvdec_reader(
+    path: str | Path, device: torch.device, stream: torch.cuda.Stream, sessions: int, segment: int | None = None
+) -> SegmentedFrameReader:
+    """A `SegmentedFrameReader` whose sessions are SimpleDecoders in torch's primary context, each
+    decoding (and converting to RGB) on its own stream of `gpu/streams.decode_streams`."""
+    import PyNvVideoCodec as nvc
+
+    device = torch.device(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    device = torch.device("cuda", index)
+    context = _primary_context(index)
+
+    def open_decoder(worker_stream: torch.cuda.Stream):
+        return nvc.SimpleDecoder(
+            str(path),
+            gpu_id=index,
+            cuda_context=context,
+            cuda_stream=int(worker_stream.cuda_stream),
+            use_device_memory=True,
+            output_color_type=nvc.OutputColorType.RGB,
+        )
+
+    streams = CudaStreams(decode_streams(device, sessions), stream)
+    first = open_decoder(streams.worker_stream(0))
+    meta = first.get_stream_metadata()
+    frame_bytes = int(getattr(meta, "width", 0) or 0) * int(getattr(meta, "height", 0) or 0) * 3
+    return SegmentedFrameReader(
+        path,
+        open_decoder,
+        sessions,
+        device=device,
+        streams=streams,
+        segment=segment,
+        frame_bytes=frame_bytes,
+        first_decoder=first,
+    )
 
 
 class OpenCVFrameReader:

@@ -24,6 +24,8 @@ FUSED_ENV = "ULTRALYTICS_GPU_FUSED"
 DEFAULT_CHUNK = 32
 CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
 READER_ENV = "ULTRALYTICS_NVDEC_READER"
+SESSIONS_ENV = "ULTRALYTICS_NVDEC_SESSIONS"
+DEFAULT_NVDEC_SESSIONS = 4
 HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
 TRITON_INTERPRET_ENV = "TRITON_INTERPRET"
 
@@ -60,6 +62,10 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_NVDEC_READER": (
         "`simple` (default) / `threaded`",
         "which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos",
+    ),
+    "ULTRALYTICS_NVDEC_SESSIONS": (
+        "integer ≥ 1, default 4; `1` = one sequential session",
+        "NVDEC sessions per video for `gpu_decode` (each decodes its own segments in a thread; `simple` reader)",
     ),
     "ULTRALYTICS_TRT_HOST_MEMORY": (
         "`1` / unset",
@@ -127,6 +133,14 @@ def jpeg_chroma() -> str:
 def nvdec_reader() -> str:
     """`ULTRALYTICS_NVDEC_READER`: "simple" or "threaded"."""
     return _choice(READER_ENV, "simple", ("simple", "threaded"))
+
+
+def nvdec_sessions() -> int:
+    """`ULTRALYTICS_NVDEC_SESSIONS`: decoder sessions per video (1: today's single sequential reader)."""
+    sessions = _whole_number(SESSIONS_ENV, str(DEFAULT_NVDEC_SESSIONS), "a whole number of sessions, 1 or more")
+    if sessions < 1:
+        raise ValueError(f"{SESSIONS_ENV}='{sessions}' is not valid: use a whole number of sessions, 1 or more")
+    return sessions
 
 
 def trt_host_memory() -> bool:
