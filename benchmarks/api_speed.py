@@ -6,7 +6,9 @@ Times exactly the calls people write (wall clock around the call, ms per image):
   pil       the same with PIL images
   tensor    the same with a BCHW RGB 0..1 CUDA tensor of b letterboxed 384x640 frames
   folder    `for r in model.predict("folder/", batch=b, stream=True)` over a folder of 720p JPEGs
-  video     the same over an mp4 of those frames
+  video     the same over an mp4 of those frames (or --video, e.g. a 720p H.264 file)
+  --gpu-decode adds the folder and video rows with `gpu_decode=True` for ours (issue 19); upstream runs
+            the same call its own way (it has no GPU decoding), so the ratio is against what users get there
   long      one call over --long in-memory frames at batch 32 (the long-call mode; ours only also
             reports `net`, the network alone through a CUDA graph, for the e2e/net ratio)
 
@@ -102,8 +104,10 @@ class Worker:
         b, kind, calls = case["batch"], case["kind"], case["calls"]
         if kind == "net":
             return {"ms": self.net_ms(m, case)}
+        if case.get("gpu_decode") and self.impl == "ours":
+            kw["gpu_decode"] = True
         if kind == "video":
-            video = os.path.join(os.path.dirname(self.folder), "api_speed_clip.mp4")
+            video = case["video"]
             n = case["frames"]
 
             def call():
@@ -192,8 +196,10 @@ class Worker:
 
 
 def worker_main(args) -> None:
+    # stdout carries the protocol; anything the packages print (warnings, logs) goes to stderr
+    protocol, sys.stdout = sys.stdout, sys.stderr
     w = Worker(args.worker, args.shared, tuple(args.frame), args.n_frames, args.folder)
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True}), file=protocol, flush=True)
     for line in sys.stdin:
         msg = json.loads(line)
         try:
@@ -204,7 +210,7 @@ def worker_main(args) -> None:
                 out = w.run(msg["case"])
         except Exception as e:  # reported in the table, the run goes on
             out = {"error": f"{type(e).__name__}: {e}"[:300]}
-        print(json.dumps(out), flush=True)
+        print(json.dumps(out), file=protocol, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------- parent
@@ -260,16 +266,25 @@ def cases(args) -> list[dict]:
             for kind in args.kinds:
                 for b in args.batches if kind in ("pil", "tensor") else ():
                     out.append({**base, "kind": kind, "batch": b, "calls": max(4, args.calls // b)})
+            decodes = [False, True] if args.gpu_decode else [False]
             for b in args.folder_batches:
-                out.append({**base, "kind": "folder", "batch": b, "calls": 1})
-                if "video" in args.kinds:
-                    out.append({**base, "kind": "video", "batch": b, "calls": 1, "frames": args.folder_images})
+                for gpu in decodes:
+                    extra = {"gpu_decode": True} if gpu else {}
+                    out.append({**base, "kind": "folder", "batch": b, "calls": 1, **extra})
+                    if "video" in args.kinds:
+                        video = {"video": args.video_path, "frames": args.video_frames}
+                        out.append({**base, "kind": "video", "batch": b, "calls": 1, **video, **extra})
             out.append({**base, "kind": "long", "batch": 32, "calls": 1, "long": args.long})
             out.append({**base, "kind": "net", "batch": 32, "calls": 1, "ours_only": True})
     return out
 
 
 def label(c: dict) -> str:
+    if c.get("gpu_decode"):
+        return {
+            "folder": "predict('folder/', stream=True, gpu_decode=True)",
+            "video": "same over the video, gpu_decode=True",
+        }[c["kind"]]
     return {
         "list": "predict(list of numpy) per call" if c["batch"] > 1 else "model(frame) per call",
         "pil": "predict(list of PIL) per call",
@@ -298,6 +313,8 @@ def main() -> None:
     ap.add_argument("--upstream-site", default=None, help="a folder holding upstream ultralytics (PYTHONPATH)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--profile", default=None, help="write cProfile tables of a few calls (both impls) here")
+    ap.add_argument("--video", default=None, help="the video of the video case (default: an mp4v of the frames)")
+    ap.add_argument("--gpu-decode", action="store_true", help="also folder/video rows with gpu_decode=True (ours)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -306,6 +323,14 @@ def main() -> None:
     if not args.models:
         args.models = [str(Path(args.shared) / "fixtures/models/yolov8n_random_upstream.pt")]
     folder = make_folder(args)
+    import cv2
+
+    args.video_path = (
+        os.path.abspath(args.video) if args.video else os.path.join(os.path.dirname(folder), "api_speed_clip.mp4")
+    )
+    capture = cv2.VideoCapture(args.video_path)
+    args.video_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
     impls = ["ours"] + (["upstream"] if args.upstream_site else [])
     workers = {impl: start_worker(impl, args, folder) for impl in impls}
     todo = cases(args)

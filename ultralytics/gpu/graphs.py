@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ultralytics.gpu.streams import graph_stream
+from ultralytics.gpu.streams import graph_stream, parallel_branches
 from ultralytics.utils import LOGGER
 
 
@@ -100,7 +100,7 @@ class CudaGraphRunner:
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         try:
-            with torch.no_grad():
+            with torch.no_grad(), parallel_branches(self.device):
                 with torch.cuda.stream(stream):
                     for _ in range(3):
                         self.fn(static_in)

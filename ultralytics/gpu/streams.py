@@ -1,4 +1,4 @@
-"""The three CUDA streams the GPU pipeline uses besides the default stream, one of each per device.
+"""The CUDA streams the GPU pipeline uses besides the default stream, created once per device.
 
 Why not `torch.cuda.Stream()` wherever a stream is needed: torch hands out streams from a fixed pool
 of 32 per device and priority, round-robin. The pipeline used to take a fresh one per graph runner
@@ -21,7 +21,10 @@ So there are exactly three, created once per device (plus the NVDEC sessions' de
 
 from __future__ import annotations
 
+import ctypes
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -29,6 +32,8 @@ _LOCK = threading.Lock()
 _COPY: dict[int, torch.cuda.Stream] = {}
 _GRAPH: dict[int, tuple[torch.cuda.Stream, threading.RLock]] = {}
 _LETTERBOX: dict[int, torch.cuda.Stream] = {}
+_BRANCH: dict[int, list[torch.cuda.Stream]] = {}
+_PARALLEL = threading.local()  # .device: branches may fork onto side streams in this thread
 _DECODE: dict[int, list[torch.cuda.Stream]] = {}
 
 
@@ -87,3 +92,61 @@ def decode_streams(device: torch.device | str | int, count: int) -> list[torch.c
                 taken.add(stream.cuda_stream)
                 streams.append(stream)
         return streams[:count]
+
+
+# ---------------------------------------------------------------------- parallel branches in a capture
+def branch_streams(device: torch.device | str | int, n: int) -> list[torch.cuda.Stream]:
+    """n side streams of our own for parallel branches inside a graph capture, created once per device.
+
+    Not from torch's pool: a pooled stream can be another thread's stream (the copy stream, a decode
+    session's), and that thread's work would land inside our capture (see the top of this module)."""
+    index = _index(device)
+    with _LOCK:
+        have = _BRANCH.setdefault(index, [])
+        while len(have) < n:
+            have.append(_own_stream(index))
+        return have[:n]
+
+
+def _own_stream(index: int) -> torch.cuda.Stream:
+    """A non-blocking stream made with the driver API in the device's primary context (torch's)."""
+    with torch.cuda.device(index):
+        torch.cuda.current_stream(index).synchronize()  # torch's primary context is current on this thread
+        handle = ctypes.c_void_p()
+        if ctypes.CDLL("libcuda.so.1").cuStreamCreate(ctypes.byref(handle), 1):  # 1: CU_STREAM_NON_BLOCKING
+            raise RuntimeError(f"could not create a CUDA stream on device {index}")
+        return torch.cuda.ExternalStream(handle.value, device=torch.device("cuda", index))
+
+
+@contextmanager
+def parallel_branches(device: torch.device) -> Iterator[None]:
+    """While capturing a graph: independent branches (`run_branches`) fork onto side streams.
+
+    At batch 1 a YOLO network is ~300 kernels of a few µs each, one after another; the detection head's
+    2 x 3 per-level branches are independent, and running them side by side took 0.16-0.18 ms off the
+    ~1 ms network graph of yolov8n/s on the H200 (benchmarks/NOTES.md, session 5), same outputs bit for bit."""
+    device = torch.device(device)
+    previous = getattr(_PARALLEL, "device", None)
+    _PARALLEL.device = device if device.type == "cuda" else None
+    try:
+        yield
+    finally:
+        _PARALLEL.device = previous
+
+
+def run_branches(branches: list[Callable[[], torch.Tensor]]) -> list[torch.Tensor]:
+    """Each branch's output, in order: side by side on side streams inside `parallel_branches`, else
+    one after another (eager code, the CPU, other threads)."""
+    device = getattr(_PARALLEL, "device", None)
+    if device is None or len(branches) < 2:
+        return [branch() for branch in branches]
+    current = torch.cuda.current_stream(device)
+    outputs = []
+    for branch, side in zip(branches, branch_streams(device, len(branches))):
+        side.wait_stream(current)  # fork: the branch's inputs were made on the current stream
+        with torch.cuda.stream(side):
+            outputs.append(branch())
+    for side, out in zip(branch_streams(device, len(branches)), outputs):
+        current.wait_stream(side)  # join, so the capture ends on one stream
+        out.record_stream(current)  # made on the side stream, read (and freed) on the current one
+    return outputs

@@ -13,11 +13,13 @@ microseconds of small kernels, and static ONNX exports fold it into constants an
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import torch
 from torch import nn
 
+from ultralytics.gpu.streams import run_branches
 from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.conv import Conv, DWConv
 from ultralytics.utils import LOGGER
@@ -139,10 +141,13 @@ class Detect(nn.Module):
     def _branch(
         self, feats: list[torch.Tensor], box_head: nn.ModuleList, cls_head: nn.ModuleList
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Box logits (B, 4 * reg_max, A) and class logits (B, nc, A), levels concatenated in order."""
-        boxes = torch.cat([box_head[i](feats[i]).flatten(2) for i in range(self.nl)], 2)
-        scores = torch.cat([cls_head[i](feats[i]).flatten(2) for i in range(self.nl)], 2)
-        return boxes, scores
+        """Box logits (B, 4 * reg_max, A) and class logits (B, nc, A), levels concatenated in order.
+
+        The 2 x nl branches are independent: while a CUDA graph is captured they run side by side
+        (`gpu/streams.run_branches`), elsewhere one after another."""
+        heads = [(box_head[i], feats[i]) for i in range(self.nl)] + [(cls_head[i], feats[i]) for i in range(self.nl)]
+        outs = run_branches([functools.partial(_flat, head, x) for head, x in heads])
+        return torch.cat(outs[: self.nl], 2), torch.cat(outs[self.nl :], 2)
 
     def _decode_boxes(self, box_logits: torch.Tensor, feats: list[torch.Tensor], xywh: bool) -> torch.Tensor:
         """Box logits -> (B, 4, A) in input pixels: centre/size (xywh) or corners (xyxy)."""
@@ -201,3 +206,7 @@ class Detect(nn.Module):
         if isinstance(self.stride, torch.Tensor):
             self.stride = fn(self.stride)
         return module
+
+
+def _flat(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return head(x).flatten(2)
