@@ -71,14 +71,20 @@ class DeviceDecodedSource:
         def room() -> int:
             return self.batch - len(frames)
 
-        for chunk in self._chunks(room):
-            for path, frame, info in chunk:
-                paths.append(path)
-                frames.append(frame)
-                infos.append(info)
-                if len(frames) == self.batch:
-                    yield self.to_batch(paths, frames, infos)
-                    paths, frames, infos = [], [], []
+        chunks = self._chunks(room)
+        try:
+            for chunk in chunks:
+                for path, frame, info in chunk:
+                    paths.append(path)
+                    frames.append(frame)
+                    infos.append(info)
+                    if len(frames) == self.batch:
+                        yield self.to_batch(paths, frames, infos)
+                        paths, frames, infos = [], [], []
+        finally:
+            # a consumer that stops early closes this generator: close the video reader now (its decoder
+            # sessions and threads), not whenever the garbage collector gets to the inner generator
+            chunks.close()
         if frames:
             yield self.to_batch(paths, frames, infos)
 
