@@ -218,8 +218,8 @@ def worker_main(args) -> None:
 
 def start_worker(impl: str, args, folder: str) -> subprocess.Popen:
     env = dict(os.environ, YOLO_OFFLINE="1", YOLO_VERBOSE="False", PYTHONUNBUFFERED="1")
-    if impl == "ours":
-        env["PYTHONPATH"] = str(REPO)
+    if impl == "ours":  # this checkout first; optional packages installed elsewhere (e.g. PyNvVideoCodec) stay visible
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     else:
         env["PYTHONPATH"] = args.upstream_site
     cmd = [sys.executable, __file__, "--worker", impl, "--shared", args.shared, "--folder", folder]

@@ -58,3 +58,28 @@ def test_gpu_decode_is_off_by_default():
 
     assert get_cfg().gpu_decode is False
     assert get_cfg(overrides={"gpu_decode": True}).gpu_decode is True
+
+
+def test_video_without_nvdec_runs_the_cpu_source_itself(shapes_pt, monkeypatch, tmp_path, caplog):
+    """A CUDA machine without PyNvVideoCodec: a video-only source is handed back as the CPU path's own
+    source (its reader thread), not read frame by frame through the device source's host fallback."""
+    import cv2
+
+    from ultralytics.data.loaders import load_inference_source
+    from ultralytics.gpu import decode_source
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for k in range(4):
+        writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    writer.release()
+    monkeypatch.setattr(decode_source, "cuda_device_problem", lambda device: None)  # as if on a CUDA device
+    monkeypatch.setattr(decode_source, "nvdec_problem", lambda device: "PyNvVideoCodec is not usable")
+    source = load_inference_source(str(video), batch=2, vid_stride=1)
+    logger = _capture(caplog)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ultralytics"):
+            assert decode_source.gpu_decoded(source, "cpu", pipeline=True) is source
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert sum("PyNvVideoCodec" in r.getMessage() for r in caplog.records) == 1
