@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import weakref
 
 import torch
 from torch import nn
@@ -45,6 +46,10 @@ def make_anchors(
         points.append(torch.stack((grid_x, grid_y), 0).flatten(1))
         stride_rows.append((torch.ones_like(grid_x) * stride.to(feat.dtype)).flatten().unsqueeze(0))
     return torch.cat(points, 1), torch.cat(stride_rows, 1)
+
+
+# anchor grids per head, outside the module so that pickling a model (checkpoints) never carries them
+_ANCHOR_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Detect(nn.Module):
@@ -149,9 +154,26 @@ class Detect(nn.Module):
         outs = run_branches([functools.partial(_flat, head, x) for head, x in heads])
         return torch.cat(outs[: self.nl], 2), torch.cat(outs[self.nl :], 2)
 
+    def _anchors(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`make_anchors` for these feature sizes, kept per (sizes, device, dtype) while no gradient is
+        recorded: at batch 1 its ~20 small kernels ran in every replay of the network's graph. A grid
+        first made during a graph capture is not kept (it holds nothing until the graph replays)."""
+        if torch.is_grad_enabled():
+            return make_anchors(feats, self.stride)
+        key = (tuple(tuple(f.shape[2:]) for f in feats), feats[0].device, feats[0].dtype, id(self.stride))
+        kept = _ANCHOR_GRIDS.setdefault(self, {})
+        if (grid := kept.get(key)) is not None:
+            return grid
+        grid = make_anchors(feats, self.stride)
+        if not (feats[0].is_cuda and torch.cuda.is_current_stream_capturing()):
+            if len(kept) >= 16:
+                kept.clear()
+            kept[key] = grid
+        return grid
+
     def _decode_boxes(self, box_logits: torch.Tensor, feats: list[torch.Tensor], xywh: bool) -> torch.Tensor:
         """Box logits -> (B, 4, A) in input pixels: centre/size (xywh) or corners (xyxy)."""
-        points, strides = make_anchors(feats, self.stride)
+        points, strides = self._anchors(feats)
         distances = self.dfl(box_logits)  # (B, 4, A): left, top, right, bottom in grid units
         left_top, right_bottom = distances.chunk(2, 1)
         top_left = points - left_top
