@@ -89,3 +89,19 @@ def test_fused_graph_redoes_nms_when_candidates_overflow(shapes_pt, shapes_image
     fused = _predict(model2, images, monkeypatch, "1", conf=0.001)
     assert len(separate[0]) > 0
     np.testing.assert_array_equal(fused[0], separate[0])
+
+
+def test_one_image_scaling_equals_the_batch_arithmetic():
+    """`scale_to_originals` has a short path for one image (every batch-1 call): bit for bit the batch
+    path's numbers, on random boxes, letterbox sizes and original shapes, as fresh arrays."""
+    from ultralytics.engine.gpu_pipeline import scale_to_originals
+
+    rng = np.random.default_rng(0)
+    for t in range(100):
+        dets = (rng.random((int(rng.integers(0, 20)), 6)) * 700 - 30).astype(np.float32)
+        shape = (int(rng.integers(50, 1500)), int(rng.integers(50, 2000)), 3)
+        im_hw = (384, 640) if t % 2 else (640, 640)
+        (one,) = scale_to_originals([dets], im_hw, [shape])
+        batch = scale_to_originals([dets, dets], im_hw, [shape, shape])[0]
+        assert one.dtype == np.float32 and np.array_equal(one, batch)
+        assert not np.shares_memory(one, dets)

@@ -35,6 +35,7 @@ MAX_GRAPHS = 8  # captured input shapes kept per model
 # previous batch's network, instead of as a graph on the graph stream, after it. Eager launches cost
 # ~0.1 ms of host time, worth it only where the letterbox's GPU time is large; 0 turns it off.
 OVERLAP_LETTERBOX_FROM_BATCH = 8
+NO_TIME = ()  # a stage's timing when the stage ran inside another one (the fused graph): 0 ms
 
 
 class ChunkImages(list):
@@ -312,13 +313,11 @@ class GpuStages:
         for paths, images, infos in batches:
             if (fused := self.fused_frames(images)) is not None:
                 frames, geo = fused
-                self.prepare_fused(frames, geo)  # a first capture is set-up, not inference time
-                with profilers[0]:
-                    pass  # the letterbox runs inside the one graph: its time counts as inference
-                with profilers[1]:
-                    nms = self.launch_fused(frames, geo)
-                with profilers[2]:
-                    pass
+                plan = self._fused(geo)
+                self.prepare_fused(frames, plan)  # a first capture is set-up, not inference time
+                with profilers[1]:  # the letterbox and NMS run inside the one graph: all of it is inference
+                    nms = self.launch_fused(frames, plan)
+                timings = [NO_TIME, profilers[1].take(), NO_TIME]
                 im = torch.empty((frames.frames.shape[0], 3, *geo.canvas_hw), device="meta")  # its shape only
             else:
                 with profilers[0]:
@@ -328,7 +327,7 @@ class GpuStages:
                     preds = inference(im)
                 with profilers[2]:
                     nms = self.launch_nms(preds)
-            timings = [p.take() if hasattr(p, "take") else None for p in profilers]
+                timings = [p.take() if hasattr(p, "take") else None for p in profilers]
             if pending is not None:
                 yield self._finish(profilers, *pending)
             pending = (paths, images, infos, im, nms, originals, timings)
@@ -375,17 +374,21 @@ class GpuStages:
 
         return (geo, dtype, nms.graph_key(top_k, steps)), make, top_k, steps
 
-    def prepare_fused(self, frames: DeviceFrames, geo: Any) -> None:
-        """Capture the fused graph for these frames outside the timed stages (once per key and shape)."""
-        key, make, _, _ = self._fused(geo)
+    def prepare_fused(self, frames: DeviceFrames, plan: tuple) -> None:
+        """Capture the fused graph (`plan` is `_fused(geo)`) for these frames outside the timed stages,
+        once per key and shape."""
+        key, make, _, _ = plan
+        family = self.state.fused_graphs
+        if family.ready(key, frames.frames):
+            return
         self.nms.prepare_classes(self.model.device)
         frames.wait()
-        self.state.fused_graphs.prepare(key, make, frames.frames)
+        family.prepare(key, make, frames.frames)
 
-    def launch_fused(self, frames: DeviceFrames, geo: Any) -> PendingNMS:
+    def launch_fused(self, frames: DeviceFrames, plan: tuple) -> PendingNMS:
         """Replay the fused graph and enqueue the detections' copy to the host; returns without waiting.
         The network output comes back too (a copy), for the rare NMS redo (`BatchedNMS.finish`)."""
-        key, make, top_k, steps = self._fused(geo)
+        key, make, top_k, steps = plan
         self.nms.prepare_classes(self.model.device)
         frames.wait()
         packed, preds = self.state.fused_graphs(key, make, frames.frames)
@@ -430,6 +433,17 @@ def scale_to_originals(
     """
     if not dets:
         return []
+    if len(dets) == 1:  # one image (every batch-1 call): the same arithmetic without the batch bookkeeping
+        rows = np.array(dets[0], dtype=np.float32)  # a fresh array
+        pad_x, pad_y, gain_x, gain_y, w, h = (np.float32(v) for v in _unletterbox(tuple(im_hw), tuple(orig_shapes[0])))
+        for x, y in ((rows[:, 0], rows[:, 1]), (rows[:, 2], rows[:, 3])):
+            x -= pad_x
+            x /= gain_x
+            np.clip(x, 0, w, out=x)
+            y -= pad_y
+            y /= gain_y
+            np.clip(y, 0, h, out=y)
+        return [rows]
     counts = [len(d) for d in dets]
     rows = np.concatenate(dets)
     if rows.dtype != np.float32:

@@ -143,6 +143,11 @@ class GraphFamily:
         """fn(x) through the graph of `key`; `make_fn()` builds fn the first time the key is seen."""
         return self._runner(key, make_fn)(x)
 
+    def ready(self, key: tuple, x: torch.Tensor) -> bool:
+        """Whether the graph of `key` for x's shape and dtype is captured already (no lock: a hint)."""
+        runner = self._members.get(key)
+        return runner is not None and (tuple(x.shape), x.dtype) in runner._graphs
+
     def prepare(self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], Any]], x: torch.Tensor) -> None:
         """Capture the graph of `key` for x's shape now (nothing replayed), outside a timed stage."""
         self._runner(key, make_fn).prepare(x)

@@ -41,6 +41,9 @@ class CudaEventProfile:
         """Make `pair` the current `dt` and add it to `total`; waits only if it is still running."""
         if pair is None:
             return
+        if not pair:  # the stage ran inside another one (gpu_pipeline.NO_TIME): it took no time of its own
+            self._last = 0.0
+            return
         start, end = pair
         end.synchronize()
         self._last = start.elapsed_time(end) / 1e3

@@ -95,8 +95,24 @@ class Settings:
     gpu_fused: bool = True  # small batches: letterbox + network + NMS in one CUDA graph
 
 
+_SETTINGS_ENV = (RESIZE_ENV, TRITON_ENV, DECODE_WORKERS_ENV, HOST_LETTERBOX_ENV, CHUNK_ENV, FUSED_ENV)
+_PARSED: dict[tuple, Settings] = {}  # the environment's values of the switches → their parsed form
+
+
 def settings() -> Settings:
-    """The switches as the environment sets them now."""
+    """The switches as the environment sets them now (read every call, parsed once per set of values:
+    the CUDA path asks several times per predict call)."""
+    key = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = _parse_settings()
+        if len(_PARSED) > 32:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
+def _parse_settings() -> Settings:
     env = os.environ
     workers = _whole_number(DECODE_WORKERS_ENV, "0", "a whole number of threads (0 = auto)")
     chunk = _whole_number(CHUNK_ENV, str(DEFAULT_CHUNK), "a whole number of frames (0 = no chunks)")

@@ -1,0 +1,26 @@
+"""`settings()` parses the switches once per set of values, yet follows every change of the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from ultralytics.utils.settings import settings
+
+
+def test_settings_follow_the_environment_and_reuse_the_parse(monkeypatch):
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "16")
+    first = settings()
+    assert first.gpu_chunk == 16 and settings() is first  # same values: the same parsed object
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "8")
+    assert settings().gpu_chunk == 8
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")
+    assert settings().gpu_fused is False
+    monkeypatch.delenv("ULTRALYTICS_GPU_FUSED")
+    assert settings().gpu_fused is True
+
+
+def test_a_bad_value_is_refused_every_time(monkeypatch):
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "lots")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="ULTRALYTICS_GPU_CHUNK='lots' is not valid"):
+            settings()
