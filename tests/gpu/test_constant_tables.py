@@ -53,3 +53,14 @@ def test_a_cached_table_is_read_inside_a_capture_not_rebuilt():
     torch.cuda.synchronize()
     assert torch.equal(fresh, torch.arange(4, dtype=torch.int32, device=device) * 11)
     assert get(11, 4, device, is_rows=True) is not fresh  # a graph-made table is never cached
+
+
+def test_anchor_grids_are_made_fresh_while_exporting(shapes_pt, monkeypatch):
+    """An ONNX export must record the anchor arithmetic (a dynamic model derives them from its input
+    shape), never a grid kept from an earlier inference at one size."""
+    head = YOLO(shapes_pt).model.eval().model[-1]
+    feats = [torch.rand(1, 8, 96 // s, 128 // s) for s in (8, 16, 32)]
+    with torch.no_grad():
+        kept = head._anchors(feats)
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        assert head._anchors(feats) is not kept

@@ -50,3 +50,21 @@ def test_graph_with_parallel_head_equals_eager_network(shapes_pt):
     torch.cuda.synchronize()
     assert runner.disabled_reason is None
     assert torch.equal(graphed, eager) and torch.equal(again, eager)
+
+
+def test_no_side_streams_means_branches_in_turn(monkeypatch):
+    """Where side streams cannot be made (no libcuda.so.1, e.g. Windows), the branches run one after
+    another with one warning, and are not tried again, instead of failing the capture."""
+    monkeypatch.setattr(streams, "_BROKEN", [])
+
+    def unavailable(device, n):
+        raise OSError("libcuda.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(streams, "branch_streams", unavailable)
+    monkeypatch.setattr(streams, "_SIDE_STREAMS_IN_POOL", True)
+    with streams.parallel_branches(torch.device("cuda", 0)):
+        outs = streams.run_branches([lambda: torch.ones(1), lambda: torch.zeros(1)])
+    assert [float(o) for o in outs] == [1.0, 0.0]
+    assert streams._BROKEN and "libcuda" in streams._BROKEN[0]
+    with streams.parallel_branches(torch.device("cuda", 0)):
+        assert streams._PARALLEL.device is None  # not tried again

@@ -339,3 +339,65 @@ def test_open_nvdec_reader_keeps_one_session_when_asked_threaded_or_short(clip, 
     length[0] = FRAMES
     assert isinstance(video_decode.open_nvdec_reader(path, cpu, None, 4), OneSession)
     assert len(segmented_readers) == 2 and _session_threads() == []
+
+
+def test_overcount_failing_before_the_last_segment_still_ends_cleanly(clip):
+    """Metadata one frame long puts a 1-frame segment last; the real end then fails a request of the
+    segment before it. The one-session reader ends there cleanly; so must the segmented one."""
+    reader = _reader(clip, 4, 20, length=FRAMES + 1, fail=lambda first: first >= 96)
+    assert reader.segments[-1] == (FRAMES, FRAMES + 1)
+    got = _read_all(reader, 32)
+    assert torch.equal(got, clip[1][:96])
+
+
+class FailsOn(IndexedStandIn):
+    """A stand-in whose request fails whenever it includes frame `bad`."""
+
+    def __init__(self, bgr, bad: int, **kw):
+        super().__init__(bgr, **kw)
+        self.bad = bad
+
+    def get_batch_frames_by_index(self, indices):
+        if self.bad in indices:
+            raise RuntimeError(f"cannot decode frame {self.bad}")
+        return super().get_batch_frames_by_index(indices)
+
+
+def test_frames_before_a_failing_one_in_the_same_request_are_kept(clip):
+    path, frames = clip
+    reader = SegmentedFrameReader(path, lambda s: FailsOn(frames, 97), 3, segment=24)
+    got = _read_all(reader, 10)
+    assert torch.equal(got, frames[:97])  # 96 (its request's first frame) is kept: only 97 on is lost
+
+
+def test_a_later_session_that_cannot_open_is_an_error_before_the_first_frame(clip):
+    """Every session is open before a frame goes out, so the caller can still fall back to one session."""
+    path, frames = clip
+    opened = []
+
+    def open_decoder(stream):
+        opened.append(stream)
+        if len(opened) == 2:  # session 1 (frames 20..39 and 80..99)
+            raise OSError("no NVDEC session left")
+        return IndexedStandIn(frames)
+
+    fallbacks = []
+
+    def fallback(error):
+        fallbacks.append(error)
+        return OpenCVFrameReader(path, torch.device("cpu"))
+
+    reader = FallbackBeforeFirstFrame(SegmentedFrameReader(path, open_decoder, 2, segment=20), fallback)
+    assert torch.equal(_read_all(reader, 16), frames)
+    assert len(fallbacks) == 1 and "no NVDEC session left" in str(fallbacks[0])
+    assert _session_threads() == []
+
+
+def test_very_large_frames_use_fewer_sessions(clip):
+    path, frames = clip
+    huge = segmented.AHEAD_BYTES // (2 * 24)  # two sessions of 24-frame segments fill the budget
+    reader = SegmentedFrameReader(path, lambda s: IndexedStandIn(frames), 4, segment=24, frame_bytes=huge)
+    try:
+        assert reader.sessions == 2
+    finally:
+        reader.close()

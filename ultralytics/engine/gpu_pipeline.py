@@ -381,7 +381,7 @@ class GpuStages:
         family = self.state.fused_graphs
         if family.ready(key, frames.frames):
             return
-        self.nms.prepare_classes(self.model.device)
+        self.nms.prepare_classes(frames.frames.device)
         frames.wait()
         family.prepare(key, make, frames.frames)
 
@@ -389,7 +389,7 @@ class GpuStages:
         """Replay the fused graph and enqueue the detections' copy to the host; returns without waiting.
         The network output comes back too (a copy), for the rare NMS redo (`BatchedNMS.finish`)."""
         key, make, top_k, steps = plan
-        self.nms.prepare_classes(self.model.device)
+        self.nms.prepare_classes(frames.frames.device)
         frames.wait()
         packed, preds = self.state.fused_graphs(key, make, frames.frames)
         return self.nms.to_host(packed, preds, min(top_k, preds.shape[2], MAX_NMS), steps)

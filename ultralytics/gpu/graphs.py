@@ -41,7 +41,7 @@ class _Captured:
 class CudaGraphRunner:
     """Runs `fn(x) -> Tensor` (or a tuple of tensors) through CUDA graphs captured per (shape, dtype) of `x`."""
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device, max_graphs: int = 8):
+    def __init__(self, fn: Callable[[torch.Tensor], Any], device: torch.device, max_graphs: int = 8, pool: Any = None):
         device = torch.device(device)
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need a CUDA device, got '{device}'")
@@ -54,7 +54,7 @@ class CudaGraphRunner:
         # shared by every runner on the device: a fresh torch.cuda.Stream() per runner comes from a pool of
         # 32 and, after 32 runners, is another thread's upload or replay stream (see gpu/streams.py)
         self._stream, self._lock = graph_stream(device)
-        self._pool = None  # one memory pool for all graphs: replays never overlap (the lock)
+        self._pool = pool  # one memory pool for all graphs (a family's too): replays never overlap (the lock)
         self.disabled_reason: str | None = None
 
     def __len__(self) -> int:
@@ -135,6 +135,9 @@ class GraphFamily:
         self.max_members, self.max_graphs = max_members, max_graphs
         self._members: OrderedDict[tuple, CudaGraphRunner] = OrderedDict()
         self._lock = threading.Lock()
+        # one memory pool for every member's graphs, as a runner shares one across its shapes: without it
+        # each fused key (frame size x NMS settings) held a whole network's activations of its own
+        self._pool = torch.cuda.graph_pool_handle() if self.device.type == "cuda" else None
 
     def __len__(self) -> int:
         return len(self._members)
@@ -157,7 +160,7 @@ class GraphFamily:
             runner = self._members.get(key)
             if runner is None:
                 _make_room(self._members, self.max_members, self.device)
-                runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs)
+                runner = self._members[key] = CudaGraphRunner(make_fn(), self.device, self.max_graphs, self._pool)
             self._members.move_to_end(key)
         return runner
 

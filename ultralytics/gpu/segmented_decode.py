@@ -122,7 +122,7 @@ def segment_frames(total: int, sessions: int, frame_bytes: int = 0) -> int:
     length = min(MAX_SEGMENT, -(-whole // SLICE_FRAMES) * SLICE_FRAMES)
     if frame_bytes > 0:
         fit = AHEAD_BYTES // (max(sessions, 1) * frame_bytes) // SLICE_FRAMES * SLICE_FRAMES
-        length = min(length, max(MIN_SEGMENT, fit))
+        length = min(length, max(SLICE_FRAMES, fit))
     return max(length, SLICE_FRAMES)
 
 
@@ -164,6 +164,9 @@ class SegmentedFrameReader:
         self.segment = int(segment or segment_frames(self.total, sessions, frame_bytes))
         self.segments = [(s, min(s + self.segment, self.total)) for s in range(0, self.total, self.segment)]
         self.sessions = max(1, min(int(sessions), len(self.segments)))
+        if frame_bytes > 0:  # very large frames: fewer sessions, so that what they hold ahead fits AHEAD_BYTES
+            self.sessions = max(1, min(self.sessions, AHEAD_BYTES // (self.segment * frame_bytes)))
+        self._opened: set[int] = set()  # sessions whose decoder is open
         self._cond = threading.Condition()
         self._queues: list[deque[_Slice]] = [deque() for _ in range(self.sessions)]
         self._held = [0] * self.sessions  # frames queued per worker, not yet handed out
@@ -187,8 +190,10 @@ class SegmentedFrameReader:
             stream = self.streams.begin(worker)
             if decoder is None:
                 decoder = self._open(stream)
+            with self._cond:
+                self._opened.add(worker)
+                self._cond.notify_all()
             for first, end in self.segments[worker :: self.sessions]:
-                last_segment = end == self.total
                 for frame in range(first, end, SLICE_FRAMES):
                     indices = list(range(frame, min(end, frame + SLICE_FRAMES)))
                     self._wait_for_room(worker, len(indices))
@@ -196,18 +201,19 @@ class SegmentedFrameReader:
                         return
                     try:
                         views = decoder.get_batch_frames_by_index(indices)
-                    except Exception:
-                        if not last_segment:
-                            raise
-                        views = []  # end-of-stream errors past the real end (metadata overcounts), as today
-                    got = self._copy(views, stream) if views else None
+                        got = self._copy(views, stream) if views else None
+                    except Exception as error:
+                        # keep the frames before the one that fails; near the end the container's frame
+                        # count overstates the file (the one-session reader ends there too), elsewhere it
+                        # is an error, raised when the consumer reaches it
+                        views, got, failed = self._salvage(decoder, indices, stream)
+                        if failed < self.total - 2 * self.segment:
+                            self._publish(worker, frame, views, got, len(views))
+                            raise error
                     with self._cond:
-                        if got is not None:
-                            self._queues[worker].append(_Slice(frame, *got))
-                            self._held[worker] += got[0].shape[0]
-                        if len(views) < len(indices):  # the decoder ran out: the video ends here, as today
-                            self._end = min(self._end, frame + len(views))
-                        self._cond.notify_all()
+                        if self._stopped:
+                            return
+                    self._publish(worker, frame, views, got, len(indices))
                     if len(views) < len(indices):
                         return
         except _Stop:
@@ -218,6 +224,34 @@ class SegmentedFrameReader:
                 self._cond.notify_all()
         finally:
             decoder = None  # the session is released in its own thread
+
+    def _publish(self, worker: int, frame: int, views: Sequence[Any], got: Any, asked: int) -> None:
+        """Queue a decoded slice; fewer frames than asked means the video ends after them."""
+        with self._cond:
+            if got is not None and not self._stopped:
+                self._queues[worker].append(_Slice(frame, *got))
+                self._held[worker] += got[0].shape[0]
+            if len(views) < asked:  # the decoder ran out: the video ends here, as with one session
+                self._end = min(self._end, frame + len(views))
+            self._cond.notify_all()
+
+    def _salvage(self, decoder: IndexedDecoder, indices: list[int], stream: Any) -> tuple[list, Any, int]:
+        """After a failed request: the frames before the first index that fails on its own, copied out,
+        and that index."""
+        good: list[torch.Tensor] = []
+        ready = None
+        for index in indices:
+            try:
+                (view,) = decoder.get_batch_frames_by_index([index])
+                frames, ready = self._copy([view], stream)
+            except Exception:
+                break
+            good.append(frames[0])
+        failed = indices[0] + len(good)
+        if not good:
+            return [], None, failed
+        with self.streams.using(stream):
+            return good, (torch.stack(good), ready), failed
 
     def _wait_for_room(self, worker: int, n: int) -> None:
         with self._cond:
@@ -255,6 +289,13 @@ class SegmentedFrameReader:
     def _take(self, n: int) -> torch.Tensor | None:
         """Up to `n` frames from the head of the slice that holds the next frame."""
         with self._cond:
+            if self._pos == 0:  # every session open (or failed) before a frame goes out, so that a session
+                # that cannot open is an error while the caller can still fall back to one session
+                while not self._stopped and len(self._opened | set(self._errors)) < self.sessions:
+                    self._cond.wait(timeout=1.0)
+                unopened = [w for w in self._errors if w not in self._opened]
+                if unopened:
+                    raise self._failure(min(unopened))
             if self._stopped or self._pos >= self._end:
                 return None
             worker = (self._pos // self.segment) % self.sessions

@@ -28,12 +28,19 @@ from contextlib import contextmanager
 
 import torch
 
+from ultralytics.utils import LOGGER
+
 _LOCK = threading.Lock()
 _COPY: dict[int, torch.cuda.Stream] = {}
 _GRAPH: dict[int, tuple[torch.cuda.Stream, threading.RLock]] = {}
 _LETTERBOX: dict[int, torch.cuda.Stream] = {}
 _BRANCH: dict[int, list[torch.cuda.Stream]] = {}
 _PARALLEL = threading.local()  # .device: branches may fork onto side streams in this thread
+# Allocations of side streams that joined a capture go to the graph's private pool only where torch's
+# allocator routes by capture (a filter, torch >= 2.1); older torch would hand that memory back to the
+# general pool mid-graph, so there the branches run in turn.
+_SIDE_STREAMS_IN_POOL = hasattr(torch._C, "_cuda_beginAllocateToPool")
+_BROKEN: list[str] = []  # why side streams could not be made (then never tried again)
 _DECODE: dict[int, list[torch.cuda.Stream]] = {}
 
 
@@ -127,7 +134,7 @@ def parallel_branches(device: torch.device) -> Iterator[None]:
     ~1 ms network graph of yolov8n/s on the H200 (benchmarks/NOTES.md, session 5), same outputs bit for bit."""
     device = torch.device(device)
     previous = getattr(_PARALLEL, "device", None)
-    _PARALLEL.device = device if device.type == "cuda" else None
+    _PARALLEL.device = device if device.type == "cuda" and _SIDE_STREAMS_IN_POOL and not _BROKEN else None
     try:
         yield
     finally:
@@ -138,15 +145,21 @@ def run_branches(branches: list[Callable[[], torch.Tensor]]) -> list[torch.Tenso
     """Each branch's output, in order: side by side on side streams inside `parallel_branches`, else
     one after another (eager code, the CPU, other threads)."""
     device = getattr(_PARALLEL, "device", None)
-    if device is None or len(branches) < 2:
+    if device is None or len(branches) < 2 or _BROKEN:
+        return [branch() for branch in branches]
+    try:
+        sides = branch_streams(device, len(branches))
+    except (OSError, RuntimeError, AttributeError) as e:  # no libcuda.so.1 (e.g. Windows' nvcuda.dll), ...
+        _BROKEN.append(f"{type(e).__name__}: {e}")
+        LOGGER.warning(f"WARNING no side streams for the head's branches ({_BROKEN[0]}); running them in turn")
         return [branch() for branch in branches]
     current = torch.cuda.current_stream(device)
     outputs = []
-    for branch, side in zip(branches, branch_streams(device, len(branches))):
+    for branch, side in zip(branches, sides):
         side.wait_stream(current)  # fork: the branch's inputs were made on the current stream
         with torch.cuda.stream(side):
             outputs.append(branch())
-    for side, out in zip(branch_streams(device, len(branches)), outputs):
+    for side, out in zip(sides, outputs):
         current.wait_stream(side)  # join, so the capture ends on one stream
         out.record_stream(current)  # made on the side stream, read (and freed) on the current one
     return outputs

@@ -4,10 +4,10 @@
 centre/size in input pixels followed by per-class sigmoid scores. This is the raw output every
 backend (PyTorch, ONNX Runtime, TensorRT) must reproduce, and what NMS consumes.
 
-Anchors are recomputed from the feature-map shapes on every call instead of being cached on the
-module: a cache keyed on the input shape is Python-side state that `torch.onnx.export` would bake
-in as constants for one shape and CUDA graph capture cannot see. The arithmetic is a few hundred
-microseconds of small kernels, and static ONNX exports fold it into constants anyway.
+Anchors are computed from the feature-map shapes. In inference they are kept per feature size
+(`Detect._anchors`), outside the module, so that a CUDA graph replay does not rebuild them with ~20
+small kernels; while tracing or exporting they are always recomputed, so `torch.onnx.export` records
+the arithmetic (a dynamic ONNX must derive them from its input shape), never one size's grid.
 """
 
 from __future__ import annotations
@@ -48,8 +48,15 @@ def make_anchors(
     return torch.cat(points, 1), torch.cat(stride_rows, 1)
 
 
-# anchor grids per head, outside the module so that pickling a model (checkpoints) never carries them
+# anchor grids per head (recent ones, and those read by captured graphs), outside the module so that
+# pickling a model (checkpoints) never carries them
 _ANCHOR_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _tracing() -> bool:
+    """Inside torch.jit tracing, an ONNX export or torch.compile: shapes must stay symbolic."""
+    compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)()
+    return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or compiling)
 
 
 class Detect(nn.Module):
@@ -155,20 +162,30 @@ class Detect(nn.Module):
         return torch.cat(outs[: self.nl], 2), torch.cat(outs[self.nl :], 2)
 
     def _anchors(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`make_anchors` for these feature sizes, kept per (sizes, device, dtype) while no gradient is
-        recorded: at batch 1 its ~20 small kernels ran in every replay of the network's graph. A grid
-        first made during a graph capture is not kept (it holds nothing until the graph replays)."""
-        if torch.is_grad_enabled():
+        """`make_anchors` for these feature sizes, kept per (sizes, device, dtype) in inference: at batch 1
+        its ~20 small kernels ran in every replay of the network's CUDA graph.
+
+        Made fresh whenever a gradient is recorded, and while tracing or exporting (an ONNX export must
+        compute them from the input's shape, not carry one size's grid as a constant). A grid read by a
+        graph capture is kept for the life of the module (the graph reads that memory at every replay);
+        one first needed during a capture is made by the graph itself and not kept."""
+        if torch.is_grad_enabled() or _tracing():
             return make_anchors(feats, self.stride)
         key = (tuple(tuple(f.shape[2:]) for f in feats), feats[0].device, feats[0].dtype, id(self.stride))
-        kept = _ANCHOR_GRIDS.setdefault(self, {})
-        if (grid := kept.get(key)) is not None:
+        capturing = feats[0].is_cuda and torch.cuda.is_current_stream_capturing()
+        recent, captured = _ANCHOR_GRIDS.setdefault(self, ({}, {}))
+        grid = recent.get(key) or captured.get(key)
+        if grid is not None:
+            if capturing:
+                captured[key] = grid
             return grid
         grid = make_anchors(feats, self.stride)
-        if not (feats[0].is_cuda and torch.cuda.is_current_stream_capturing()):
-            if len(kept) >= 16:
-                kept.clear()
-            kept[key] = grid
+        if not capturing:
+            if feats[0].is_cuda:  # made on this stream; another stream (a graph's) may read it next
+                torch.cuda.current_stream(feats[0].device).synchronize()
+            if len(recent) >= 16:
+                recent.clear()
+            recent[key] = grid
         return grid
 
     def _decode_boxes(self, box_logits: torch.Tensor, feats: list[torch.Tensor], xywh: bool) -> torch.Tensor:
