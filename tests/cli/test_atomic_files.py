@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from pathlib import Path
 
 import onnx
 import pytest
@@ -132,7 +133,12 @@ def test_predict_labels_crops_images_and_checkpoints_keep_the_previous_file_on_a
     weights, tmp_path, monkeypatch
 ):
     """Every other writer goes through the same atomic writer: label txt (append = old + new, written
-    whole), crops, saved images and `YOLO.save()` checkpoints."""
+    whole), crops, saved images and `YOLO.save()` checkpoints.
+
+    The per-image outputs are not fsync'ed, so their disk fills up in the middle of the write itself: a
+    file-size limit (RLIMIT_FSIZE, Python ignores SIGXFSZ) makes the kernel refuse every byte past the
+    first 32 of any file, as a full disk would."""
+    resource = pytest.importorskip("resource")
     model = YOLO(weights)
     (result,) = model.predict(IMAGE, imgsz=160, conf=0.01, verbose=False)
     assert len(result.boxes)
@@ -141,15 +147,20 @@ def test_predict_labels_crops_images_and_checkpoints_keep_the_previous_file_on_a
     image.write_bytes(b"previous image")
     ckpt.write_bytes(b"previous checkpoint")
     crops = tmp_path / "crops"
-    monkeypatch.setattr(os, "fsync", _disk_full)
-    for write in (
-        lambda: result.save_txt(label),
-        lambda: result.save(image),
-        lambda: result.save_crop(crops),
-        lambda: model.save(ckpt),
-    ):
-        with pytest.raises(OSError):
+    failures = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    for write in (lambda: result.save_txt(label), lambda: result.save(image), lambda: result.save_crop(crops)):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32, hard))
+        try:
             write()
+        except OSError as error:  # EFBIG, part-way through the bytes
+            failures.append(error)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert len(failures) == 3, failures
+    monkeypatch.setattr(os, "fsync", _disk_full)  # a checkpoint is durable: its flush fails
+    with pytest.raises(OSError, match="No space left"):
+        model.save(ckpt)
     assert label.read_text() == "0 0.5 0.5 0.1 0.1\n"
     assert image.read_bytes() == b"previous image" and ckpt.read_bytes() == b"previous checkpoint"
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]  # no debris
@@ -158,3 +169,52 @@ def test_predict_labels_crops_images_and_checkpoints_keep_the_previous_file_on_a
     result.save_txt(label)  # appending still appends
     lines = label.read_text().splitlines()
     assert lines[0] == "0 0.5 0.5 0.1 0.1" and len(lines) == 1 + len(result.boxes)
+
+
+def _record_fsyncs(monkeypatch) -> list[Path]:
+    """Replace os.fsync by one that records which file or folder each call flushed (Linux /proc)."""
+    real_fsync, synced = os.fsync, []
+
+    def recording_fsync(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name fsync'ed descriptors")
+def test_exports_and_checkpoints_are_fsynced_file_and_folder(weights, monkeypatch):
+    """What users must not lose reaches the disk before it replaces their file: the file, then the folder
+    that holds the rename."""
+    synced = _record_fsyncs(monkeypatch)
+    onnx_file = Path(YOLO(weights).export(format="onnx", imgsz=64, simplify=False))
+    assert [p.name for p in synced if p.parent == onnx_file.parent and p.name.startswith(".shapes.onnx.")]
+    assert onnx_file.parent in synced
+    synced.clear()
+    checkpoint = Path(YOLO(weights).save(weights.parent / "saved.pt"))
+    assert [p for p in synced if p.name.startswith(".saved.pt.")] and synced[-1] == checkpoint.parent
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name fsync'ed descriptors")
+def test_per_image_predict_outputs_skip_fsync_and_the_umask_read(weights, tmp_path, monkeypatch, umask_022):
+    """save=True images, crops and label txt: atomic but not flushed (two disk flushes per file spared),
+    and created with open()'s mode by the kernel, so the umask is never read per file."""
+    import ultralytics.utils.atomic_file as atomic_file
+
+    def no_umask_read(*args):
+        raise AssertionError("the umask was read for a per-image output")
+
+    with monkeypatch.context() as patched:  # undone before umask_022 puts the umask back
+        synced = _record_fsyncs(patched)
+        patched.setattr(atomic_file, "current_umask", no_umask_read)
+        patched.setattr(os, "umask", no_umask_read)
+        YOLO(weights).predict(
+            IMAGE, imgsz=160, conf=0.01, save=True, save_txt=True, save_crop=True, project=str(tmp_path), name="p"
+        )
+    run = tmp_path / "p"
+    written = [p for p in run.rglob("*") if p.is_file()]
+    assert {p.relative_to(run).parts[0] for p in written} == {IMAGE.name, "labels", "crops"}, written
+    assert synced == []
+    assert all(_mode(p) == 0o644 for p in written)
+    assert not [p for p in written if p.name.endswith(".tmp")]

@@ -111,6 +111,34 @@ def test_placement_follows_nvidia_explicit_quantization_guidance(int8_onnx):
     for node in concats:
         scales = {float(inits[producers[name].input[1]]) for name in dq_inputs(node)}
         assert len(scales) == 1, (node.name, scales)
+    # The whole placement, node by node, against the rule above derived from the FP32 graph by names alone
+    # (the feature path is everything outside the Detect head /model.22/ but its feature convs).
+    placed = {}
+    for node in model.graph.node:
+        quantizers = [producers.get(producers[name].input[0]) for name in dq_inputs(node)]
+        activations = [q.input[0] for q in quantizers if q is not None]  # weights: a DQ of an initializer, no Q
+        if activations:
+            placed[node.name] = activations
+    assert placed == expected_placement(onnx.load(str(FP32_ONNX)))
+
+
+def expected_placement(src: onnx.ModelProto) -> dict[str, list[str]]:
+    """Node → activation inputs read through Q/DQ, per docs/int8.md's rule, for a YOLOv8 graph by its names."""
+    expected = {}
+    for node in src.graph.node:
+        head = node.name.endswith(".2/Conv") or "/dfl/" in node.name
+        if node.op_type == "Conv" and not head:
+            expected[node.name] = [node.input[0]]
+        elif node.op_type == "Add" and "/m." in node.name:  # bottleneck shortcuts: both inputs
+            expected[node.name] = list(node.input)
+        elif node.op_type in ("MaxPool", "Resize"):
+            expected[node.name] = [node.input[0]]
+    quantized = {name for inputs in expected.values() for name in inputs}
+    for node in src.graph.node:  # a feature Concat reads the shared copy of inputs quantized for others
+        shared = [name for name in node.input if name in quantized]
+        if node.op_type == "Concat" and not node.name.startswith("/model.22/") and shared:
+            expected[node.name] = shared
+    return expected
 
 
 # -- a tiny model where every scale can be checked by hand ------------------------------------------

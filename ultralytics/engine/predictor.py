@@ -246,7 +246,7 @@ class DetectionPredictor:
             ok, encoded = cv2.imencode(Path(name).suffix, plotted)
             if not ok:  # a suffix OpenCV cannot write (e.g. a source read through PIL): save as upstream, .jpg
                 name, (ok, encoded) = f"{Path(name).stem}.jpg", cv2.imencode(".jpg", plotted)
-            atomic_write(save_dir / name, encoded.tobytes())
+            atomic_write(save_dir / name, encoded.tobytes(), durable=False)  # per image: atomic, no fsync
 
 
 def video_container() -> tuple[str, str]:

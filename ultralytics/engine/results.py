@@ -273,7 +273,7 @@ class Results(_TensorHolder, SummaryExports):
                 lines.append(" ".join(f"{v:g}" for v in values))
         if lines:  # append = old text + new lines, written whole through the atomic writer
             old = txt_file.read_bytes() if txt_file.is_file() else b""
-            atomic_write(txt_file, old + ("\n".join(lines) + "\n").encode("utf-8"))
+            atomic_write(txt_file, old + ("\n".join(lines) + "\n").encode("utf-8"), durable=False)  # per image
         return str(txt_file)
 
     # ------------------------------------------------------------------ images
@@ -334,7 +334,7 @@ class Results(_TensorHolder, SummaryExports):
         ok, encoded = cv2.imencode(filename.suffix, image)
         if not ok:
             raise ValueError(f"OpenCV cannot encode images as '{filename.suffix}'; use .jpg or .png")
-        atomic_write(filename, encoded.tobytes())  # not imwrite: atomic, and non-ASCII paths work
+        atomic_write(filename, encoded.tobytes(), durable=False)  # not imwrite: atomic, non-ASCII paths work
         return str(filename)
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ultralytics.export.calibration import CalibrationSet
+from ultralytics.export.graph_walk import consumer_relation, downstream, reaches
 from ultralytics.trt.device import host_memory_enabled
 from ultralytics.utils import LOGGER
 from ultralytics.utils.atomic_file import atomic_write
@@ -213,32 +214,19 @@ def _head_layers(trt: ModuleType, layers: list) -> set[str]:
     everything after them is still features) out of the head set; the old rule took every
     activation-less conv for a head conv.
     """
-    consumers: dict[str, list] = {}
-    for layer in layers:
-        for index in range(layer.num_inputs):
-            tensor = layer.get_input(index)
-            if tensor is not None:
-                consumers.setdefault(tensor.name, []).append(layer)
+    users = consumer_relation(layers, _input_names, _output_names)
     conv_type = getattr(trt.LayerType, "CONVOLUTION", None)
     activation_type = getattr(trt.LayerType, "ACTIVATION", None)
-
-    def users(layer) -> list:
-        return [u for i in range(layer.num_outputs) for u in consumers.get(layer.get_output(i).name, [])]
 
     def is_feature_conv(layer) -> bool:
         return (
             conv_type is not None and layer.type == conv_type and any(u.type == activation_type for u in users(layer))
         )
 
-    # Network order is topological: walk it backwards so every user is decided before its producer.
-    reaches_feature: dict[str, bool] = {}
-    for layer in reversed(layers):
-        reaches_feature[layer.name] = any(
-            is_feature_conv(u) or reaches_feature.get(u.name, False) for u in users(layer)
-        )
+    reaches_feature = reaches(layers, users, is_feature_conv)
     heads = set()
-    for layer in layers:
-        if reaches_feature[layer.name]:
+    for layer, feeds_features in zip(layers, reaches_feature):
+        if feeds_features:
             continue
         if HEAD_LAYER_NAME.search(layer.name) and layer.name.endswith("Conv"):
             heads.add(layer.name)
@@ -249,12 +237,13 @@ def _head_layers(trt: ModuleType, layers: list) -> set[str]:
 
 def _downstream(layers: list, heads: set[str]) -> list:
     """Layers (in network order) that read, directly or not, an output of a head layer."""
-    tainted: set[str] = set()
-    found = []
-    for layer in layers:  # network order is topological
-        inputs = {layer.get_input(i).name for i in range(layer.num_inputs) if layer.get_input(i) is not None}
-        if layer.name in heads or inputs & tainted:
-            tainted.update(layer.get_output(i).name for i in range(layer.num_outputs))
-            if layer.name not in heads:
-                found.append(layer)
-    return found
+    return downstream(layers, _input_names, _output_names, lambda layer: layer.name in heads)
+
+
+# The TensorRT adapter of `graph_walk`: a layer's tensors by name (optional inputs may be None).
+def _input_names(layer) -> list[str]:
+    return [tensor.name for tensor in (layer.get_input(i) for i in range(layer.num_inputs)) if tensor is not None]
+
+
+def _output_names(layer) -> list[str]:
+    return [layer.get_output(i).name for i in range(layer.num_outputs)]

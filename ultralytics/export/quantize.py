@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tqdm import tqdm
 
 from ultralytics.export.calibration import CalibrationSet
+from ultralytics.export.graph_walk import consumer_relation, downstream, reaches
 from ultralytics.utils import LOGGER
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -125,14 +126,25 @@ def float16_float_parts(model: onnx.ModelProto, keep_fp32: set[str] = frozenset(
 def _head_and_decode(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> set[str]:
     """Names of the float head Convs (those not quantized) and every node after them (the decode)."""
     quantized = {node.name for node in convs}
-    tainted: set[str] = set()
-    names = set()
-    for node in model.graph.node:  # topological
-        head = node.op_type == "Conv" and node.name not in quantized
-        if head or tainted.intersection(node.input):
-            names.add(node.name)
-            tainted.update(node.output)
-    return names
+
+    def is_head(node: onnx.NodeProto) -> bool:
+        return node.op_type == "Conv" and node.name not in quantized
+
+    after = downstream(model.graph.node, _input_names, _output_names, is_head)
+    return {node.name for node in model.graph.node if is_head(node)} | {node.name for node in after}
+
+
+def _input_names(node: onnx.NodeProto) -> Iterable[str]:
+    return node.input
+
+
+def _output_names(node: onnx.NodeProto) -> Iterable[str]:
+    return node.output
+
+
+def _onnx_users(nodes: list[onnx.NodeProto]) -> Callable[[onnx.NodeProto], list[onnx.NodeProto]]:
+    """The ONNX adapter of `graph_walk`: node → the nodes of `nodes` reading its outputs."""
+    return consumer_relation(nodes, _input_names, _output_names)
 
 
 def _check_quantizable(model: onnx.ModelProto, src: Path) -> None:
@@ -159,24 +171,17 @@ def head_prediction_convs(model: onnx.ModelProto) -> list[str]:
     DFL projection are not. An activation-less Conv in the body (a projection whose output goes on
     into feature convs) is not a head conv.
     """
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
-    def users(node: onnx.NodeProto) -> list[onnx.NodeProto]:
-        return [user for out in node.output for user in consumers.get(out, [])]
+    nodes = list(model.graph.node)
+    users = _onnx_users(nodes)
 
     def is_feature_conv(node: onnx.NodeProto) -> bool:
-        return node.op_type == "Conv" and any(_is_activation(u, node.output[0], consumers) for u in users(node))
+        return node.op_type == "Conv" and any(_is_activation(u, node.output[0], users) for u in users(node))
 
-    reaches_feature: dict[int, bool] = {}
-    for node in reversed(model.graph.node):  # ONNX node order is topological
-        reaches_feature[id(node)] = any(is_feature_conv(u) or reaches_feature.get(id(u), False) for u in users(node))
+    reaches_feature = reaches(nodes, users, is_feature_conv)
     return [
         node.name
-        for node in model.graph.node
-        if node.op_type == "Conv" and not is_feature_conv(node) and not reaches_feature[id(node)]
+        for node, feeds_features in zip(nodes, reaches_feature)
+        if node.op_type == "Conv" and not is_feature_conv(node) and not feeds_features
     ]
 
 
@@ -197,11 +202,12 @@ def depthwise_class_branch_convs(model: onnx.ModelProto) -> list[str]:
     return [node.name for node in branch] if depthwise else []
 
 
-def _is_activation(node: onnx.NodeProto, tensor: str, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
+def _is_activation(node: onnx.NodeProto, tensor: str, users: Callable[[onnx.NodeProto], list[onnx.NodeProto]]) -> bool:
+    """Whether `node`, reading `tensor`, activates it (SiLU counts: Sigmoid whose output multiplies `tensor`)."""
     if node.op_type in ACTIVATIONS:
         return True
     if node.op_type == "Sigmoid":  # SiLU exported as x * sigmoid(x)
-        return any(user.op_type == "Mul" and tensor in user.input for user in consumers.get(node.output[0], []))
+        return any(user.op_type == "Mul" and tensor in user.input for user in users(node))
     return False
 
 
@@ -244,22 +250,18 @@ def activation_targets(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> d
     """
     initializers = {init.name for init in model.graph.initializer}
     constants = {out for node in model.graph.node if node.op_type == "Constant" for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
     quantized = {node.name for node in convs}
-    feeds_quantized: dict[int, bool] = {}
-    for node in reversed(model.graph.node):  # topological order, walked backwards
-        users = [user for out in node.output for user in consumers.get(out, [])]
-        feeds_quantized[id(node)] = any(
-            user.name in quantized or (user.op_type != "Conv" and feeds_quantized.get(id(user), False))
-            for user in users
-        )
+    nodes = list(model.graph.node)
+    feeds_quantized = reaches(  # through anything but another Conv (that one starts its own quantized input)
+        nodes,
+        _onnx_users(nodes),
+        is_target=lambda user: user.name in quantized,
+        passes_through=lambda user: user.op_type != "Conv",
+    )
     targets = {node.name: [node.input[0]] for node in convs}
-    for node in model.graph.node:
+    for node, on_feature_path in zip(nodes, feeds_quantized):
         indices = QUANTIZED_INPUT_OPS.get(node.op_type)
-        if indices is None or not feeds_quantized[id(node)]:
+        if indices is None or not on_feature_path:
             continue
         inputs = [node.input[i] for i in indices if i < len(node.input) and node.input[i]]
         if any(name in initializers or name in constants for name in inputs):
@@ -268,8 +270,8 @@ def activation_targets(model: onnx.ModelProto, convs: list[onnx.NodeProto]) -> d
     # Concat reads the shared Q/DQ copy of each input quantized for another consumer (one scale, see
     # share_concat_scales), as Model Optimizer wires it; its float inputs stay float.
     quantized_tensors = {name for inputs in targets.values() for name in inputs}
-    for node in model.graph.node:
-        if node.op_type == "Concat" and feeds_quantized[id(node)]:
+    for node, on_feature_path in zip(nodes, feeds_quantized):
+        if node.op_type == "Concat" and on_feature_path:
             shared = [name for name in node.input if name in quantized_tensors]
             if shared:
                 targets[node.name] = shared

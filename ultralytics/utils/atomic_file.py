@@ -3,9 +3,17 @@
 Why: an export that dies part-way (full disk, Ctrl-C, a read-only folder) must leave whatever the
 user had under that name byte-identical, and a server running as another user must be able to read
 what we wrote. So every writer goes through `atomic_write`: the bytes go to a hidden temporary file
-in the target folder (same filesystem, so the rename is atomic), are flushed and fsync'ed, the file
-gets the permissions a plain `open(path, "w")` would give under the user's umask (0644 under umask
-022; `mkstemp` alone would leave 0600), and only then is it renamed over the target.
+in the target folder (same filesystem, so the rename is atomic), created the way a plain
+`open(path, "w")` creates a file (mode 0o666, the kernel takes the umask away: 0644 under umask 022;
+`mkstemp` would leave 0600), and only when every byte is written is it renamed over the target.
+
+Two durability levels, both atomic (never a half-written file under the final name):
+- durable (the default): the file is fsync'ed before the rename and its folder after it, so the new
+  file survives a power cut. For what users must not lose: exports, checkpoints, calibration and
+  timing caches, benchmark tables, configs.
+- `durable=False`: no fsync (two disk flushes per file saved). For per-image predict outputs (saved
+  images, crops, label txt), thousands per run and remade by predicting again: a power cut may lose
+  the latest ones, a failed write still leaves the previous file as it was.
 
 `check_writable_folder` is the early check: call it before calibration or an engine build, so a
 read-only destination fails in a second with one line instead of after minutes of work.
@@ -15,8 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -67,8 +75,11 @@ def check_writable_folder(folder: str | Path, purpose: str = "the output") -> Pa
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
-    """Open a temporary file beside `path`; on a clean exit it is fsync'ed, given open()'s mode, renamed to `path`.
+def atomic_open(
+    path: str | Path, mode: str = "wb", encoding: str | None = None, *, durable: bool = True
+) -> Iterator[IO]:
+    """Open a new temporary file beside `path`; on a clean exit it is renamed to `path` (fsync'ed first,
+    and the folder after, unless `durable=False`: see the module docstring for which files may skip it).
 
     On any error (or KeyboardInterrupt) the temporary file is removed and `path` is left as it was.
     """
@@ -79,26 +90,29 @@ def atomic_open(path: str | Path, mode: str = "wb", encoding: str | None = None)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write '{path}': it is a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    tmp = Path(tmp_name)
-    os.close(fd)  # reopened by name, so the file object has a path name (onnx.save needs one)
+    f, tmp = _create_temporary(path, mode, encoding if "b" not in mode else None)
     try:
-        with open(tmp, mode, encoding=encoding if "b" not in mode else None) as f:
+        with f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, default_file_mode())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
+    if durable:
+        _fsync_folder(folder)
 
 
-def atomic_write(path: str | Path, data: bytes | bytearray | memoryview | str, encoding: str = "utf-8") -> Path:
-    """Write `data` (bytes, or str encoded with `encoding`) to `path` atomically; return the path."""
+def atomic_write(
+    path: str | Path, data: bytes | bytearray | memoryview | str, encoding: str = "utf-8", *, durable: bool = True
+) -> Path:
+    """Write `data` (bytes, or str encoded with `encoding`) to `path` atomically; return the path.
+
+    `durable=False` skips the fsyncs (per-image predict outputs only, see the module docstring)."""
     payload = data.encode(encoding) if isinstance(data, str) else data
-    with atomic_open(path, "wb") as f:
+    with atomic_open(path, "wb", durable=durable) as f:
         f.write(payload)
     return Path(path)
 
@@ -128,6 +142,25 @@ def atomic_copy(src: str | Path, dst: str | Path, chunk_bytes: int = 1 << 22) ->
     with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
         shutil.copyfileobj(fin, fout, chunk_bytes)
     return Path(dst)
+
+
+def _create_temporary(path: Path, mode: str, encoding: str | None) -> tuple[IO, Path]:
+    """A new hidden file beside `path`, opened by name (onnx.save needs a file object with a path name).
+
+    Created with mode 0o666 as open() does, so the kernel applies the umask (and any default ACL) at
+    creation: the file gets a plain open()'s permissions with no umask read and no chmod per file.
+    """
+
+    def exclusive(name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_EXCL, DEFAULT_FILE_MODE)  # never opens a file that already exists
+
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return open(tmp, mode, encoding=encoding, opener=exclusive), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside '{path}': every name tried exists")
 
 
 def _fsync_folder(folder: Path) -> None:

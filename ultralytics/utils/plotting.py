@@ -75,11 +75,12 @@ def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 1
 
     Upstream's crop geometry and JPEG settings (quality 95, no chroma subsampling), so crops match.
     """
+    import io
     from pathlib import Path
 
     from PIL import Image
 
-    from ultralytics.utils.atomic_file import atomic_open
+    from ultralytics.utils.atomic_file import atomic_write
 
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -90,8 +91,11 @@ def save_one_box(xyxy, image: np.ndarray, file, gain: float = 1.02, pad: int = 1
     crop = image[top:bottom, left:right]
     file = Path(file)
     rgb = crop[..., ::-1] if crop.ndim == 3 else crop
-    with atomic_open(file, "wb") as f:  # the package's one writer: a crop is whole or absent
-        Image.fromarray(np.ascontiguousarray(rgb)).save(f, format="JPEG", quality=95, subsampling=0)
+    # Encoded in memory first: PIL writes a JPEG straight to a file's descriptor and ignores a short
+    # write (a full disk), which would leave a truncated crop; atomic_write raises instead.
+    encoded = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(encoded, format="JPEG", quality=95, subsampling=0)
+    atomic_write(file, encoded.getbuffer(), durable=False)  # per-image output: whole or absent, no fsync
     return file
 
 
