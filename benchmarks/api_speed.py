@@ -196,8 +196,12 @@ class Worker:
 
 
 def worker_main(args) -> None:
-    # stdout carries the protocol; anything the packages print (warnings, logs) goes to stderr
-    protocol, sys.stdout = sys.stdout, sys.stderr
+    # stdout carries the protocol; anything the packages print goes to stderr, Python's prints and
+    # native libraries' writes to file descriptor 1 alike (PyNvVideoCodec, TensorRT)
+    sys.stdout.flush()
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     w = Worker(args.worker, args.shared, tuple(args.frame), args.n_frames, args.folder)
     print(json.dumps({"ready": True}), file=protocol, flush=True)
     for line in sys.stdin:

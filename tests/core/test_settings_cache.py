@@ -24,3 +24,8 @@ def test_a_bad_value_is_refused_every_time(monkeypatch):
     for _ in range(2):
         with pytest.raises(ValueError, match="ULTRALYTICS_GPU_CHUNK='lots' is not valid"):
             settings()
+
+
+def test_an_empty_value_means_the_default(monkeypatch):
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "")
+    assert settings().gpu_fused is True

@@ -134,7 +134,7 @@ def _whole_number(name: str, default: str, what: str) -> int:
 
 
 def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = os.environ.get(name, default).strip().lower()
+    value = os.environ.get(name, default).strip().lower() or default  # set but empty: the default
     if value not in choices:
         others = " or ".join(repr(c) for c in choices[1:])
         raise ValueError(f"{name}={value!r} is not valid: use {choices[0]!r} (the default) or {others}")
