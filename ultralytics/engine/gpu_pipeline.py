@@ -27,7 +27,7 @@ from ultralytics.gpu.letterbox import letterbox_batch
 from ultralytics.gpu.nms import MAX_NMS, BatchedNMS, PendingNMS
 from ultralytics.gpu.streams import letterbox_stream
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
-from ultralytics.utils.ops import non_max_suppression
+from ultralytics.utils.ops import filter_end2end, non_max_suppression
 from ultralytics.utils.settings import settings
 
 MAX_GRAPHS = 8  # captured input shapes kept per model
@@ -259,7 +259,8 @@ class GpuStages:
     def launch_nms(self, preds: torch.Tensor) -> PendingNMS | list[np.ndarray]:
         """Enqueue NMS; an end-to-end model's output is final detections, only filtered."""
         if self.end2end:
-            return end2end_detections(preds, self.nms.conf_thres, self.nms.classes, self.nms.max_det)
+            n = self.nms
+            return [d.numpy() for d in filter_end2end(preds, n.conf_thres, n.classes, n.max_det, device="cpu")]
         return self.nms.launch(preds)
 
     def finish_postprocess(
@@ -403,22 +404,6 @@ class GpuStages:
 
 
 GpuPipeline = GpuStages  # the name before the stages had a common interface
-
-
-def end2end_detections(
-    preds: torch.Tensor, conf_thres: float, classes: list[int] | None, max_det: int
-) -> list[np.ndarray]:
-    """(B, N, 6) x1,y1,x2,y2,score,cls from an end-to-end model → per image the rows above `conf_thres`
-    (of `classes`), at most `max_det`, highest scores first, as host arrays (one copy per batch)."""
-    dets = preds.float()
-    keep = dets[..., 4] > conf_thres
-    if classes is not None:
-        keep &= (dets[..., 5:6] == torch.tensor(classes, device=dets.device, dtype=dets.dtype)).any(-1)
-    scores = torch.where(keep, dets[..., 4], torch.full_like(dets[..., 4], -1.0))
-    order = scores.argsort(dim=1, descending=True, stable=True)[:, :max_det]
-    top = torch.gather(dets, 1, order[..., None].expand(-1, -1, 6)).cpu().numpy()
-    counts = torch.gather(keep, 1, order).sum(1).cpu().numpy()
-    return [np.ascontiguousarray(t[:c]) for t, c in zip(top, counts)]
 
 
 def scale_to_originals(

@@ -253,12 +253,17 @@ def filter_end2end(
     conf_thres: float = 0.25,
     classes: list[int] | None = None,
     max_det: int = 300,
+    device: torch.device | str | None = None,
 ) -> list[torch.Tensor]:
     """Final detections (B, N, 6) x1,y1,x2,y2,score,cls from an end-to-end model → per image (n, 6).
 
-    An end-to-end model (YOLO26's one-to-one head, an `end2end` export) has already chosen its boxes,
-    sorted by score; what remains is upstream's thresholding: score > conf_thres, the `classes`
-    filter, then the first `max_det`. No NMS. Rows come back as float32 whatever the model's dtype.
+    The one rule for every path (CPU predictor, device pipeline, validator), as upstream 8.4.190 does it:
+    no NMS and no re-sorting (the model's row order is kept); a row stays when score > conf_thres,
+    compared in the model's dtype (a half score equal to the half-rounded threshold is dropped), and
+    its class is in `classes`; then the first `max_det` of those. Rows come back float32 on `device`
+    (default: the prediction's). The whole batch is filtered at once, so a CUDA prediction costs one
+    device→host copy per batch (the rows and counts together, or the counts alone when the rows stay
+    on the device) and no per-image syncs.
     """
     if not 0 <= conf_thres <= 1:
         raise ValueError(f"conf_thres must be within 0..1, got {conf_thres}")
@@ -268,16 +273,24 @@ def filter_end2end(
         raise ValueError(
             f"end-to-end detections must be (batch, boxes, 6) x1,y1,x2,y2,score,class; got {tuple(prediction.shape)}"
         )
-    class_filter = None
+    if max_det < 0:
+        raise ValueError(f"max_det must be 0 or more, got {max_det}")
+    batch, boxes = prediction.shape[:2]
+    keep = prediction[..., 4] > conf_thres
     if classes is not None:
-        class_filter = torch.tensor(classes, device=prediction.device, dtype=prediction.dtype)
-    output = []
-    for pred in prediction:
-        keep = pred[:, 4] > conf_thres
-        if class_filter is not None:
-            keep &= (pred[:, 5:6] == class_filter).any(1)
-        output.append(pred[keep.nonzero().view(-1)[:max_det]].float())
-    return output
+        wanted = torch.tensor(classes, device=prediction.device, dtype=prediction.dtype)
+        keep &= (prediction[..., 5:6] == wanted).any(-1)
+    width = min(max_det, boxes)
+    # kept rows first, each group in the model's order (a stable sort of 0 = kept, 1 = dropped)
+    order = (~keep).to(torch.uint8).argsort(dim=1, stable=True)[:, :width]
+    rows = torch.gather(prediction, 1, order[..., None].expand(-1, -1, 6)).float().reshape(batch, width * 6)
+    counts = keep.sum(1).clamp_(max=width)
+    target = prediction.device if device is None else torch.device(device)
+    if target != prediction.device:  # rows and counts in one transfer
+        packed = torch.cat([counts[:, None].float(), rows], 1).to(target)
+        counts, rows = packed[:, 0].long(), packed[:, 1:]
+    n = counts.tolist()  # on a device target, the only device→host copy
+    return [rows[i, : n[i] * 6].view(n[i], 6) for i in range(batch)]
 
 
 class Profile:
