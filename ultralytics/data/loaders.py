@@ -58,11 +58,17 @@ def imread(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}. Check the path (relative paths are from {Path.cwd()})")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_image_bytes(np.fromfile(str(path), dtype=np.uint8), path)
+
+
+def decode_image_bytes(data: bytes | np.ndarray, name: str | Path) -> np.ndarray:
+    """Decode a file's bytes exactly as `imread` does (OpenCV, EXIF orientation applied), so a caller that
+    already holds the bytes (the GPU JPEG path's rejects) need not read the file again; raises on failure."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if image is None:
         raise ValueError(
-            f"could not decode image {path} ({data.size} bytes): the file is corrupt or in a format OpenCV "
+            f"could not decode image {name} ({buffer.size} bytes): the file is corrupt or in a format OpenCV "
             f"cannot read; re-save it as JPEG or PNG"
         )
     return image
