@@ -27,7 +27,7 @@ def _cpu_source(source, batch: int, vid_stride: int = 1, jpeg_calls: list | None
         to_batch=lambda paths, frames, infos: (paths, [f.numpy() for f in frames], infos),
         decode_jpegs=decode_jpegs if jpeg_calls is not None else None,
         open_video=lambda path: OpenCVFrameReader(path, torch.device("cpu")),
-        video_frame_count=lambda path: video_info(path)[0],
+        video_info=video_info,
     )
 
 

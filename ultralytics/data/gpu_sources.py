@@ -5,7 +5,8 @@
 frame as an HWC BGR uint8 tensor on the device, grouped into batches of `batch`. The decoders are passed
 in (this layer knows no CUDA library): consecutive JPEG files are handed to `decode_jpegs` together, as
 many as the current batch has room for; a video is read through `open_video`'s reader a batch at a
-time. What cannot be decoded on the device (arrays in memory, PNGs, files the JPEG decoder rejects) is
+time (`video_info` gives its frame count and fps, recorded on the source as the CPU loader records
+them). What cannot be decoded on the device (arrays in memory, PNGs, files the JPEG decoder rejects) is
 decoded as the CPU path decodes it (from the bytes already read: each file is read once) and copied up. `to_batch` turns one batch of device frames into what the
 predictor consumes.
 """
@@ -46,7 +47,7 @@ class DeviceDecodedSource:
         decode_jpegs: JpegDecoder | None = None,
         is_gpu_jpeg: Callable[[bytes], bool] | None = None,
         open_video: Callable[[str], FrameReader] | None = None,
-        video_frame_count: Callable[[str], int] | None = None,
+        video_info: Callable[[str], tuple[int, float]] | None = None,
     ):
         if source.is_tensor:
             raise ValueError("tensor sources are already decoded; iterate the InferenceSource itself")
@@ -58,7 +59,7 @@ class DeviceDecodedSource:
         self.decode_jpegs = decode_jpegs
         self.is_gpu_jpeg = is_gpu_jpeg or (lambda data: data[:3] == b"\xff\xd8\xff")
         self.open_video = open_video
-        self.video_frame_count = video_frame_count
+        self.video_info = video_info
 
     def __len__(self) -> int:
         return len(self.source)
@@ -133,7 +134,8 @@ class DeviceDecodedSource:
         if self.open_video is None:
             raise ValueError(f"no video reader was given for {path}")
         stride = self.vid_stride
-        count = self.video_frame_count(path) if self.video_frame_count else 0
+        count, fps = self.video_info(path) if self.video_info else (0, 0.0)
+        self.source.fps[path] = fps  # the same home as the CPU loader's: the predictor saves at this rate
         n_frames = int(count / stride)
         reader = self.open_video(path)
         index = 0  # frames decoded so far in this video

@@ -18,6 +18,7 @@ upstream runs it; other sources are cut into batches of `batch`.
 from __future__ import annotations
 
 import glob as globlib
+import math
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -72,6 +73,13 @@ def decode_image_bytes(data: bytes | np.ndarray, name: str | Path) -> np.ndarray
             f"cannot read; re-save it as JPEG or PNG"
         )
     return image
+
+
+def video_properties(cap: cv2.VideoCapture) -> tuple[int, float]:
+    """(frame count, fps) of an opened video as OpenCV reports them: the numbers the log lines count with
+    and a saved video plays at; fps is 0 when the container does not say."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0
 
 
 def to_bgr(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -223,6 +231,7 @@ class InferenceSource:
             raise ValueError(f"vid_stride must be at least 1, got {vid_stride}")
         self.batch = int(batch)
         self.vid_stride = int(vid_stride)
+        self.fps: dict[str, float] = {}  # each video's fps, recorded by whatever opens it for reading
         self.tensor = check_tensor_source(source, stride) if is_tensor_source(source) else None
         self.entries = [] if self.tensor is not None else _entries(source)
         if not list_as_one_batch:  # batches of `batch` whatever the source (benchmarks, long runs)
@@ -250,6 +259,11 @@ class InferenceSource:
     @property
     def is_tensor(self) -> bool:
         return self.tensor is not None
+
+    def video_fps(self, path: str, default: float = 30.0) -> float:
+        """The fps a video of this source was read at (a saved video plays at the source's speed);
+        `default` (upstream's 30) when the container did not say or the video was not opened yet."""
+        return self.fps.get(path) or default
 
     def __iter__(self) -> Iterator[Batch]:
         if self.tensor is not None:
@@ -311,7 +325,8 @@ class InferenceSource:
                 f"could not open video {path}: the file is corrupt or its codec is not supported by OpenCV"
             )
         try:
-            n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) / self.vid_stride)
+            count, self.fps[path] = video_properties(cap)
+            n_frames = int(count / self.vid_stride)
             frame = 0
             while True:
                 for _ in range(self.vid_stride - 1):  # skip without decoding
