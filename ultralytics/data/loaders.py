@@ -220,7 +220,8 @@ def check_tensor_source(tensor: torch.Tensor, stride: int = 32) -> torch.Tensor:
 
 
 class InferenceSource:
-    """Iterable of batches; each `iter()` starts over, so the object holds no reading state."""
+    """Iterable of batches; each `iter()` starts over, so the object holds no reading state (only what
+    reading learnt: each video's fps, in `fps`)."""
 
     def __init__(
         self, source: Any, batch: int = 1, vid_stride: int = 1, stride: int = 32, list_as_one_batch: bool = True
