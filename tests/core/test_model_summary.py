@@ -36,3 +36,13 @@ def test_model_info_keeps_upstreams_signature():
     layers, params, grads, gflops = model.info(detailed=False, verbose=True, imgsz=320)
     assert params == grads + 16 == sum(p.numel() for p in model.parameters())  # DFL's 16 fixed weights
     assert gflops == pytest.approx(model.info(imgsz=640)[3] / 4)  # GFLOPs scale with the image area
+
+
+def test_a_model_built_from_its_yaml_counts_upstreams_layers():
+    """Upstream shares one SiLU between its Convs, so its leaf-layer count sees it once; recorded from
+    upstream 8.4.190: `m = DetectionModel("yolov8n.yaml"); m.info(); m.fuse(); m.info()` (GFLOPs of the
+    fused model; unfused, upstream's counter also counts the BatchNorms)."""
+    model = DetectionModel("yolov8n.yaml")
+    assert model.info()[:3] == (129, 3_157_200, 3_157_184)
+    layers, params, grads, gflops = model.fuse().info()
+    assert (layers, params, grads) == (72, 3_151_904, 31_920) and gflops == pytest.approx(8.7439872, abs=1e-3)
