@@ -222,7 +222,7 @@ def test_consumer_stopping_early_closes_the_reader(clip):
         upload=torch.from_numpy,
         to_batch=lambda *batch: batch,
         open_video=lambda p: SegmentedFrameReader(p, lambda s: IndexedStandIn(frames), 4, segment=20),
-        video_frame_count=lambda p: video_info(p)[0],
+        video_info=video_info,
     )
     batches = iter(source)
     next(batches)
@@ -242,7 +242,7 @@ def test_vid_stride_and_counts_through_the_source_are_unchanged(clip, batch, vid
             upload=torch.from_numpy,
             to_batch=lambda paths, fs, infos: (paths, [f.numpy() for f in fs], infos),
             open_video=open_video,
-            video_frame_count=lambda p: video_info(p)[0],
+            video_info=video_info,
         )
 
     ours = list(source(lambda p: SegmentedFrameReader(p, lambda s: IndexedStandIn(frames), 3, segment=24)))

@@ -3,6 +3,8 @@ batch splits, vid_stride and frame counts, run on the CPU with OpenCV behind the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ def _cpu_source(source, batch: int, vid_stride: int = 1, jpeg_calls: list | None
         to_batch=lambda paths, frames, infos: (paths, [f.numpy() for f in frames], infos),
         decode_jpegs=decode_jpegs if jpeg_calls is not None else None,
         open_video=lambda path: OpenCVFrameReader(path, torch.device("cpu")),
-        video_frame_count=lambda path: video_info(path)[0],
+        video_info=video_info,
     )
 
 
@@ -101,3 +103,44 @@ def test_missing_and_corrupt_files_fail_like_the_cpu_loader(tmp_path, val_jpegs)
     gone.unlink()
     with pytest.raises(FileNotFoundError, match="image not found"):
         list(source)
+
+
+def test_files_the_device_decoder_does_not_take_are_read_once_and_decoded_as_imread(
+    tmp_path, val_jpegs, photo_png, monkeypatch
+):
+    """A PNG, a JPEG the device decoder rejects and an EXIF-rotated JPEG: each file's bytes are read once
+    (the fallback decodes the bytes already read) and every frame equals what the CPU loader's imread gives."""
+    from PIL import Image
+
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": OpenCV's imread applies it
+    Image.open(photo_png).convert("RGB").save(rotated, quality=90, exif=exif)
+    paths = [str(photo_png), str(val_jpegs[0]), str(rotated)]
+
+    reads: list[str] = []
+    read_bytes, fromfile = Path.read_bytes, np.fromfile
+
+    def counted_read_bytes(self):
+        reads.append(str(self))
+        return read_bytes(self)
+
+    def counted_fromfile(file, *args, **kw):
+        reads.append(str(file))
+        return fromfile(file, *args, **kw)
+
+    expected = [load_inference_source(p) for p in paths]  # resolved (and decoded below) before counting
+    expected = [images[0] for e in expected for _, images, _ in e]
+    monkeypatch.setattr(Path, "read_bytes", counted_read_bytes)
+    monkeypatch.setattr(np, "fromfile", counted_fromfile)
+    source = DeviceDecodedSource(
+        load_inference_source(paths, batch=3),
+        upload=torch.from_numpy,
+        to_batch=lambda paths, frames, infos: frames,
+        decode_jpegs=lambda datas: [None for _ in datas],  # rejects every JPEG it is given
+    )
+    frames = [f for batch in source for f in batch]
+    assert sorted(reads) == sorted(paths)
+    assert expected[2].shape[:2] == expected[0].shape[1::-1]  # the orientation was applied
+    for frame, image in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(frame.numpy(), image)

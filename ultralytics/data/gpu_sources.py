@@ -5,8 +5,9 @@
 frame as an HWC BGR uint8 tensor on the device, grouped into batches of `batch`. The decoders are passed
 in (this layer knows no CUDA library): consecutive JPEG files are handed to `decode_jpegs` together, as
 many as the current batch has room for; a video is read through `open_video`'s reader a batch at a
-time. What cannot be decoded on the device (arrays in memory, PNGs, files the JPEG decoder rejects) is
-read as the CPU path reads it and copied up. `to_batch` turns one batch of device frames into what the
+time (`video_info` gives its frame count and fps, recorded on the source as the CPU loader records
+them). What cannot be decoded on the device (arrays in memory, PNGs, files the JPEG decoder rejects) is
+decoded as the CPU path decodes it (from the bytes already read: each file is read once) and copied up. `to_batch` turns one batch of device frames into what the
 predictor consumes.
 """
 
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ultralytics.data.loaders import InferenceSource, imread
+from ultralytics.data.loaders import InferenceSource, decode_image_bytes, imread
 
 
 class FrameReader(Protocol):
@@ -46,7 +47,7 @@ class DeviceDecodedSource:
         decode_jpegs: JpegDecoder | None = None,
         is_gpu_jpeg: Callable[[bytes], bool] | None = None,
         open_video: Callable[[str], FrameReader] | None = None,
-        video_frame_count: Callable[[str], int] | None = None,
+        video_info: Callable[[str], tuple[int, float]] | None = None,
     ):
         if source.is_tensor:
             raise ValueError("tensor sources are already decoded; iterate the InferenceSource itself")
@@ -58,7 +59,7 @@ class DeviceDecodedSource:
         self.decode_jpegs = decode_jpegs
         self.is_gpu_jpeg = is_gpu_jpeg or (lambda data: data[:3] == b"\xff\xd8\xff")
         self.open_video = open_video
-        self.video_frame_count = video_frame_count
+        self.video_info = video_info
 
     def __len__(self) -> int:
         return len(self.source)
@@ -112,14 +113,20 @@ class DeviceDecodedSource:
     def _images(self, indices: list[int], total: int) -> list[Frame]:
         entries = self.source.entries
         paths = [entries[i].path for i in indices]
-        decoded: list[torch.Tensor | None] = [None] * len(paths)
-        if self.decode_jpegs is not None:
+        if self.decode_jpegs is None:
+            frames = [self.upload(imread(p)) for p in paths]
+        else:
             datas = [_read_bytes(p) for p in paths]
+            decoded: list[torch.Tensor | None] = [None] * len(paths)
             on_gpu = [j for j, d in enumerate(datas) if self.is_gpu_jpeg(d)]
             if on_gpu:
                 for j, frame in zip(on_gpu, self.decode_jpegs([datas[j] for j in on_gpu])):
                     decoded[j] = frame
-        frames = [d if d is not None else self.upload(imread(p)) for d, p in zip(decoded, paths)]
+            # what the device decoder did not take is decoded from the bytes already read, as imread would
+            frames = [
+                d if d is not None else self.upload(decode_image_bytes(data, p))
+                for d, data, p in zip(decoded, datas, paths)
+            ]
         return [(p, f, f"image {i + 1}/{total} {p}: ") for i, p, f in zip(indices, paths, frames)]
 
     def _video(self, path: str, k: int, total: int, room: Callable[[], int]) -> Iterator[list[Frame]]:
@@ -127,7 +134,8 @@ class DeviceDecodedSource:
         if self.open_video is None:
             raise ValueError(f"no video reader was given for {path}")
         stride = self.vid_stride
-        count = self.video_frame_count(path) if self.video_frame_count else 0
+        count, fps = self.video_info(path) if self.video_info else (0, 0.0)
+        self.source.fps[path] = fps  # the same home as the CPU loader's: the predictor saves at this rate
         n_frames = int(count / stride)
         reader = self.open_video(path)
         index = 0  # frames decoded so far in this video

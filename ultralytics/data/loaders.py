@@ -18,6 +18,7 @@ upstream runs it; other sources are cut into batches of `batch`.
 from __future__ import annotations
 
 import glob as globlib
+import math
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -58,14 +59,27 @@ def imread(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}. Check the path (relative paths are from {Path.cwd()})")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return decode_image_bytes(np.fromfile(str(path), dtype=np.uint8), path)
+
+
+def decode_image_bytes(data: bytes | np.ndarray, name: str | Path) -> np.ndarray:
+    """Decode a file's bytes exactly as `imread` does (OpenCV, EXIF orientation applied), so a caller that
+    already holds the bytes (the GPU JPEG path's rejects) need not read the file again; raises on failure."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     if image is None:
         raise ValueError(
-            f"could not decode image {path} ({data.size} bytes): the file is corrupt or in a format OpenCV "
+            f"could not decode image {name} ({buffer.size} bytes): the file is corrupt or in a format OpenCV "
             f"cannot read; re-save it as JPEG or PNG"
         )
     return image
+
+
+def video_properties(cap: cv2.VideoCapture) -> tuple[int, float]:
+    """(frame count, fps) of an opened video as OpenCV reports them: the numbers the log lines count with
+    and a saved video plays at; fps is 0 when the container does not say."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(fps) if fps and math.isfinite(fps) and fps > 0 else 0.0
 
 
 def to_bgr(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -206,7 +220,8 @@ def check_tensor_source(tensor: torch.Tensor, stride: int = 32) -> torch.Tensor:
 
 
 class InferenceSource:
-    """Iterable of batches; each `iter()` starts over, so the object holds no reading state."""
+    """Iterable of batches; each `iter()` starts over, so the object holds no reading state (only what
+    reading learnt: each video's fps, in `fps`)."""
 
     def __init__(
         self, source: Any, batch: int = 1, vid_stride: int = 1, stride: int = 32, list_as_one_batch: bool = True
@@ -217,6 +232,7 @@ class InferenceSource:
             raise ValueError(f"vid_stride must be at least 1, got {vid_stride}")
         self.batch = int(batch)
         self.vid_stride = int(vid_stride)
+        self.fps: dict[str, float] = {}  # each video's fps, recorded by whatever opens it for reading
         self.tensor = check_tensor_source(source, stride) if is_tensor_source(source) else None
         self.entries = [] if self.tensor is not None else _entries(source)
         if not list_as_one_batch:  # batches of `batch` whatever the source (benchmarks, long runs)
@@ -244,6 +260,11 @@ class InferenceSource:
     @property
     def is_tensor(self) -> bool:
         return self.tensor is not None
+
+    def video_fps(self, path: str, default: float = 30.0) -> float:
+        """The fps a video of this source was read at (a saved video plays at the source's speed);
+        `default` (upstream's 30) when the container did not say or the video was not opened yet."""
+        return self.fps.get(path) or default
 
     def __iter__(self) -> Iterator[Batch]:
         if self.tensor is not None:
@@ -305,7 +326,8 @@ class InferenceSource:
                 f"could not open video {path}: the file is corrupt or its codec is not supported by OpenCV"
             )
         try:
-            n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) / self.vid_stride)
+            count, self.fps[path] = video_properties(cap)
+            n_frames = int(count / self.vid_stride)
             frame = 0
             while True:
                 for _ in range(self.vid_stride - 1):  # skip without decoding

@@ -170,10 +170,8 @@ class YOLO:
 
     def info(self, detailed: bool = False, verbose: bool = True) -> tuple[int, int, int, float] | None:
         """Log and return (layers, parameters, gradients, GFLOPs at 640) as upstream's `model.info()`."""
-        from ultralytics.utils.model_info import model_info
-
         self._check_is_pytorch_model("info()")
-        return model_info(self.model, detailed=detailed, verbose=verbose)
+        return self.model.info(detailed=detailed, verbose=verbose)
 
     def save(self, filename: str | Path = "saved_model.pt") -> str:
         """Write a checkpoint that upstream Ultralytics (and this package) loads and predicts with.

@@ -6,7 +6,6 @@ and so each can be timed on its own (Results.speed).
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +104,7 @@ class DetectionPredictor:
         self.model = model
         self.callbacks = callbacks if callbacks is not None else default_callbacks()  # upstream's events
         self.batch = self.results = None  # the batch in flight, for callbacks
+        self.dataset: InferenceSource | None = None  # the source being read (upstream's name)
         self.save_dir: Path | None = None
         self.imgsz = resolve_imgsz(model, cfg.imgsz, explicit=explicit is None or "imgsz" in explicit)
         if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
@@ -157,6 +157,7 @@ class DetectionPredictor:
             batches = source
         else:
             batches = load_inference_source(source, batch=int(args.batch or 1), vid_stride=int(args.vid_stride or 1))
+        self.dataset = batches  # whoever reads its videos records their fps there; saving uses it
         if getattr(args, "gpu_decode", False):  # issue 19: decode files on the GPU (gpu/decode_source.py)
             from ultralytics.gpu.decode_source import gpu_decoded
 
@@ -215,6 +216,10 @@ class DetectionPredictor:
             self.save_dir.mkdir(parents=True, exist_ok=True)
         return self.save_dir
 
+    def _fps(self, path: str) -> float:
+        """The fps the source video was read at (recorded by its reader), 30 when unknown (upstream)."""
+        return self.dataset.video_fps(path) if self.dataset is not None else 30.0
+
     def _save(self, r: Results, info: str, writers: dict[str, cv2.VideoWriter]) -> None:
         save_dir = self._ensure_save_dir()
         stem = Path(r.path).stem or "image0"
@@ -239,7 +244,7 @@ class DetectionPredictor:
             out = str(save_dir / f"{stem}{suffix}")
             if out not in writers:
                 h, w = plotted.shape[:2]
-                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), video_fps(r.path), (w, h))
+                writers[out] = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), self._fps(r.path), (w, h))
             writers[out].write(plotted)
         else:
             name = Path(r.path).name if Path(r.path).suffix else f"{stem}.jpg"
@@ -257,16 +262,6 @@ def video_container() -> tuple[str, str]:
     if sys.platform.startswith("win"):
         return ".avi", "WMV2"
     return ".avi", "MJPG"
-
-
-def video_fps(path: str, default: float = 30.0) -> float:
-    """The source video's frame rate, so a saved video plays at the source's speed (30 when unknown)."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    finally:
-        cap.release()
-    return float(fps) if fps and math.isfinite(fps) and fps > 0 else default
 
 
 def _frame_number(info: str) -> int:

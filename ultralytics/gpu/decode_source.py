@@ -119,7 +119,7 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         decode_jpegs=None if jpeg_problem else jpegs,
         is_gpu_jpeg=lambda data: is_jpeg_bytes(data) and not exif_rotated(data),
         open_video=open_video,
-        video_frame_count=lambda path: video_info(path)[0],
+        video_info=video_info,
     )
 
 

@@ -197,11 +197,14 @@ class OpenCVFrameReader:
 
 
 def video_info(path: str | Path) -> tuple[int, float]:
-    """(frame count, fps) as OpenCV reports them: the numbers the CPU path prints and saves with."""
+    """(frame count, fps) as the CPU loader reads them (`data/loaders.video_properties`), for a video
+    decoded elsewhere: the numbers the CPU path prints and saves with."""
     import cv2
+
+    from ultralytics.data.loaders import video_properties
 
     cap = cv2.VideoCapture(str(path))
     try:
-        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        return video_properties(cap)
     finally:
         cap.release()

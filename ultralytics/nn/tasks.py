@@ -18,6 +18,7 @@ from torch import nn
 
 from ultralytics.nn.modules import C2PSA, SPPF, Bottleneck, C2f, C3k, C3k2, Concat, Conv, Detect, DWConv
 from ultralytics.utils import LOGGER, ROOT, yaml_load
+from ultralytics.utils.model_info import model_info
 
 __all__ = ["DetectionModel", "guess_model_scale", "load_model_yaml", "parse_model"]
 
@@ -268,12 +269,9 @@ class DetectionModel(nn.Module):
                 self.info()
         return self
 
-    def info(self, verbose: bool = True) -> tuple[int, int, int]:
-        """Log and return (layers, parameters, trainable parameters)."""
-        n_layers = len(list(self.modules()))
-        n_params = sum(p.numel() for p in self.parameters())
-        n_grads = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        if verbose:
-            name = Path(str(self.yaml.get("yaml_file", "model"))).stem or "model"
-            LOGGER.info(f"{name} summary: {n_layers} modules, {n_params:,} parameters, {n_grads:,} gradients")
-        return n_layers, n_params, n_grads
+    def info(
+        self, detailed: bool = False, verbose: bool = True, imgsz: int = 640
+    ) -> tuple[int, int, int, float] | None:
+        """Upstream's summary line and (layers, parameters, gradients, GFLOPs), None when not verbose:
+        the one implementation is `utils/model_info.model_info`, shared with `YOLO.info()`."""
+        return model_info(self, detailed=detailed, verbose=verbose, imgsz=imgsz)

@@ -56,16 +56,22 @@ def device_context(device: torch.device):
     return contextlib.nullcontext()
 
 
-def owned_stream(device: torch.device):
+def owned_stream(device: torch.device, host_memory: bool | None = None):
     """A stream of our own on `device` for TensorRT work (never the legacy default stream, on which
-    TensorRT adds synchronizations); a `HostStream` under the test hook or on the CPU."""
-    if device.type == "cuda" and not host_memory_enabled():
+    TensorRT adds synchronizations); a `HostStream` under the test hook (`host_memory`, read from the
+    environment when None) or on the CPU."""
+    if host_memory is None:
+        host_memory = host_memory_enabled()
+    if device.type == "cuda" and not host_memory:
         return torch.cuda.Stream(device)
     return HostStream()
 
 
-def caller_stream(device: torch.device):
-    """The caller's current stream on `device`, which our stream is ordered against."""
-    if device.type == "cuda" and not host_memory_enabled():
+def caller_stream(device: torch.device, host_memory: bool | None = None):
+    """The caller's current stream on `device`, which our stream is ordered against; a backend passes the
+    `host_memory` switch it read at load (called on every inference: no environment read here then)."""
+    if host_memory is None:
+        host_memory = host_memory_enabled()
+    if device.type == "cuda" and not host_memory:
         return torch.cuda.current_stream(device)
     return HostStream()

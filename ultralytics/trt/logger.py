@@ -6,6 +6,8 @@ already provided ..." and its messages still go to the first (NVIDIA TensorRT de
 "The Python API: Instantiating TensorRT objects"; C++ API `nvinfer1::getLogger`). So we make exactly
 one logger per `tensorrt` module, and each build or load opens an `operation()` that collects only the
 messages logged while it runs: its error report then shows its own log tail, never another's.
+A call made on every inference (the enqueue, which logs only when it fails or is misused) does not open
+one: it takes a mark (`logged`, one integer read) and, if it fails, reports what was logged `since` then.
 
 A Python `ILogger` is called for every message TensorRT emits; the first thing `log` does is drop
 messages above the current threshold (VERBOSE/INFO unless some operation asked for verbose), so the
@@ -61,6 +63,7 @@ def _make_process_logger(trt: ModuleType):
             self._lock = threading.Lock()
             self._open: list[Operation] = []
             self.recent: deque[str] = deque(maxlen=TAIL_LINES)  # warnings and errors of every operation
+            self.logged = 0  # warnings and errors so far: the mark `since` counts from
             self.threshold = WARNING  # the most detailed severity kept; raised while a verbose operation runs
 
         def log(self, severity, msg: str) -> None:
@@ -68,9 +71,10 @@ def _make_process_logger(trt: ModuleType):
             if level > self.threshold:  # VERBOSE/INFO when nobody asked for them: drop at once
                 return
             label = _LABELS.get(level, "INFO")
-            if level <= WARNING:
-                self.recent.append(f"[TensorRT {label}] {msg}")
             with self._lock:
+                if level <= WARNING:
+                    self.recent.append(f"[TensorRT {label}] {msg}")
+                    self.logged += 1
                 operations = list(self._open)
             for operation in operations:
                 if level <= WARNING or operation.verbose:
@@ -83,6 +87,13 @@ def _make_process_logger(trt: ModuleType):
         def tail(self) -> str:
             """The latest warnings and errors of any operation (an operation's own `tail()` is preferred)."""
             return "\n".join(self.recent) if self.recent else "(TensorRT logged no warnings or errors)"
+
+        def since(self, mark: int) -> str:
+            """The warnings and errors logged after `mark` (an earlier `logged`; at most the last TAIL_LINES):
+            the report of a call that did not open an operation, with what an operation would have collected."""
+            with self._lock:
+                lines = list(self.recent)[len(self.recent) - min(self.logged - mark, len(self.recent)) :]
+            return "\n".join(lines) if lines else "(TensorRT logged no warnings or errors)"
 
         @contextlib.contextmanager
         def operation(self, verbose: bool = False) -> Iterator[Operation]:

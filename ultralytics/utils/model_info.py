@@ -30,7 +30,9 @@ def model_flops(model: nn.Module, imgsz: int = 640) -> float:
         return 0.0
 
 
-def model_info(model: nn.Module, detailed: bool = False, verbose: bool = True, imgsz: int = 640):
+def model_info(
+    model: nn.Module, detailed: bool = False, verbose: bool = True, imgsz: int = 640
+) -> tuple[int, int, int, float] | None:
     """Log '<name> summary (fused): L layers, P parameters, G gradients, F GFLOPs'; return (L, P, G, F)."""
     if not verbose:  # nothing to log: skip the counting and the FLOP pass (a forward of a model copy)
         return None

@@ -15,9 +15,9 @@ issue 21300). Enqueues go to a stream the backend owns, never the legacy default
 TensorRT adds `cudaStreamSynchronize` calls), ordered after the caller's current stream and before
 whatever the caller does next on it.
 
-Test hook: with `ULTRALYTICS_TRT_HOST_MEMORY=1` (see `ultralytics/trt/device.py`) the buffers are
-CPU tensors and the stream a placeholder with a unique non-zero handle (`trt/device.HostStream`), which is
-what the TensorRT stand-in of the test suite reads.
+Test hook: with `ULTRALYTICS_TRT_HOST_MEMORY=1` (see `ultralytics/trt/device.py`; read once, at load)
+the buffers are CPU tensors and the stream a placeholder with a unique non-zero handle
+(`trt/device.HostStream`), which is what the TensorRT stand-in of the test suite reads.
 """
 
 from __future__ import annotations
@@ -49,13 +49,15 @@ class TensorRTBackend(Backend):
         self.path = Path(weights)
         self.device = torch.device(device)
         engine_file = read_engine_file(self.path)  # clear errors for missing, empty or truncated files
-        if not host_memory_enabled():
+        # the test hook is read once, here: an engine's buffers and stream do not change under it
+        self.host_memory = host_memory_enabled()
+        if not self.host_memory:
             require_cuda(self.device, f"Running the TensorRT engine {self.path.name}")
         trt = import_tensorrt()
         self.trt = trt
         self.logger = process_logger(trt)
         # Host-memory test hook: buffers on the CPU whatever the device (the stand-in reads host pointers).
-        self.buffer_device = torch.device("cpu") if host_memory_enabled() else self.device
+        self.buffer_device = torch.device("cpu") if self.host_memory else self.device
         with self._cuda_device(), self.logger.operation() as log:
             runtime = trt.Runtime(self.logger)
             engine = runtime.deserialize_cuda_engine(engine_file.plan)
@@ -67,7 +69,7 @@ class TensorRTBackend(Backend):
                     f"TensorRT loaded {self.path} but could not create an execution context (out of GPU memory?).\n"
                     f"TensorRT log:\n{log.tail()}"
                 )
-            self.stream = owned_stream(self.device)
+            self.stream = owned_stream(self.device, self.host_memory)
         # The runtime must outlive the engine, and the engine its context.
         self.runtime, self.engine, self.context = runtime, engine, context
         self.io = engine_io(trt, engine, context, api=io_api)
@@ -178,13 +180,17 @@ class TensorRTBackend(Backend):
         """Run the engine on the bound buffers (the part a CUDA graph would capture).
 
         On our stream, after the caller's pending work (the input copy) and before the caller's next.
+        The enqueue is the only call here that can log (TensorRT's errors and its default-stream warning;
+        the rest is torch), and it runs on every inference: instead of opening a logger operation (a lock
+        and two list updates) it takes a mark, and a failure reports what TensorRT logged since.
         """
-        caller = caller_stream(self.device)
+        caller = caller_stream(self.device, self.host_memory)
         self.stream.wait_stream(caller)
-        with self._cuda_device(), self.logger.operation() as log:
+        mark = self.logger.logged
+        with self._cuda_device():
             ok = self.io.execute(self.stream.cuda_stream)
-            if not ok:
-                raise RuntimeError(f"TensorRT failed to run {self.path.name}.\nTensorRT log:\n{log.tail()}")
+        if not ok:
+            raise RuntimeError(f"TensorRT failed to run {self.path.name}.\nTensorRT log:\n{self.logger.since(mark)}")
         caller.wait_stream(self.stream)
 
     def graph_safe(self, shape: tuple[int, ...]) -> bool:

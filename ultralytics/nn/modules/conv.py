@@ -30,6 +30,10 @@ class Conv(nn.Module):
     which is why `forward` checks for it instead of always calling it.
     """
 
+    # one SiLU shared by every Conv, as upstream builds them (it holds no state): model summaries count
+    # leaf modules once each, so a SiLU per Conv would add ~57 "layers" to a YOLOv8n built from its yaml
+    default_act = nn.SiLU()
+
     def __init__(
         self,
         c1: int,
@@ -46,7 +50,7 @@ class Conv(nn.Module):
         # eps/momentum are YOLOv8's training values; checkpoints carry them too.
         self.bn = nn.BatchNorm2d(c2, eps=1e-3, momentum=0.03)
         if act is True:
-            self.act = nn.SiLU()
+            self.act = self.default_act
         elif isinstance(act, nn.Module):
             self.act = act
         else:
