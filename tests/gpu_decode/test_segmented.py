@@ -318,9 +318,12 @@ def test_open_nvdec_reader_keeps_one_session_when_asked_threaded_or_short(clip, 
         def __init__(self, *args):
             pass
 
-    def segmented_reader(path, device, stream, sessions):
+    def segmented_reader(path, device, stream, sessions):  # the contract: None when one session would do
         reader = SegmentedFrameReader(path, lambda s: IndexedStandIn(frames, length=length[0]), sessions)
         segmented_readers.append(reader)
+        if reader.sessions <= 1:
+            reader.close()
+            return None
         return reader
 
     monkeypatch.setattr(video_decode, "NvdecFrameReader", OneSession)
@@ -401,3 +404,12 @@ def test_very_large_frames_use_fewer_sessions(clip):
         assert reader.sessions == 2
     finally:
         reader.close()
+
+
+def test_sessions_for_decides_before_any_thread_starts():
+    """`segmented_nvdec_reader` asks this before it builds a reader: a short video or huge frames get one
+    sequential session (no threads started), a long 720p video the sessions asked for."""
+    assert segmented.sessions_for(64, 4, segment_frames(64, 4)) == 1
+    assert segmented.sessions_for(900, 4, 256, 720 * 1280 * 3) == 4
+    assert segmented.sessions_for(900, 4, 256) == 4 and segmented.sessions_for(300, 8, 64) == 5
+    assert segmented.sessions_for(100_000, 4, 32, segmented.AHEAD_BYTES // 64) == 2

@@ -126,6 +126,15 @@ def segment_frames(total: int, sessions: int, frame_bytes: int = 0) -> int:
     return max(length, SLICE_FRAMES)
 
 
+def sessions_for(total: int, sessions: int, segment: int, frame_bytes: int = 0) -> int:
+    """Sessions that get work: at most one per segment, and (very large frames) no more than what
+    AHEAD_BYTES holds at one segment each; 1 means one sequential session is the better reader."""
+    count = max(1, min(int(sessions), -(-max(total, 1) // max(segment, 1))))
+    if frame_bytes > 0:
+        count = max(1, min(count, AHEAD_BYTES // (segment * frame_bytes)))
+    return count
+
+
 @dataclass
 class _Slice:
     first: int  # index of its first frame in the video
@@ -163,9 +172,7 @@ class SegmentedFrameReader:
         self.total = len(first)
         self.segment = int(segment or segment_frames(self.total, sessions, frame_bytes))
         self.segments = [(s, min(s + self.segment, self.total)) for s in range(0, self.total, self.segment)]
-        self.sessions = max(1, min(int(sessions), len(self.segments)))
-        if frame_bytes > 0:  # very large frames: fewer sessions, so that what they hold ahead fits AHEAD_BYTES
-            self.sessions = max(1, min(self.sessions, AHEAD_BYTES // (self.segment * frame_bytes)))
+        self.sessions = sessions_for(self.total, sessions, self.segment, frame_bytes)
         self._opened: set[int] = set()  # sessions whose decoder is open
         self._cond = threading.Condition()
         self._queues: list[deque[_Slice]] = [deque() for _ in range(self.sessions)]

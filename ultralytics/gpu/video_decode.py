@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ultralytics.gpu.decode import cuda_device_problem
-from ultralytics.gpu.segmented_decode import CudaStreams, SegmentedFrameReader
+from ultralytics.gpu.segmented_decode import CudaStreams, SegmentedFrameReader, segment_frames, sessions_for
 from ultralytics.gpu.streams import decode_streams
 from ultralytics.utils.settings import READER_ENV, nvdec_reader, nvdec_sessions  # noqa: F401 - READER_ENV: its old home
 
@@ -120,15 +120,14 @@ def open_nvdec_reader(
     sessions = nvdec_sessions() if sessions is None else int(sessions)
     if sessions > 1 and reader_kind() == "simple":
         reader = segmented_nvdec_reader(path, device, stream, sessions)
-        if reader.sessions > 1:
+        if reader is not None:
             return reader
-        reader.close()
     return NvdecFrameReader(path, device, stream)
 
 
 def segmented_nvdec_reader(
     path: str | Path, device: torch.device, stream: torch.cuda.Stream, sessions: int, segment: int | None = None
-) -> SegmentedFrameReader:
+) -> SegmentedFrameReader | None:
     """A `SegmentedFrameReader` whose sessions are SimpleDecoders in torch's primary context, each
     decoding (and converting to RGB) on its own stream of `gpu/streams.decode_streams`."""
     import PyNvVideoCodec as nvc
@@ -152,6 +151,9 @@ def segmented_nvdec_reader(
     first = open_decoder(streams.worker_stream(0))
     meta = first.get_stream_metadata()
     frame_bytes = int(getattr(meta, "width", 0) or 0) * int(getattr(meta, "height", 0) or 0) * 3
+    length = segment or segment_frames(len(first), sessions, frame_bytes)
+    if sessions_for(len(first), sessions, length, frame_bytes) <= 1:
+        return None  # too short to split (or frames too large): one sequential session, no threads started
     return SegmentedFrameReader(
         path,
         open_decoder,
