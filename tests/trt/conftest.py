@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import SHAPES
 from ultralytics.trt.device import HOST_MEMORY_ENV
@@ -87,3 +88,26 @@ def build_engine(detection_model, onnx_files, tmp_path):
         return export_engine(detection_model, tmp_path / f"{name}.engine", cfg, onnx_file=onnx_files[variant])
 
     return build
+
+
+class FakeDevices:
+    """Two CUDA devices as far as torch.cuda.device / current_device tell (CPU-only machines)."""
+
+    current = 0
+
+    def __init__(self, device):
+        self.index = torch.device(device).index if not isinstance(device, int) else device
+
+    def __enter__(self):
+        self.saved, FakeDevices.current = FakeDevices.current, self.index or 0
+
+    def __exit__(self, *exc):
+        FakeDevices.current = self.saved
+
+
+@pytest.fixture
+def two_devices(monkeypatch):
+    FakeDevices.current = 0
+    monkeypatch.setattr(torch.cuda, "device", FakeDevices)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: FakeDevices.current)
+    return FakeDevices

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.trt.test_tensorrt_behaviour import META, FakeDevices, onnx_run
+from tests.trt.test_tensorrt_behaviour import META, onnx_run
 from tests.trt.tiny import tiny_onnx
 from ultralytics.export.engine_file import write_engine_file
 from ultralytics.trt import device as trt_device
@@ -20,14 +20,6 @@ from ultralytics.trt.build import BuildOptions, build_plan
 def _engine(trt, tmp_path):
     onnx_file = tiny_onnx(tmp_path / "t.onnx")
     return write_engine_file(tmp_path / "t.engine", build_plan(trt, onnx_file, BuildOptions()).plan, META), onnx_file
-
-
-@pytest.fixture
-def two_devices(monkeypatch):
-    FakeDevices.current = 0
-    monkeypatch.setattr(torch.cuda, "device", FakeDevices)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: FakeDevices.current)
-    return FakeDevices
 
 
 @pytest.mark.parametrize("version", ["8.6.1", "10.16.1.11"])

@@ -136,29 +136,6 @@ def test_dynamic_calibration_gets_its_own_profile(install_tensorrt_standin, dete
 # -- 2. the engine's device, 4. a stream of ours --------------------------------------------------
 
 
-class FakeDevices:
-    """Two CUDA devices as far as torch.cuda.device / current_device tell (CPU-only machines)."""
-
-    current = 0
-
-    def __init__(self, device):
-        self.index = torch.device(device).index if not isinstance(device, int) else device
-
-    def __enter__(self):
-        self.saved, FakeDevices.current = FakeDevices.current, self.index or 0
-
-    def __exit__(self, *exc):
-        FakeDevices.current = self.saved
-
-
-@pytest.fixture
-def two_devices(monkeypatch):
-    FakeDevices.current = 0
-    monkeypatch.setattr(torch.cuda, "device", FakeDevices)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: FakeDevices.current)
-    return FakeDevices
-
-
 def test_standin_enqueue_checks_the_current_device(install_tensorrt_standin, tmp_path, two_devices):
     trt = install_tensorrt_standin("10.16.1.11")
     plan = build_plan(trt, tiny_onnx(tmp_path / "t.onnx"), BuildOptions()).plan
