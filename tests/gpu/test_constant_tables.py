@@ -64,3 +64,23 @@ def test_anchor_grids_are_made_fresh_while_exporting(shapes_pt, monkeypatch):
         kept = head._anchors(feats)
         monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
         assert head._anchors(feats) is not kept
+
+
+def test_capture_safe_cache_makes_once_and_keeps_the_most_recent():
+    from ultralytics.gpu.constants import CaptureSafeCache
+
+    made = []
+    cache = CaptureSafeCache(recent=2)
+
+    def make(key):
+        return lambda capturing: made.append((key, capturing)) or torch.full((1,), float(key))
+
+    cpu = torch.device("cpu")
+    first = cache.get(1, cpu, make(1))
+    assert cache.get(1, cpu, make(1)) is first and made == [(1, False)]
+    cache.get(2, cpu, make(2))
+    cache.get(1, cpu, make(1))  # 1 is now the most recent
+    cache.get(3, cpu, make(3))  # drops 2, the least recently used
+    assert cache.get(1, cpu, make(1)) is first
+    cache.get(2, cpu, make(2))
+    assert made == [(1, False), (2, False), (3, False), (2, False)]

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import functools
 import operator
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
 import torch
+
+from ultralytics.gpu.constants import CaptureSafeCache
 
 T = TypeVar("T")
 
@@ -107,48 +107,24 @@ def _vertical_pass(taps_hw: torch.Tensor, rows: Taps) -> torch.Tensor:
 
 def device_tables(build: Callable[[int, int, torch.device, bool], T]) -> Callable[..., T]:
     """Wrap a table builder `build(in_size, out_size, device, is_rows)` (a tensor or a tuple of tensors)
-    into `get(in_size, out_size, device, *, is_rows)`: cached per device.
-
-    Outside a capture a table is built once on the CPU and copied over; the one-off wait for that copy
-    (only on a new size) keeps a table built on one stream from being read half-written by another.
-    During a CUDA-graph capture a table that is already cached (the capture's warm-up passes built it)
-    is read as it is, and kept for the life of the process, since the graph reads that memory at every
-    replay. Rebuilding it inside the graph instead put ~50 small kernels (~0.07 ms) into every batch-1
-    letterbox replay on the H200 (benchmarks/NOTES.md, session 5). A table first needed during a capture
-    is still built by kernels inside the graph: it holds nothing until the graph replays.
-    """
-    recent: OrderedDict[tuple, T] = OrderedDict()  # the 64 most recently used
-    captured: dict[tuple, T] = {}  # read by captured graphs: never dropped
-    lock = threading.Lock()
+    into `get(in_size, out_size, device, *, is_rows)`: cached per device (`gpu/constants.py`: a capture
+    reads a cached table instead of rebuilding it in every replay). Outside a capture a table is built on
+    the CPU and copied over; inside one (first needed there) the graph's kernels build it on the device."""
+    cache: CaptureSafeCache[T] = CaptureSafeCache(recent=64)
 
     @functools.wraps(build)
     def get(in_size: int, out_size: int, device: torch.device, *, is_rows: bool) -> T:
-        key = (in_size, out_size, torch.device(device), is_rows)
-        capturing = key[2].type == "cuda" and torch.cuda.is_current_stream_capturing()
-        with lock:
-            table = recent.get(key)
-            if table is None:
-                table = captured.get(key)
-            elif not capturing:
-                recent.move_to_end(key)
-            if table is not None and capturing:
-                captured[key] = table
-        if table is not None:
-            return table
-        if capturing:
-            return build(in_size, out_size, key[2], is_rows)
-        table = build(in_size, out_size, torch.device("cpu"), is_rows)
-        if isinstance(table, torch.Tensor):
-            table = table.to(key[2])
-        else:
-            table = type(table)(*(t.to(key[2]) for t in table))
-        if key[2].type == "cuda":
-            torch.cuda.current_stream(key[2]).synchronize()
-        with lock:
-            recent[key] = table
-            while len(recent) > 64:
-                recent.popitem(last=False)
-        return table
+        device = torch.device(device)
+
+        def make(capturing: bool) -> T:
+            if capturing:
+                return build(in_size, out_size, device, is_rows)
+            table = build(in_size, out_size, torch.device("cpu"), is_rows)
+            if isinstance(table, torch.Tensor):
+                return table.to(device)
+            return type(table)(*(t.to(device) for t in table))
+
+        return cache.get((in_size, out_size, device, is_rows), device, make)
 
     return get
 

@@ -20,6 +20,7 @@ import weakref
 import torch
 from torch import nn
 
+from ultralytics.gpu.constants import CaptureSafeCache
 from ultralytics.gpu.streams import run_branches
 from ultralytics.nn.modules.block import DFL
 from ultralytics.nn.modules.conv import Conv, DWConv
@@ -48,8 +49,7 @@ def make_anchors(
     return torch.cat(points, 1), torch.cat(stride_rows, 1)
 
 
-# anchor grids per head (recent ones, and those read by captured graphs), outside the module so that
-# pickling a model (checkpoints) never carries them
+# anchor grids per head, outside the module so that pickling a model (checkpoints) never carries them
 _ANCHOR_GRIDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -162,31 +162,18 @@ class Detect(nn.Module):
         return torch.cat(outs[: self.nl], 2), torch.cat(outs[self.nl :], 2)
 
     def _anchors(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`make_anchors` for these feature sizes, kept per (sizes, device, dtype) in inference: at batch 1
-        its ~20 small kernels ran in every replay of the network's CUDA graph.
+        """`make_anchors` for these feature sizes, kept per (sizes, device, dtype) in inference so that a
+        CUDA graph replay does not rebuild them (`gpu/constants.py`).
 
         Made fresh whenever a gradient is recorded, and while tracing or exporting (an ONNX export must
-        compute them from the input's shape, not carry one size's grid as a constant). A grid read by a
-        graph capture is kept for the life of the module (the graph reads that memory at every replay);
-        one first needed during a capture is made by the graph itself and not kept."""
+        compute them from the input's shape, not carry one size's grid as a constant)."""
         if torch.is_grad_enabled() or _tracing():
             return make_anchors(feats, self.stride)
         key = (tuple(tuple(f.shape[2:]) for f in feats), feats[0].device, feats[0].dtype, id(self.stride))
-        capturing = feats[0].is_cuda and torch.cuda.is_current_stream_capturing()
-        recent, captured = _ANCHOR_GRIDS.setdefault(self, ({}, {}))
-        grid = recent.get(key) or captured.get(key)
-        if grid is not None:
-            if capturing:
-                captured[key] = grid
-            return grid
-        grid = make_anchors(feats, self.stride)
-        if not capturing:
-            if feats[0].is_cuda:  # made on this stream; another stream (a graph's) may read it next
-                torch.cuda.current_stream(feats[0].device).synchronize()
-            if len(recent) >= 16:
-                recent.clear()
-            recent[key] = grid
-        return grid
+        cache = _ANCHOR_GRIDS.get(self)
+        if cache is None:
+            cache = _ANCHOR_GRIDS.setdefault(self, CaptureSafeCache(recent=16))
+        return cache.get(key, feats[0].device, lambda capturing: make_anchors(feats, self.stride))
 
     def _decode_boxes(self, box_logits: torch.Tensor, feats: list[torch.Tensor], xywh: bool) -> torch.Tensor:
         """Box logits -> (B, 4, A) in input pixels: centre/size (xywh) or corners (xyxy)."""
