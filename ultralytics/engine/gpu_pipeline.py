@@ -418,21 +418,9 @@ def scale_to_originals(
     """
     if not dets:
         return []
-    if len(dets) == 1:  # one image (every batch-1 call): the same arithmetic without the batch bookkeeping
-        rows = np.array(dets[0], dtype=np.float32)  # a fresh array
-        pad_x, pad_y, gain_x, gain_y, w, h = (np.float32(v) for v in _unletterbox(tuple(im_hw), tuple(orig_shapes[0])))
-        for x, y in ((rows[:, 0], rows[:, 1]), (rows[:, 2], rows[:, 3])):
-            x -= pad_x
-            x /= gain_x
-            np.clip(x, 0, w, out=x)
-            y -= pad_y
-            y /= gain_y
-            np.clip(y, 0, h, out=y)
-        return [rows]
     counts = [len(d) for d in dets]
-    rows = np.concatenate(dets)
-    if rows.dtype != np.float32:
-        rows = rows.astype(np.float32)
+    # every row as one fresh float32 array (one image, every batch-1 call: its own copy, no concatenate)
+    rows = np.array(dets[0], np.float32) if len(dets) == 1 else np.concatenate(dets).astype(np.float32, copy=False)
     # per original shape: pad x/y, gain x/y, width, height (the values scale_boxes derives)
     params = {shape: _unletterbox(tuple(im_hw), tuple(shape)) for shape in set(orig_shapes)}
     if len(params) == 1:
@@ -445,7 +433,7 @@ def scale_to_originals(
         xy -= pad
         xy /= gain
         np.clip(xy, 0, size, out=xy)
-    return np.split(rows, np.cumsum(counts)[:-1])
+    return [rows] if len(dets) == 1 else np.split(rows, np.cumsum(counts)[:-1])
 
 
 @functools.lru_cache(maxsize=256)  # a few shapes per source; saves ~0.05 ms of a batch-1 call
