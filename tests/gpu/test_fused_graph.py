@@ -33,11 +33,12 @@ def test_staging_pieces_cover_the_frames_in_order(shapes):
     pieces = upload._pieces(offsets, upload.GROUP_BYTES)
     assert pieces[0][0] == 0 and pieces[-1][1] == offsets[-1]
     assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+    assert all(offsets[first] <= begin < end <= offsets[last] for begin, end, first, last in pieces)
     if len(shapes) == 1 and frames[0].nbytes > upload.SPLIT_BYTES:
         assert len(pieces) == upload.SPLIT_PIECES  # the point of the change: a lone big frame is cut
     staging = torch.zeros(offsets[-1], dtype=torch.uint8)
-    for begin, end in pieces:
-        upload._stage(sources, offsets, staging, begin, end)
+    for piece in pieces:
+        upload._stage(sources, offsets, staging, piece)
     assert torch.equal(staging, torch.from_numpy(np.concatenate([f.reshape(-1) for f in frames])))
 
 
