@@ -24,7 +24,7 @@ from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
 from ultralytics.gpu.letterbox import letterbox_batch
-from ultralytics.gpu.nms import MAX_NMS, BatchedNMS, PendingNMS
+from ultralytics.gpu.nms import BatchedNMS, PendingNMS, capped_top_k
 from ultralytics.gpu.streams import letterbox_stream
 from ultralytics.gpu.upload import DeviceFrames, PinnedUploader
 from ultralytics.utils.ops import filter_end2end, non_max_suppression
@@ -369,7 +369,7 @@ class GpuStages:
         def make() -> Callable[[torch.Tensor], tuple]:
             def letterbox_network_nms(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 preds = forward(letterbox_batch(frames, [geo] * frames.shape[0], dtype))
-                return nms.run_on_device(preds, min(top_k, preds.shape[2], MAX_NMS), steps), preds
+                return nms.run_on_device(preds, capped_top_k(top_k, preds.shape[2]), steps), preds
 
             return letterbox_network_nms
 
@@ -393,7 +393,7 @@ class GpuStages:
         self.nms.prepare_classes(frames.frames.device)
         frames.wait()
         packed, preds = self.state.fused_graphs(key, make, frames.frames)
-        return self.nms.to_host(packed, preds, min(top_k, preds.shape[2], MAX_NMS), steps)
+        return self.nms.to_host(packed, preds, capped_top_k(top_k, preds.shape[2]), steps)
 
     def _finish(self, profilers, paths, images, infos, im, nms, originals, timings) -> tuple:
         results = self.finish_postprocess(nms, im.shape[2:], originals(images), paths)

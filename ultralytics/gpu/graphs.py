@@ -84,6 +84,10 @@ class CudaGraphRunner:
             x.record_stream(stream)
             return out
 
+    def has(self, x: torch.Tensor) -> bool:
+        """Whether the graph for x's shape and dtype is captured already (no lock: a hint)."""
+        return (tuple(x.shape), x.dtype) in self._graphs
+
     def prepare(self, x: torch.Tensor) -> None:
         """Capture the graph for x's shape and dtype now if there is none (nothing is replayed), so
         that a timed call does not pay the warm-up passes and the capture."""
@@ -149,7 +153,7 @@ class GraphFamily:
     def ready(self, key: tuple, x: torch.Tensor) -> bool:
         """Whether the graph of `key` for x's shape and dtype is captured already (no lock: a hint)."""
         runner = self._members.get(key)
-        return runner is not None and (tuple(x.shape), x.dtype) in runner._graphs
+        return runner is not None and runner.has(x)
 
     def prepare(self, key: tuple, make_fn: Callable[[], Callable[[torch.Tensor], Any]], x: torch.Tensor) -> None:
         """Capture the graph of `key` for x's shape now (nothing replayed), outside a timed stage."""

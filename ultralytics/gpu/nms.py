@@ -44,6 +44,11 @@ def _xywh2xyxy(xywh: torch.Tensor) -> torch.Tensor:
     return torch.cat((xy - wh, xy + wh), -1)
 
 
+def capped_top_k(top_k: int, anchors: int) -> int:
+    """Candidates NMS keeps per image: `top_k`, at most the anchors there are and upstream's cap."""
+    return min(top_k, anchors, MAX_NMS)
+
+
 @dataclass
 class PendingNMS:
     """An enqueued NMS: its input (kept alive for a redo), the host copy and the event ending it."""
@@ -93,8 +98,7 @@ class BatchedNMS:
         """Enqueue NMS and the copy of its result into pinned host memory; returns without waiting."""
         if preds.ndim != 3:
             raise ValueError(f"NMS expects the raw head output (B, 4 + nc, anchors), got shape {tuple(preds.shape)}")
-        top_k = min(self.top_k, preds.shape[2], MAX_NMS)
-        return self._launch(preds, top_k, self.steps)
+        return self._launch(preds, capped_top_k(self.top_k, preds.shape[2]), self.steps)
 
     def _launch(self, preds: torch.Tensor, top_k: int, steps: int) -> PendingNMS:
         self.prepare_classes(preds.device)
@@ -134,11 +138,11 @@ class BatchedNMS:
             preds = pending.preds
             b, anchors = preds.shape[0], preds.shape[2]
             candidates = int(host[:, -2].max())
-            need_k = min(candidates, anchors, MAX_NMS)
+            need_k = capped_top_k(candidates, anchors)
             if need_k > pending.top_k:  # more candidates than we kept: redo with room, and keep it for next time
                 if need_k > self.max_top_k:
                     return None
-                top_k = min(1 << (need_k - 1).bit_length(), anchors, MAX_NMS)
+                top_k = capped_top_k(1 << (need_k - 1).bit_length(), anchors)
                 self.top_k = max(self.top_k, top_k)
                 pending = self._launch(preds, top_k, pending.steps)
                 continue
