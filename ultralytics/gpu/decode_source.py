@@ -93,21 +93,21 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
         with torch.cuda.stream(stream):
             return decode_jpegs(datas, device)
 
-    def one_session(path: str) -> FrameReader:
+    def nvdec_or_cpu(path: str, open_reader: Callable[[], FrameReader]) -> FrameReader:
+        """`open_reader()`, or OpenCV with one warning where NVDEC cannot take the codec or stream."""
         try:
-            return NvdecFrameReader(path, device, stream)
-        except Exception as e:  # codec or stream NVDEC cannot take
+            return open_reader()
+        except Exception as e:
             warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
         return OpenCVFrameReader(path, device)
+
+    def one_session(path: str) -> FrameReader:
+        return nvdec_or_cpu(path, lambda: NvdecFrameReader(path, device, stream))
 
     def open_video(path: str) -> FrameReader:
         if video_problem:
             return OpenCVFrameReader(path, device)
-        try:
-            reader = open_nvdec_reader(path, device, stream, sessions)
-        except Exception as e:  # codec or stream NVDEC cannot take
-            warn(f"video {path} is", f"NVDEC could not open it ({type(e).__name__}: {e})")
-            return OpenCVFrameReader(path, device)
+        reader = nvdec_or_cpu(path, lambda: open_nvdec_reader(path, device, stream, sessions))
         if isinstance(reader, SegmentedFrameReader):  # a session failing before the first frame: one session
             return FallbackBeforeFirstFrame(reader, lambda e: _one_session_instead(path, e, one_session))
         return reader
