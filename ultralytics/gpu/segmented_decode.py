@@ -217,10 +217,7 @@ class SegmentedFrameReader:
                         if failed < self.total - 2 * self.segment:
                             self._publish(worker, frame, views, got, len(views))
                             raise error
-                    with self._cond:
-                        if self._stopped:
-                            return
-                    self._publish(worker, frame, views, got, len(indices))
+                    self._publish(worker, frame, views, got, len(indices))  # after close(): dropped
                     if len(views) < len(indices):
                         return
         except _Stop:
