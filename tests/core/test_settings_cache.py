@@ -29,3 +29,14 @@ def test_a_bad_value_is_refused_every_time(monkeypatch):
 def test_an_empty_value_means_the_default(monkeypatch):
     monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "")
     assert settings().gpu_fused is True
+
+
+def test_a_bad_switch_stops_predict_in_one_line_before_any_image(monkeypatch, shapes_pt):
+    """Read in a decode thread, the bad value used to look like an unreadable image (a warning per file)
+    and end in 'generator raised StopIteration'."""
+    from tests.conftest import IMAGES
+    from ultralytics import YOLO
+
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "2")
+    with pytest.raises(ValueError, match=r"^ULTRALYTICS_GPU_FUSED='2' is not valid: use '1' \(the default\) or '0'$"):
+        YOLO(shapes_pt).predict(str(IMAGES), imgsz=64, device="cpu", verbose=False)

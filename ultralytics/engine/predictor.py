@@ -32,6 +32,7 @@ from ultralytics.utils.atomic_file import atomic_write
 from ultralytics.utils.callbacks import default_callbacks, run_callbacks
 from ultralytics.utils.files import run_dir
 from ultralytics.utils.ops import Profile, filter_end2end, nms_free_requested, non_max_suppression, scale_boxes
+from ultralytics.utils.settings import settings
 
 
 class CpuStages:
@@ -106,6 +107,7 @@ class DetectionPredictor:
         self.batch = self.results = None  # the batch in flight, for callbacks
         self.dataset: InferenceSource | None = None  # the source being read (upstream's name)
         self.save_dir: Path | None = None
+        settings()  # a bad switch is one line here, not an error inside a decode thread mistaken for a bad image
         self.imgsz = resolve_imgsz(model, cfg.imgsz, explicit=explicit is None or "imgsz" in explicit)
         if hasattr(model, "select_head"):  # YOLO26 .pt: nms=False selects the NMS-free one-to-one head
             model.select_head(
