@@ -69,15 +69,18 @@ def test_without_nvdec_one_warning_and_opencv_frames(device_video, monkeypatch, 
     monkeypatch.setattr(decode_source, "nvdec_problem", lambda device: "PyNvVideoCodec is not installed")
     logger = logging.getLogger("ultralytics")
     logger.addHandler(caplog.handler)
+    source = load_inference_source(str(device_video), batch=8)
     try:
         with caplog.at_level(logging.WARNING, logger="ultralytics"):
-            ours = list(decode_source.gpu_decoded(load_inference_source(str(device_video), batch=8), "cuda"))
+            decoded = decode_source.gpu_decoded(source, "cuda")
+            ours = list(decoded)
     finally:
         logger.removeHandler(caplog.handler)
     assert sum("gpu_decode=True" in r.getMessage() for r in caplog.records) == 1
+    assert decoded is source  # nothing here decodes on the device: the CPU path itself (its video thread)
     ref = list(load_inference_source(str(device_video), batch=8))
+    assert len(ours) == len(ref)
     for (_, images, _), (_, ref_images, _) in zip(ours, ref):
-        images.device_frames.ready.synchronize()
         for a, b in zip(images, ref_images):
             np.testing.assert_array_equal(a, b)
 

@@ -10,6 +10,7 @@ so the host images are complete whenever predict hands out the batch's Results.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 
 from ultralytics.data.gpu_sources import DeviceDecodedSource, FrameReader
 from ultralytics.data.loaders import InferenceSource
+from ultralytics.gpu.capture_gate import CaptureGate, capture_gate
 from ultralytics.gpu.decode import cuda_device_problem, decode_jpegs, exif_rotated, is_jpeg_bytes, jpeg_decode_problem
 from ultralytics.gpu.segmented_decode import SegmentedFrameReader
 from ultralytics.gpu.streams import copy_stream
@@ -84,13 +86,16 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     # never land inside a graph capture; a fresh torch.cuda.Stream() could be the graph stream itself
     # once torch's pool of 32 wraps around. Decoded batches stand in for uploads, so it is the right queue.
     stream = copy_stream(device)
+    # nvJPEG and NVDEC allocate, free and synchronise inside their calls: none of that may overlap the
+    # capture of a CUDA graph in the main thread (gpu/capture_gate.py), so every decoder call holds the gate
+    gate = capture_gate(device)
 
     def upload(image: np.ndarray) -> torch.Tensor:
         with torch.cuda.stream(stream):
             return torch.from_numpy(np.ascontiguousarray(image)).to(device)
 
     def jpegs(datas: list[bytes]) -> list[torch.Tensor | None]:
-        with torch.cuda.stream(stream):
+        with gate.decoding(), torch.cuda.stream(stream):
             return decode_jpegs(datas, device)
 
     def nvdec_or_cpu(path: str, open_reader: Callable[[], FrameReader]) -> FrameReader:
@@ -107,7 +112,8 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     def open_video(path: str) -> FrameReader:
         if video_problem:
             return OpenCVFrameReader(path, device)
-        reader = nvdec_or_cpu(path, lambda: open_nvdec_reader(path, device, stream, sessions))
+        with gate.decoding():  # the readers gate their own calls; this covers the probe decoder they drop
+            reader = nvdec_or_cpu(path, lambda: open_nvdec_reader(path, device, stream, sessions))
         if isinstance(reader, SegmentedFrameReader):  # a session failing before the first frame: one session
             return FallbackBeforeFirstFrame(reader, lambda e: _one_session_instead(path, e, one_session))
         return reader
@@ -115,7 +121,7 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     return DeviceDecodedSource(
         batches,
         upload=upload,
-        to_batch=lambda paths, frames, infos: to_batch(paths, frames, infos, stream),
+        to_batch=lambda paths, frames, infos: to_batch(paths, frames, infos, stream, gate),
         decode_jpegs=None if jpeg_problem else jpegs,
         is_gpu_jpeg=lambda data: is_jpeg_bytes(data) and not exif_rotated(data),
         open_video=open_video,
@@ -155,12 +161,17 @@ def _one_session_instead(path: str, error: Exception, one_session: Callable[[str
 
 
 def to_batch(
-    paths: list[str], frames: list[torch.Tensor], infos: list[str], stream: torch.cuda.Stream
+    paths: list[str],
+    frames: list[torch.Tensor],
+    infos: list[str],
+    stream: torch.cuda.Stream,
+    gate: CaptureGate | None = None,
 ) -> tuple[list[str], DeviceDecodedImages, list[str]]:
     """One batch of device frames → (paths, images with `device_frames`, infos). The host images are
-    complete once `device_frames.ready` has passed (`DeviceFrames.wait` on the reading stream)."""
+    complete once `device_frames.ready` has passed (`DeviceFrames.wait` on the reading stream).
+    `gate`: held while the batch is assembled (its pinned host buffer may be allocated)."""
     shapes = [(int(f.shape[0]), int(f.shape[1])) for f in frames]
-    with torch.cuda.stream(stream):
+    with gate.decoding() if gate is not None else contextlib.nullcontext(), torch.cuda.stream(stream):
         device_frames: torch.Tensor | list[torch.Tensor] = (
             torch.stack(frames) if len(set(shapes)) == 1 else [f.contiguous() for f in frames]
         )

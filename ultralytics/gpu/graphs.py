@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ultralytics.gpu.capture_gate import capture_gate
 from ultralytics.gpu.streams import graph_stream, parallel_branches
 from ultralytics.utils import LOGGER
 
@@ -104,7 +105,9 @@ class CudaGraphRunner:
         stream = self._stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         try:
-            with torch.no_grad(), parallel_branches(self.device):
+            # decoder threads (gpu_decode) pause meanwhile: their allocations and synchronisations would
+            # invalidate the capture (gpu/capture_gate.py)
+            with capture_gate(self.device).capturing(), torch.no_grad(), parallel_branches(self.device):
                 with torch.cuda.stream(stream):
                     for _ in range(3):
                         self.fn(static_in)

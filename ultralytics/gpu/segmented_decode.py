@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import torch
 
+from ultralytics.gpu.capture_gate import CaptureGate, capture_gate
+
 SLICE_FRAMES = 32  # frames per decoder request (what was measured: `get_batch_frames_by_index` of 32)
 MIN_SEGMENT = 64  # shortest segment (each start costs a seek to the keyframe before it); shorter videos: 1 session
 MAX_SEGMENT = 256  # longest segment (also the most frames a worker holds ahead)
@@ -59,9 +61,19 @@ class DecodeStreams(Protocol):
     def consuming(self) -> contextlib.AbstractContextManager:
         """Run what `read` itself computes (joining slices) on the consumer's stream."""
 
+    def guard(self) -> contextlib.AbstractContextManager:
+        """Hold around every decoder call (open, request + copy, release): no CUDA graph capture runs
+        meanwhile (`gpu/capture_gate.py`)."""
+
 
 class HostStreams:
-    """CPU tensors: every copy is finished when it returns, so nothing to wait for."""
+    """CPU tensors: every copy is finished when it returns, so nothing to wait for. `gate`: a
+    `CaptureGate` to hold around decoder calls (the tests pass one), else none."""
+
+    gate: CaptureGate | None = None
+
+    def __init__(self, gate: CaptureGate | None = None):
+        self.gate = gate
 
     def worker_stream(self, worker: int) -> None:
         return None
@@ -81,6 +93,9 @@ class HostStreams:
     def consuming(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
+    def guard(self) -> contextlib.AbstractContextManager:
+        return self.gate.decoding() if self.gate is not None else contextlib.nullcontext()
+
 
 class CudaStreams:
     """One stream per session (`gpu/streams.decode_streams`); `consumer` is the stream that reads the
@@ -89,6 +104,7 @@ class CudaStreams:
     def __init__(self, streams: list[torch.cuda.Stream], consumer: torch.cuda.Stream):
         self.streams = streams
         self.consumer = consumer
+        self.gate = capture_gate(consumer.device)
 
     def worker_stream(self, worker: int) -> torch.cuda.Stream:
         return self.streams[worker]
@@ -113,6 +129,9 @@ class CudaStreams:
 
     def consuming(self) -> contextlib.AbstractContextManager:
         return torch.cuda.stream(self.consumer)
+
+    def guard(self) -> contextlib.AbstractContextManager:
+        return self.gate.decoding()
 
 
 def segment_frames(total: int, sessions: int, frame_bytes: int = 0) -> int:
@@ -181,22 +200,27 @@ class SegmentedFrameReader:
         self._end = self.total  # frames in the video: lowered where a decoder runs out early
         self._stopped = False
         self._pos = 0  # next frame to hand out
+        self._first: IndexedDecoder | None = first  # session 0's decoder, taken by its thread (not held by
+        # the Thread's args, so that the thread itself releases it, inside the gate)
         self._threads = [
-            threading.Thread(
-                target=self._work, args=(w, first if w == 0 else None), name=f"nvdec-session-{w}", daemon=True
-            )
+            threading.Thread(target=self._work, args=(w,), name=f"nvdec-session-{w}", daemon=True)
             for w in range(self.sessions)
         ]
         for t in self._threads:
             t.start()
 
     # ------------------------------------------------------------------ workers
-    def _work(self, worker: int, decoder: IndexedDecoder | None) -> None:
+    def _work(self, worker: int) -> None:
+        decoder: IndexedDecoder | None = None
+        if worker == 0:
+            decoder, self._first = self._first, None
         frame = self.segments[worker][0] if worker < len(self.segments) else 0
+        guard = self.streams.guard
         try:
             stream = self.streams.begin(worker)
             if decoder is None:
-                decoder = self._open(stream)
+                with guard():
+                    decoder = self._open(stream)
             with self._cond:
                 self._opened.add(worker)
                 self._cond.notify_all()
@@ -207,13 +231,15 @@ class SegmentedFrameReader:
                     if frame >= self._end:
                         return
                     try:
-                        views = decoder.get_batch_frames_by_index(indices)
-                        got = self._copy(views, stream) if views else None
+                        with guard():
+                            views = decoder.get_batch_frames_by_index(indices)
+                            got = self._copy(views, stream) if views else None
                     except Exception as error:
                         # keep the frames before the one that fails; near the end the container's frame
                         # count overstates the file (the one-session reader ends there too), elsewhere it
                         # is an error, raised when the consumer reaches it
-                        views, got, failed = self._salvage(decoder, indices, stream)
+                        with guard():
+                            views, got, failed = self._salvage(decoder, indices, stream)
                         if failed < self.total - 2 * self.segment:
                             self._publish(worker, frame, views, got, len(views))
                             raise error
@@ -227,7 +253,8 @@ class SegmentedFrameReader:
                 self._errors[worker] = (frame, e)
                 self._cond.notify_all()
         finally:
-            decoder = None  # the session is released in its own thread
+            with self.streams.guard():
+                decoder = None  # the session is released in its own thread (freeing device memory: gated too)
 
     def _publish(self, worker: int, frame: int, views: Sequence[Any], got: Any, asked: int) -> None:
         """Queue a decoded slice; fewer frames than asked means the video ends after them."""
@@ -267,10 +294,10 @@ class SegmentedFrameReader:
     def _copy(self, views: Sequence[Any], stream: Any) -> tuple[torch.Tensor, Any]:
         """Our own BGR copy of the decoder's RGB views, finished before the decoder is asked again."""
         with self.streams.using(stream):
-            rgb = [torch.from_dlpack(v) for v in views]
-            out = torch.empty((len(rgb), *rgb[0].shape), dtype=torch.uint8, device=self.device)
-            for i, f in enumerate(rgb):
-                out[i].copy_(f.flip(-1))
+            # two kernels per request, not two per frame: with 4 sessions the per-frame copies (and their
+            # Python, under the GIL the main thread needs) held one video at 689-1143 frames/s against
+            # 1675 (H200, benchmarks/NOTES.md session 6)
+            out = torch.stack([torch.from_dlpack(v) for v in views]).flip(-1)
         return out, self.streams.finish(stream)
 
     # ------------------------------------------------------------------ consumer

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ultralytics.gpu.capture_gate import capture_gate
 from ultralytics.gpu.decode import cuda_device_problem
 from ultralytics.gpu.segmented_decode import CudaStreams, SegmentedFrameReader, segment_frames, sessions_for
 from ultralytics.gpu.streams import decode_streams
@@ -74,37 +75,39 @@ class NvdecFrameReader:
             output_color_type=nvc.OutputColorType.RGB,
         )
         self.threaded = reader_kind() == "threaded"
-        if self.threaded:
-            self._decoder = nvc.ThreadedDecoder(str(path), THREADED_BUFFER, **common)
-            self._left = int(self._decoder.get_stream_metadata().num_frames)
-        else:
-            self._decoder = nvc.SimpleDecoder(str(path), **common)
-            self._left = len(self._decoder)
+        self.gate = capture_gate(self.device)
+        with self.gate.decoding():  # creating a session allocates device memory: not during a capture
+            if self.threaded:
+                self._decoder = nvc.ThreadedDecoder(str(path), THREADED_BUFFER, **common)
+                self._left = int(self._decoder.get_stream_metadata().num_frames)
+            else:
+                self._decoder = nvc.SimpleDecoder(str(path), **common)
+                self._left = len(self._decoder)
 
     def read(self, n: int) -> torch.Tensor | None:
         if self._left <= 0:
             return None
         n = min(int(n), self._left, THREADED_BUFFER if self.threaded else self._left)
-        try:
-            frames = self._decoder.get_batch_frames(n)
-        except Exception:  # end-of-stream errors on a short count in the container: stop there, as OpenCV does
-            frames = []
-        if not frames:
-            self._left = 0
-            return None
-        self._left -= len(frames)
-        with torch.cuda.stream(self.stream):
-            rgb = [torch.from_dlpack(f) for f in frames]  # HWC RGB views of the decoder's buffers
-            out = torch.empty((len(rgb), *rgb[0].shape), dtype=torch.uint8, device=self.device)
-            for i, f in enumerate(rgb):
-                out[i].copy_(f.flip(-1))  # our own copy, BGR
-        self.stream.synchronize()  # the decoder may reuse its buffers on the next request
+        with self.gate.decoding():
+            try:
+                frames = self._decoder.get_batch_frames(n)
+            except Exception:  # end-of-stream errors on a short count in the container: stop there, as OpenCV does
+                frames = []
+            if not frames:
+                self._left = 0
+                return None
+            self._left -= len(frames)
+            with torch.cuda.stream(self.stream):
+                # HWC RGB views of the decoder's buffers → our own BGR batch, in two kernels
+                out = torch.stack([torch.from_dlpack(f) for f in frames]).flip(-1)
+            self.stream.synchronize()  # the decoder may reuse its buffers on the next request
         return out
 
     def close(self) -> None:
-        if self.threaded and self._decoder is not None:
-            self._decoder.end()
-        self._decoder = None
+        with self.gate.decoding():  # releasing the session frees device memory: not during a capture
+            if self.threaded and self._decoder is not None:
+                self._decoder.end()
+            self._decoder = None
 
 
 def reader_kind() -> str:
@@ -148,11 +151,14 @@ def segmented_nvdec_reader(
         )
 
     streams = CudaStreams(decode_streams(device, sessions), stream)
-    first = open_decoder(streams.worker_stream(0))
+    with streams.guard():
+        first = open_decoder(streams.worker_stream(0))
     meta = first.get_stream_metadata()
     frame_bytes = int(getattr(meta, "width", 0) or 0) * int(getattr(meta, "height", 0) or 0) * 3
     length = segment or segment_frames(len(first), sessions, frame_bytes)
     if sessions_for(len(first), sessions, length, frame_bytes) <= 1:
+        with streams.guard():
+            del first  # released here, inside the gate
         return None  # too short to split (or frames too large): one sequential session, no threads started
     return SegmentedFrameReader(
         path,
