@@ -13,7 +13,12 @@ left alone) is the stored sample. From there the triangle filter and libjpeg's i
 as libjpeg runs them. On the CPU stand-in this brings the shapes set from mean 1.50 / max 101 to
 mean 0.075 / max 20 against OpenCV (tests/gpu_decode/test_jpeg_chroma.py).
 
-Not run on the GPU yet, so it is opt-in: `ULTRALYTICS_GPU_JPEG_CHROMA=fancy`.
+Every step is integer arithmetic (libjpeg's forward constants with 16 fraction bits, block means by one
+rounded integer division), so this torch reference and the Triton kernels of gpu/jpeg_chroma_triton.py,
+which decode.py runs on CUDA, give the same bytes on any device. The float form it replaced moved 0.0011%
+of the values of the 100 shapes val images, by at most 2, and matched OpenCV equally well.
+
+It is opt-in, `ULTRALYTICS_GPU_JPEG_CHROMA=fancy`: the default is for whoever measures its cost on the GPU.
 """
 
 from __future__ import annotations
