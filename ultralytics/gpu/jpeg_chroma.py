@@ -16,7 +16,8 @@ mean 0.075 / max 20 against OpenCV (tests/gpu_decode/test_jpeg_chroma.py).
 Every step is integer arithmetic (libjpeg's forward constants with 16 fraction bits, block means by one
 rounded integer division), so this torch reference and the Triton kernels of gpu/jpeg_chroma_triton.py,
 which decode.py runs on CUDA, give the same bytes on any device. The float form it replaced moved 0.0011%
-of the values of the 100 shapes val images, by at most 2, and matched OpenCV equally well.
+of the values of the 100 shapes val images, by at most 2; its val mAP50-95 on the stand-in is the same
+(0.95218 both ways; OpenCV decoding 0.95193).
 
 It is opt-in, `ULTRALYTICS_GPU_JPEG_CHROMA=fancy`: the default is for whoever measures its cost on the GPU.
 """
