@@ -8,7 +8,8 @@ extra wheel (nvidia-nvimgcodec would be a 25 MB one; see docs/performance.md).
 nvJPEG is not bit-identical to libjpeg-turbo (a different IDCT and chroma upsampling: about half the
 pixels differ by a grey level or two; nvJPEG repeats 4:2:0 chroma where libjpeg interpolates it, up to
 ~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`);
-`ULTRALYTICS_GPU_JPEG_CHROMA=fancy` rebuilds libjpeg's chroma interpolation (gpu/jpeg_chroma.py).
+`ULTRALYTICS_GPU_JPEG_CHROMA=fancy` rebuilds libjpeg's chroma interpolation (gpu/jpeg_chroma.py, in
+Triton kernels on CUDA: gpu/jpeg_chroma_triton.py).
 
 Files nvJPEG cannot take (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
 error) are reported back to the caller, which decodes them with OpenCV instead.
@@ -20,7 +21,8 @@ import io
 
 import torch
 
-from ultralytics.gpu.jpeg_chroma import chroma_mode, fancy_upsample_bgr, is_h2v2
+from ultralytics.gpu.jpeg_chroma import chroma_mode, is_h2v2
+from ultralytics.gpu.jpeg_chroma_triton import fancy_upsample
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _EXIF_ORIENTATION = 0x0112
@@ -93,13 +95,14 @@ def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor 
 
 
 def _fancy_chroma(frames: list[torch.Tensor | None], datas: list[bytes]) -> None:
-    """Replace 4:2:0 frames by libjpeg's fancy-upsampled colours (gpu/jpeg_chroma.py), same sizes together."""
+    """Replace 4:2:0 frames by libjpeg's fancy-upsampled colours, same sizes together (gpu/jpeg_chroma.py;
+    the Triton kernels of gpu/jpeg_chroma_triton.py on CUDA, the same bytes from torch elsewhere)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (frame, data) in enumerate(zip(frames, datas)):
         if frame is not None and is_h2v2(data):
             groups.setdefault(tuple(frame.shape), []).append(i)
     for indices in groups.values():
-        refined = fancy_upsample_bgr(torch.stack([frames[i] for i in indices]))
+        refined = fancy_upsample(torch.stack([frames[i] for i in indices]))
         for i, frame in zip(indices, refined):
             frames[i] = frame
 
