@@ -41,7 +41,7 @@ def test_only_settings_reads_the_environment():
 @pytest.mark.parametrize(
     ("name", "read", "value", "expected"),
     [
-        (settings_module.CHROMA_ENV, chroma_mode, "FANCY", "fancy"),
+        (settings_module.CHROMA_ENV, chroma_mode, "NVJPEG", "nvjpeg"),
         (settings_module.READER_ENV, reader_kind, " threaded ", "threaded"),
         (settings_module.HOST_MEMORY_ENV, host_memory_enabled, "yes", True),
     ],
@@ -50,7 +50,7 @@ def test_switches_keep_their_meaning(monkeypatch, name, read, value, expected):
     monkeypatch.setenv(name, value)
     assert read() == expected
     monkeypatch.delenv(name)
-    assert read() == {"fancy": "nvjpeg", "threaded": "simple", True: False}[expected]
+    assert read() == {"nvjpeg": "fancy", "threaded": "simple", True: False}[expected]
 
 
 @pytest.mark.parametrize("read", [chroma_mode, reader_kind])

@@ -7,9 +7,10 @@ extra wheel (nvidia-nvimgcodec would be a 25 MB one; see docs/performance.md).
 
 nvJPEG is not bit-identical to libjpeg-turbo (a different IDCT and chroma upsampling: about half the
 pixels differ by a grey level or two; nvJPEG repeats 4:2:0 chroma where libjpeg interpolates it, up to
-~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`);
-`ULTRALYTICS_GPU_JPEG_CHROMA=fancy` rebuilds libjpeg's chroma interpolation (gpu/jpeg_chroma.py, in
-Triton kernels on CUDA: gpu/jpeg_chroma_triton.py).
+~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`). By default libjpeg's
+chroma interpolation is rebuilt on the device (gpu/jpeg_chroma.py, in Triton kernels on CUDA:
+gpu/jpeg_chroma_triton.py), which leaves a few grey levels at most; `ULTRALYTICS_GPU_JPEG_CHROMA=nvjpeg`
+skips it.
 
 Files nvJPEG cannot take (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
 error) are reported back to the caller, which decodes them with OpenCV instead.

@@ -56,8 +56,8 @@ SWITCHES: dict[str, tuple[str, str]] = {
         "threads decoding image files (auto: cores − 2, 1..16)",
     ),
     "ULTRALYTICS_GPU_JPEG_CHROMA": (
-        "`nvjpeg` (default) / `fancy`",
-        "`gpu_decode` JPEG chroma: as nvJPEG decodes it, or libjpeg's fancy upsampling",
+        "`fancy` (default) / `nvjpeg`",
+        "`gpu_decode` JPEG chroma: libjpeg's fancy upsampling rebuilt (OpenCV's pixels within a few grey levels), or as nvJPEG decodes it",
     ),
     "ULTRALYTICS_NVDEC_READER": (
         "`simple` (default) / `threaded`",
@@ -142,8 +142,9 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
 
 
 def jpeg_chroma() -> str:
-    """`ULTRALYTICS_GPU_JPEG_CHROMA`: "nvjpeg" or "fancy"."""
-    return _choice(CHROMA_ENV, "nvjpeg", ("nvjpeg", "fancy"))
+    """`ULTRALYTICS_GPU_JPEG_CHROMA`: "fancy" (default: shapes val mAP50-95 within 0.0005 of OpenCV decoding,
+    nvJPEG's own chroma 0.005-0.006 below; the Triton rebuild costs 0.01 ms/img on the H200) or "nvjpeg"."""
+    return _choice(CHROMA_ENV, "fancy", ("nvjpeg", "fancy"))
 
 
 def nvdec_reader() -> str:
