@@ -32,7 +32,7 @@ from ultralytics.gpu import nms_triton  # noqa: E402
 from ultralytics.gpu.nms import BatchedNMS, capped_top_k  # noqa: E402
 from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
 
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = Path(os.environ.get("ULTRALYTICS_SHARED", REPO.parent / "shared")) / "fixtures"
 CANVAS_HW = (384, 640)
 
 
@@ -140,8 +140,10 @@ def main() -> None:
         for batch in (1, 8, 32):
             preds = make(batch, device)
             nms = BatchedNMS(conf, 0.7, top_k=1024)
-            candidates = (preds[:, 4:].max(1).values > conf).sum(1).float().mean().item()
-            nms.top_k = capped_top_k(max(256, 1 << int(max(candidates * 2, 1)).bit_length()), preds.shape[2])
+            per_image = (preds[:, 4:].max(1).values > conf).sum(1)
+            candidates = per_image.float().mean().item()
+            most = max(int(per_image.max()), 1)
+            nms.top_k = capped_top_k(max(256, 1 << (most - 1).bit_length()), preds.shape[2])  # all kept
             torch_fn, triton_fn = path(nms, False), path(nms, True)
             times: dict[str, list[float]] = {
                 "eager torch": [],

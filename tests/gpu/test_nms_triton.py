@@ -188,6 +188,61 @@ def test_failure_warns_once_then_torch_path(device, monkeypatch):
     np.testing.assert_array_equal(first[0], second[0])
 
 
+def test_nan_scores_are_no_candidates(device):
+    """torch.max of scores with a NaN is NaN, never above conf: the anchor is dropped by both paths."""
+    preds = random_preds(b=1, a=200, seed=11)
+    preds[0, 5, :10] = float("nan")
+    preds = preds.to(device)
+    nms = BatchedNMS(0.25, 0.6)
+    packed = triton_packed(preds, nms, 200)
+    assert_rows_equal(packed, torch_packed(preds, nms, 200), nms.max_det)
+    assert int(packed[0, -2]) == int((preds[0, 4:].max(0).values > 0.25).sum()) <= 200
+
+
+def _compile_for_hopper(kernel, signature: dict, constants: dict, warps: int) -> str:
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    source = ASTSource(kernel, {**signature, **dict.fromkeys(constants, "constexpr")}, constants)
+    options = {"num_warps": warps, **nms_triton.COMPILE_OPTIONS}
+    return nms_triton.triton.compile(source, target=GPUTarget("cuda", 90, 32), options=options).asm["ptx"]
+
+
+@pytest.mark.parametrize("capacity", [32, 1024])
+def test_kernels_compile_for_hopper_without_fma_or_approximate_division(monkeypatch, capacity):
+    """No GPU needed: Triton compiles for sm_90 here, catching what the interpreter lets through; the IoU
+    must be torch's roundings (no fused multiply-add, a correctly rounded division)."""
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    nms_triton._kernels.cache_clear()
+    score_kernel, nms_kernel = nms_triton._kernels()
+    try:
+        ints = dict.fromkeys(["n_anchors", "stride_b", "stride_c", "stride_a"], "i32")
+        score_ptx = _compile_for_hopper(
+            score_kernel,
+            {"preds_ptr": "*fp16", "keys_ptr": "*i64", "cls_ptr": "*i32", "filter_ptr": "*i64", "n_filter": "i32"}
+            | ints
+            | {"conf": "fp32"},
+            nms_triton.score_constants(80, True),
+            4,
+        )
+        pointers = {"preds_ptr": "*fp32", "keys_ptr": "*i64", "cls_ptr": "*i32", "slots_ptr": "*i64"}
+        pointers |= {"boxes_ptr": "*fp32", "bits_ptr": "*u32", "out_ptr": "*fp32"}
+        nms_ptx = _compile_for_hopper(
+            nms_kernel,
+            pointers | {"n_anchors": "i32", "top_k": "i32", "max_det": "i32"} | ints | {"iou_thres": "fp32"},
+            nms_triton.nms_constants(capacity, False),
+            nms_triton.nms_warps(capacity),
+        )
+    except ImportError as error:  # a Triton without its CUDA backend
+        pytest.skip(f"Triton cannot compile for CUDA here: {error}")
+    finally:
+        nms_triton._kernels.cache_clear()
+    assert ".entry _score_kernel" in score_ptx and ".entry _nms_kernel" in nms_ptx
+    assert "div.rn.f32" in nms_ptx
+    for ptx in (score_ptx, nms_ptx):
+        assert "fma.rn.f32" not in ptx and "div.full.f32" not in ptx and "div.approx.f32" not in ptx
+
+
 def test_direct_call_errors():
     with pytest.raises(ValueError, match="raw head output"):
         nms_packed(torch.zeros(1, 4, 10), 0.25, 0.7, None, False, 300, 64)

@@ -43,8 +43,10 @@ from ultralytics.utils.settings import settings, triton_interpret
 MAX_TOP_K = 1024  # candidates per image the kernel sorts and suppresses in registers; more: the torch path
 MAX_BATCH = 65535  # CUDA's limit on the score kernel's grid (images on its y axis)
 SCORE_BLOCK = 128  # anchors per score-kernel program
-COMPACT_BLOCK = 1024  # anchors per step of the compaction loop
+CLASS_BLOCK = 16  # classes per step of the score kernel's loop
+COMPACT_BLOCK = 2048  # anchors per step of the compaction loop
 OUT_BLOCK = 512  # output values zeroed per step
+COMPILE_OPTIONS = {"enable_fp_fusion": False}  # no a * b + c fused into one rounding: torch rounds each op
 
 # Bound on first use by `_kernels()`, so that importing this module never imports Triton.
 triton: Any = None
@@ -56,6 +58,8 @@ _greater: Any = None
 _sum: Any = None
 _cumsum: Any = None
 _any_max: Any = None
+_lesser: Any = None
+_min_along: Any = None
 
 
 class KernelHealth:
@@ -126,7 +130,7 @@ def nms_packed(
     device = preds.device
     if classes is not None and not isinstance(classes, torch.Tensor):
         classes = torch.tensor([int(c) for c in classes], device=device)
-    capacity = max(32, triton.next_power_of_2(top_k))
+    capacity = capacity_for(top_k)
     keys = torch.empty((b, anchors), dtype=torch.int64, device=device)
     cls = torch.empty((b, anchors), dtype=torch.int32, device=device)
     slots = torch.empty((b, 2, capacity), dtype=torch.int64, device=device)  # compacted, sorted
@@ -134,9 +138,12 @@ def nms_packed(
     bits = torch.empty((b, capacity, capacity // 32), dtype=torch.uint32, device=device)
     out = torch.empty((b, max_det * 6 + 3), dtype=torch.float32, device=device)
     has_filter = classes is not None and classes.numel() > 0
-    filter_ids = classes.to(device=device, dtype=torch.int32) if has_filter else cls  # cls: any int32 pointer
-    options = {} if _interpreting() else {"enable_fp_fusion": False}
+    filter_ids = cls  # any integer pointer when there is no filter
+    if has_filter:
+        integer = classes.dtype in (torch.int32, torch.int64)
+        filter_ids = classes if integer and classes.device == device else classes.to(device, torch.int64)
     interpreting = _interpreting()
+    options = {} if interpreting else COMPILE_OPTIONS
     score_block = triton.next_power_of_2(anchors) if interpreting else SCORE_BLOCK
     score_kernel[(triton.cdiv(anchors, score_block), b)](
         preds,
@@ -145,11 +152,9 @@ def nms_packed(
         filter_ids,
         filter_ids.numel() if has_filter else 0,
         anchors,
-        channels - 4,
         *preds.stride(),
         float(conf_thres),
-        HAS_FILTER=has_filter,
-        BLOCK=score_block,
+        **score_constants(channels - 4, has_filter, score_block),
         num_warps=4,
         **options,
     )
@@ -168,20 +173,38 @@ def nms_packed(
         max_det,
         *preds.stride(),
         float(iou_thres),
-        CLASS_OFFSET=float(MAX_WH),
-        CAPACITY=capacity,
-        AGNOSTIC=bool(agnostic),
-        COMPACT=COMPACT_BLOCK,
-        BLOCK_J=max(1, min(capacity, 8192 // capacity, 64)),
-        BLOCK_I=min(capacity, 128),
-        OUT=OUT_BLOCK,
-        num_warps=_nms_warps(capacity),
+        **nms_constants(capacity, agnostic),
+        num_warps=nms_warps(capacity),
         **options,
     )
     return out
 
 
-def _nms_warps(capacity: int) -> int:
+def capacity_for(top_k: int) -> int:
+    """Candidates the per-image program holds: a power of two (its tiles), at least one 32-bit word."""
+    return max(32, 1 << (max(top_k, 1) - 1).bit_length())
+
+
+def score_constants(n_classes: int, has_filter: bool, block: int = SCORE_BLOCK) -> dict[str, Any]:
+    """The score kernel's compile-time constants (one compiled variant per class count and filter use)."""
+    class_block = min(CLASS_BLOCK, 1 << (n_classes - 1).bit_length())
+    return {"N_CLASSES": n_classes, "CLASS_BLOCK": class_block, "HAS_FILTER": has_filter, "BLOCK": block}
+
+
+def nms_constants(capacity: int, agnostic: bool) -> dict[str, Any]:
+    """The per-image kernel's compile-time constants (one compiled variant per capacity and agnostic)."""
+    return {
+        "CLASS_OFFSET": float(MAX_WH),
+        "CAPACITY": capacity,
+        "AGNOSTIC": bool(agnostic),
+        "COMPACT": COMPACT_BLOCK,
+        "BLOCK_J": max(1, min(capacity, 8192 // capacity, 64)),
+        "BLOCK_I": min(capacity, 128),
+        "OUT": OUT_BLOCK,
+    }
+
+
+def nms_warps(capacity: int) -> int:
     """Warps of the per-image program: the (capacity, capacity / 32) bit matrix lives in its registers."""
     return 4 if capacity <= 256 else 8 if capacity <= 512 else 16
 
@@ -221,20 +244,22 @@ def _kernels() -> tuple[Any, Any]:
     import triton as triton_module
     import triton.language as tl_module
 
-    global _min, _max, _add, _greater, _sum, _cumsum, _any_max
+    global _min, _max, _add, _greater, _lesser, _sum, _cumsum, _any_max, _min_along
     triton, tl = triton_module, tl_module
     # The kernels' helpers. Sums and maxima go through tl.reduce / tl.associative_scan with Triton's own
     # combine functions: the interpreter runs those as numpy (anything else element by element), and it
     # cannot call tl.sum itself when Triton was imported before TRITON_INTERPRET was set (as in a test run).
     _add = getattr(tl.standard, "_sum_combine", None) or triton.jit(_add_fn)
     _greater = getattr(tl.standard, "_elementwise_max", None) or triton.jit(_max_fn)
+    _lesser = getattr(tl.standard, "_elementwise_min", None) or triton.jit(_min_fn)
     _min, _max = triton.jit(_min_fn), triton.jit(_max_fn)
-    _sum, _cumsum, _any_max = triton.jit(_sum_fn), triton.jit(_cumsum_fn), triton.jit(_max_along_fn)
+    _sum, _cumsum = triton.jit(_sum_fn), triton.jit(_cumsum_fn)
+    _any_max, _min_along = triton.jit(_max_along_fn), triton.jit(_min_along_fn)
     # The sizes are not specialised on (a new anchor count or max_det needs no compile); the capacity
     # and block sizes are compile-time constants.
     strides = ("stride_b", "stride_c", "stride_a")
     return (
-        triton.jit(_score_kernel, do_not_specialize=("n_filter", "n_anchors", "n_classes", *strides)),
+        triton.jit(_score_kernel, do_not_specialize=("n_filter", "n_anchors", *strides)),
         triton.jit(_nms_kernel, do_not_specialize=("n_anchors", "top_k", "max_det", *strides)),
     )
 
@@ -246,29 +271,39 @@ def _score_kernel(
     filter_ptr,
     n_filter,
     n_anchors,
-    n_classes,
     stride_b,
     stride_c,
     stride_a,
     conf,
-    HAS_FILTER: tl.constexpr,  # noqa: N803 (Triton's convention for compile-time constants)
+    N_CLASSES: tl.constexpr,  # noqa: N803 (Triton's convention for compile-time constants)
+    CLASS_BLOCK: tl.constexpr,  # noqa: N803
+    HAS_FILTER: tl.constexpr,  # noqa: N803
     BLOCK: tl.constexpr,  # noqa: N803
 ):
-    """One program: BLOCK anchors of one image → their sort keys (0: not a candidate) and classes."""
+    """One program: BLOCK anchors of one image → their sort keys (0: not a candidate) and classes.
+
+    Classes are read CLASS_BLOCK rows at a time, so many loads are in flight at once; the best class is
+    torch.max's: the first of equal maxima. A NaN among an anchor's scores makes torch's maximum NaN,
+    never above conf: such an anchor is no candidate here either.
+    """
     image = tl.program_id(1).to(tl.int64)
     anchor = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     inside = anchor < n_anchors
     src = preds_ptr + image * stride_b + anchor.to(tl.int64) * stride_a + 4 * stride_c
     best = tl.full((BLOCK,), float("-inf"), tl.float32)
     best_cls = tl.full((BLOCK,), 0, tl.int32)
-    c = 0
-    while c < n_classes:  # `while`, not range(): see _nms_kernel
-        score = tl.load(src + c * stride_c, mask=inside, other=0.0).to(tl.float32)
-        better = (score > best) | ((score != score) & (best == best))  # torch.max: the first max, NaN wins
-        best = tl.where(better, score, best)
-        best_cls = tl.where(better, c, best_cls)
-        c += 1
-    valid = inside & (best > conf)
+    has_nan = tl.full((BLOCK,), 0, tl.int32)
+    for c0 in range(0, N_CLASSES, CLASS_BLOCK):
+        c = c0 + tl.arange(0, CLASS_BLOCK)
+        mask = (c < N_CLASSES)[:, None] & inside[None, :]
+        score = tl.load(src[None, :] + c[:, None] * stride_c, mask=mask, other=float("-inf")).to(tl.float32)
+        top = _any_max(score, 0)
+        first = _min_along(tl.where(score == top[None, :], c[:, None], N_CLASSES), 0)
+        has_nan = has_nan | _any_max((score != score).to(tl.int32), 0)
+        better = top > best  # strictly: an earlier block keeps a tie
+        best = tl.where(better, top, best)
+        best_cls = tl.where(better, first, best_cls)
+    valid = inside & (best > conf) & (has_nan == 0)
     if HAS_FILTER:
         allowed = tl.full((BLOCK,), 0, tl.int1)
         k = 0
@@ -456,3 +491,7 @@ def _cumsum_fn(x, axis: tl.constexpr):
 
 def _max_along_fn(x, axis: tl.constexpr):
     return tl.reduce(x, axis, _greater)
+
+
+def _min_along_fn(x, axis: tl.constexpr):
+    return tl.reduce(x, axis, _lesser)
