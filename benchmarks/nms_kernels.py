@@ -50,19 +50,23 @@ def shapes_heads(batch: int, device: torch.device) -> torch.Tensor:
 
 
 def coco_like_heads(batch: int, device: torch.device, seed: int = 0) -> torch.Tensor:
-    """A yolov8n-shaped head (B, 84, 5040): boxes around 12 objects; 50-300 anchors per image score one class
-    in 0.25..1 (the candidates), every other score is below 0.2."""
+    """A yolov8n-shaped head (B, 84, 5040) over 12 objects (each a class and a size): every anchor predicts a
+    jittered box of one object; 50-300 anchors per image score their object's class in 0.25..1 (the
+    candidates, which NMS mostly merges back into the objects), every other score is below 0.2."""
     g = torch.Generator().manual_seed(seed)
-    anchors, nc = 5040, 80
-    centres = torch.rand(batch, 2, 12, generator=g) * torch.tensor([640.0, 384.0])[None, :, None]
-    pick = torch.randint(0, 12, (batch, anchors), generator=g)
-    xy = torch.gather(centres, 2, pick[:, None].expand(-1, 2, -1)) + torch.randn(batch, 2, anchors, generator=g) * 8
-    wh = torch.rand(batch, 2, anchors, generator=g) * 120 + 10
+    anchors, nc, objects = 5040, 80, 12
+    centres = torch.rand(batch, 2, objects, generator=g) * torch.tensor([640.0, 384.0])[None, :, None]
+    sizes = torch.rand(batch, 2, objects, generator=g) * 150 + 20
+    classes = torch.randint(0, nc, (batch, objects), generator=g)
+    pick = torch.randint(0, objects, (batch, anchors), generator=g)
+    index = pick[:, None].expand(-1, 2, -1)
+    xy = torch.gather(centres, 2, index) + torch.randn(batch, 2, anchors, generator=g) * 6
+    wh = torch.gather(sizes, 2, index) * (1 + 0.1 * torch.randn(batch, 2, anchors, generator=g))
     scores = torch.rand(batch, nc, anchors, generator=g) * 0.2
     for i in range(batch):
         n = int(torch.randint(50, 301, (1,), generator=g))
         hot = torch.randperm(anchors, generator=g)[:n]
-        scores[i, torch.randint(0, nc, (n,), generator=g), hot] = 0.25 + 0.75 * torch.rand(n, generator=g)
+        scores[i, classes[i, pick[i, hot]], hot] = 0.25 + 0.75 * torch.rand(n, generator=g)
     return torch.cat([xy, wh, scores], 1).to(device)
 
 
