@@ -175,6 +175,15 @@ def test_batched_nms_uses_kernels_unless_switched_off(device, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_cpu_tensors_keep_the_torch_path_without_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    preds = random_preds(b=1, a=100, seed=12)
+    with mock.patch.object(nms_triton, "nms_packed") as kernels:
+        out = BatchedNMS(0.25, 0.6)(preds)
+    assert kernels.call_count == 0
+    np.testing.assert_allclose(out[0], greedy_nms(preds[0].numpy(), 0.25, 0.6), atol=1e-3)
+
+
 def test_failure_warns_once_then_torch_path(device, monkeypatch):
     monkeypatch.setattr(nms_triton, "HEALTH", nms_triton.KernelHealth())
     preds = random_preds(b=1, a=100, seed=8).to(device)
