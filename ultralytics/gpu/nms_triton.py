@@ -4,12 +4,13 @@ Why: at batch 1 the torch path of `gpu/nms.py` is ~85 kernels of 2-3 µs each (~
 chain on an H200, benchmarks/NOTES.md session 5) for typically 0-300 candidates. Here:
 
 1. `_score_kernel`, one program per (anchor block, image): best class score and class of each anchor
-   (the first maximum, NaN wins as in `torch.max`), valid when score > conf and the class passes the
-   filter; writes a sort key per anchor (0 when not valid) and the class.
+   (the first of equal maxima, as `torch.max`; a NaN score makes the anchor no candidate, as torch's NaN
+   maximum is never above conf), valid when score > conf and the class passes the filter; writes a sort
+   key per anchor (0 when not valid) and the class.
 2. `_nms_kernel`, one program per image: compacts the valid keys (a running cumsum), keeps at most
    `top_k` of them, sorts them by score descending then anchor index ascending (one int64 key: the
-   score's float bits above, 2^31-1 - anchor below; this is the tie order, a stable sort by -score, which
-   the torch path's topk leaves undefined), gathers and converts their boxes, builds the "j overlaps a
+   score's float bits above, 2^31-1 - anchor below; each key goes to its rank, the count of larger keys;
+   this is the tie order, a stable sort by -score, which the torch path's topk leaves undefined), gathers and converts their boxes, builds the "j overlaps a
    higher-scoring i" bit matrix (IoU > iou, class-offset boxes unless agnostic), and solves greedy NMS
    as the fixed point of keep[j] = valid[j] and no kept i < j overlaps j, iterated until nothing changes
    (the unique fixed point is exactly greedy NMS, so `converged` is always 1). It writes the packed row:
