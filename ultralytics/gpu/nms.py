@@ -11,6 +11,10 @@ unique fixed point is exactly greedy NMS. After a few steps the result, the per-
 "converged / nothing truncated" flag go to the host together in one copy. The rare batch that has not
 converged, or has more candidates than `top_k`, is redone with more steps or a larger `top_k` (which then stays: a video rarely changes much).
 
+On CUDA, `run_on_device` prefers `gpu/nms_triton.py`: the same packed result from two Triton kernels
+(exact greedy NMS, no K×K fixed point) instead of ~85 small torch kernels, for batches up to
+TRITON_MAX_BATCH and top_k up to its capacity; `ULTRALYTICS_GPU_TRITON=0` keeps the torch path.
+
 Semantics follow upstream's `non_max_suppression` for multi_label=False: score = best class score,
 strictly greater than conf_thres, optional class filter, class-offset boxes (max_wh) unless agnostic,
 suppression when IoU > iou_thres, at most max_det boxes per image, highest scores first.
@@ -24,9 +28,13 @@ import numpy as np
 import torch
 
 from ultralytics.gpu.graphs import GraphFamily
+from ultralytics.utils.settings import settings
 
 MAX_WH = 7680  # class offset in pixels: boxes of different classes never overlap
 MAX_NMS = 30000  # upstream's cap on candidates per image
+# Largest batch whose NMS runs as the Triton kernels (above it: the torch path). Set from
+# benchmarks/nms_kernels.py on the target GPU; until measured otherwise, every batch.
+TRITON_MAX_BATCH = 65535
 
 
 def _iou_matrix(boxes: torch.Tensor) -> torch.Tensor:
@@ -110,8 +118,19 @@ class BatchedNMS:
         return self.to_host(packed, preds, top_k, steps)
 
     def graph_key(self, top_k: int, steps: int) -> tuple:
-        """Everything a captured NMS bakes in: settings that change it need another graph."""
-        return (self.conf_thres, self.iou_thres, tuple(self.classes or ()), self.agnostic, self.max_det, top_k, steps)
+        """Everything a captured NMS bakes in: settings that change it need another graph (the Triton
+        switch included: it picks the kernels that get captured)."""
+        triton = settings().gpu_triton
+        return (
+            self.conf_thres,
+            self.iou_thres,
+            tuple(self.classes or ()),
+            self.agnostic,
+            self.max_det,
+            top_k,
+            steps,
+            triton,
+        )
 
     def prepare_classes(self, device: torch.device) -> None:
         """Upload the class filter once, outside any graph capture (a capture cannot upload)."""
@@ -156,7 +175,15 @@ class BatchedNMS:
     def run_on_device(self, preds: torch.Tensor, top_k: int, steps: int) -> torch.Tensor:
         """All of NMS with fixed shapes; returns (B, max_det*6 + 3): detections, count, candidates, converged.
 
-        Images go through in chunks that bound the (chunk, K, K) IoU matrix to ~32M elements."""
+        The Triton kernels when they apply (gpu/nms_triton.py); otherwise images go through in chunks
+        that bound the (chunk, K, K) IoU matrix to ~32M elements."""
+        if preds.shape[0] <= TRITON_MAX_BATCH:
+            from ultralytics.gpu.nms_triton import try_nms_triton  # it imports this module
+
+            classes = None if self.classes is None else self._classes_on[preds.device]
+            packed = try_nms_triton(preds, self.conf_thres, self.iou_thres, classes, self.agnostic, self.max_det, top_k)
+            if packed is not None:
+                return packed
         chunk = max(1, (1 << 25) // (top_k * top_k))
         parts = [self._run_chunk(preds[i : i + chunk], top_k, steps) for i in range(0, preds.shape[0], chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -37,7 +37,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     ),
     "ULTRALYTICS_GPU_TRITON": (
         "`1` (default) / `0`",
-        "`0` keeps the torch letterbox where the fused Triton kernel could run",
+        "`0` keeps the torch letterbox and the torch NMS where the Triton kernels could run",
     ),
     "ULTRALYTICS_GPU_HOST_LETTERBOX": (
         "`auto` (default) / `1` / `0`",
