@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ultralytics.gpu.graphs import GraphFamily
+from ultralytics.gpu.nms_triton import try_nms_triton
+from ultralytics.utils.ops import MAX_NMS, MAX_WH
 from ultralytics.utils.settings import settings
 
-MAX_WH = 7680  # class offset in pixels: boxes of different classes never overlap
-MAX_NMS = 30000  # upstream's cap on candidates per image
 # Largest batch whose NMS runs as the Triton kernels (above it: the torch path). Set from
 # benchmarks/nms_kernels.py on the target GPU; until measured otherwise, every batch.
 TRITON_MAX_BATCH = 65535
@@ -178,8 +178,6 @@ class BatchedNMS:
         The Triton kernels when they apply (gpu/nms_triton.py); otherwise images go through in chunks
         that bound the (chunk, K, K) IoU matrix to ~32M elements."""
         if preds.shape[0] <= TRITON_MAX_BATCH:
-            from ultralytics.gpu.nms_triton import try_nms_triton  # it imports this module
-
             classes = None if self.classes is None else self._classes_on[preds.device]
             packed = try_nms_triton(preds, self.conf_thres, self.iou_thres, classes, self.agnostic, self.max_det, top_k)
             if packed is not None:

@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from ultralytics.gpu.nms import MAX_WH
 from ultralytics.utils import LOGGER
+from ultralytics.utils.ops import MAX_WH
 from ultralytics.utils.settings import settings, triton_interpret
 
 MAX_TOP_K = 1024  # candidates per image the kernel sorts and suppresses in registers; more: the torch path

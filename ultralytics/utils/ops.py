@@ -174,6 +174,10 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     return order[torch.cat(kept_parts)]
 
 
+MAX_WH = 7680  # upstream's class offset in pixels: boxes of different classes never overlap
+MAX_NMS = 30000  # upstream's cap on candidates per image
+
+
 def non_max_suppression(
     prediction: torch.Tensor | list | tuple,
     conf_thres: float = 0.25,
@@ -183,8 +187,8 @@ def non_max_suppression(
     multi_label: bool = False,
     max_det: int = 300,
     nc: int = 0,
-    max_nms: int = 30000,
-    max_wh: int = 7680,
+    max_nms: int = MAX_NMS,
+    max_wh: int = MAX_WH,
 ) -> list[torch.Tensor]:
     """Raw head output (B, 4 + nc + extra, A) → per image a (n, 6 + extra) tensor: xyxy, conf, cls, extra.
 
