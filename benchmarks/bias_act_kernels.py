@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -84,7 +85,8 @@ def kernels_per_forward(model: torch.nn.Module, x: torch.Tensor, on: bool) -> in
     try:
         from torch.profiler import ProfilerActivity, profile
 
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the profiler's note about clearing events per cycle
             model(x)
             torch.cuda.synchronize()
             with profile(activities=[ProfilerActivity.CUDA]) as prof:
