@@ -3,7 +3,8 @@
 Why: at batch 1 a YOLOv8n forward on an H200 is ~300 tiny kernels in one CUDA graph; PyTorch's cuDNN
 convolution adds the bias in a kernel of its own and SiLU is another (CUPTI: 76 bias/elementwise and 57
 SiLU kernels, ~0.3 ms of ~0.8 ms; benchmarks/NOTES.md "Probe 1"). After a bias-free convolution one
-kernel here does `y = silu(y + bias)` in place, so each fused Conv launches two kernels fewer.
+kernel here does `y = silu(y + bias)` in place: one kernel instead of two per fused Conv (57 fewer per
+YOLOv8 forward) and one read and write of the activation fewer (benchmarks/bias_act_kernels.py).
 
 Same bits as `F.silu(F.conv2d(x, w, b))` on CUDA, by doing the same roundings in the same order:
 - the bias add: torch's convolution adds the bias after cuDNN as a separate `add_` in float32 (the
@@ -23,8 +24,8 @@ then the torch path for the rest of the process), or the switch `ULTRALYTICS_GPU
 process (Conv.forward runs ~60 times a forward; `reload_switch()` reads it again). The fused path is
 never taken while autograd records, while tracing (ONNX/TorchScript export) or compiling, so exports
 and training see the usual graph. With `TRITON_INTERPRET=1` and `interpret_on_cpu()` (a test hook) the
-kernel also runs on CPU tensors, in numpy: that proves the indexing and the order of roundings, not the
-GPU's `exp` bits (numpy's float32 exp is a third implementation, besides CUDA's and torch's CPU one).
+kernel also runs on CPU tensors, in numpy (the interpreter has no libdevice: `tl.exp` is numpy's exp
+there): that proves the indexing and the order of roundings, not the GPU's `exp` bits.
 """
 
 from __future__ import annotations
