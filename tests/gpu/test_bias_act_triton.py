@@ -48,6 +48,12 @@ def eager(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return F.silu(y + bias.reshape(1, -1, 1, 1))
 
 
+@pytest.fixture(autouse=True)
+def fresh_health(monkeypatch) -> None:
+    """Each test starts with a working kernel: one test's failure must not turn the kernel off for the next."""
+    monkeypatch.setattr(bias_act_triton, "HEALTH", bias_act_triton.KernelHealth())
+
+
 @pytest.fixture
 def device(monkeypatch) -> Iterator[torch.device]:
     """CUDA when present (compiled kernel); otherwise the CPU under Triton's interpreter."""
@@ -202,7 +208,7 @@ def test_conv_takes_the_fused_path_and_the_switch_restores_eager(device, monkeyp
         close_to_eager(fused, eager(bias_free, conv.conv.bias))
 
 
-def test_conv_path_not_taken_for_training_unfused_or_other_acts(device, calls):
+def test_conv_path_not_taken_for_training_autocast_unfused_or_other_acts(device, calls):
     x = torch.randn(1, 4, 8, 8, device=device, requires_grad=True)
     unfused = Conv(4, 8).to(device).eval()
     unfused(x)
@@ -214,6 +220,8 @@ def test_conv_path_not_taken_for_training_unfused_or_other_acts(device, calls):
     out = trainable(x)  # autograd records: eager, and the gradient flows
     out.sum().backward()
     assert x.grad is not None and trainable.conv.bias.grad is not None
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
+        fused_conv(4, 8).to(device)(x.detach())  # autocast casts the bias itself: eager
     assert calls == []
 
 
@@ -265,7 +273,6 @@ def test_kernel_failure_warns_once_and_falls_back(device, monkeypatch, calls):
         warnings: list[str] = []
         monkeypatch.setattr(bias_act_triton, "bias_silu_", broken)
         monkeypatch.setattr(bias_act_triton.LOGGER, "warning", warnings.append)
-        monkeypatch.setattr(bias_act_triton, "HEALTH", bias_act_triton.KernelHealth())
         out = model(x)
         out_again = model(x)
     assert len(warnings) == 1 and "no C compiler" in warnings[0]

@@ -102,7 +102,7 @@ def conv_bias_silu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
     None means "run the module as usual": a conv without bias or with groups (PyTorch's depth-wise CUDA
     kernel adds the bias inside the convolution, so a separate add would round differently), other
     padding modes, a dtype or device the kernel does not take, autograd recording, tracing/exporting,
-    the switch off, Triton missing or broken.
+    autocast, the switch off, Triton missing or broken.
     """
     bias = conv.bias
     if bias is None or HEALTH.failure is not None:
@@ -115,7 +115,7 @@ def conv_bias_silu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
         return None  # torch's own convolution reports the mismatch
     if torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad or bias.requires_grad):
         return None
-    if _tracing() or not _switch_on():
+    if _tracing() or _autocast(x) or not _switch_on():
         return None
     y = F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     if _layout(y) is not None:
@@ -184,6 +184,14 @@ def _tracing() -> bool:
     """Inside torch.jit tracing, an ONNX export or torch.compile: the exported graph must stay plain torch ops."""
     compiling = getattr(getattr(torch, "compiler", None), "is_compiling", lambda: False)()
     return bool(torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or compiling)
+
+
+def _autocast(x: torch.Tensor) -> bool:
+    """Under autocast the convolution casts its bias itself (to the autocast dtype) before adding it."""
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # torch < 2.4: no device argument, the answer is CUDA's
+        return torch.is_autocast_enabled() if x.is_cuda else False
 
 
 def _interpreting() -> bool:
