@@ -5,9 +5,10 @@ precision and batch at 384x640 (imgsz 640, a 720x1280 frame's canvas), the forwa
 a CUDA graph, with `ULTRALYTICS_GPU_TRITON` on and off (the Detect head's branches on side streams, as
 the pipeline captures it), and the two graphs are replayed in alternating rounds: ms per forward is the
 median of the rounds' means (CUDA events). Also printed: CUDA kernels per eager forward (torch.profiler)
-and whether the two graphs' outputs are `torch.equal`.
+and whether the two graphs' outputs are `torch.equal`. `--predict` adds the public API per call
+(`model.predict(frame)` / a list of 8 frames, FP16, 720x1280 photos), switch off vs on, alternating.
 
-    PYTHONPATH=. python3 benchmarks/bias_act_kernels.py [--models a.pt yolov8s.yaml] [--json out.json]
+    PYTHONPATH=. python3 benchmarks/bias_act_kernels.py [--models a.pt yolov8s.yaml] [--predict] [--json out.json]
 """
 
 from __future__ import annotations
@@ -98,6 +99,54 @@ def kernels_per_forward(model: torch.nn.Module, x: torch.Tensor, on: bool) -> in
         return None
 
 
+def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls: int) -> list[dict]:
+    """`model.predict(frames)` per call (FP16, 720x1280 photos): one YOLO captured with the kernel off, one
+    with it on (the graphs keep the path they were captured with), timed in alternating rounds. Only the
+    bias+SiLU kernel is switched (not `ULTRALYTICS_GPU_TRITON`, which also picks the letterbox)."""
+    import cv2
+
+    from ultralytics import YOLO
+
+    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
+    frames = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in paths]
+    frames = [frames[i % len(frames)].copy() for i in range(max(batches) * 4)]
+    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
+    models = {}
+    set_switch(True)  # the Triton letterbox stays on for both; only the bias+SiLU kernel is switched below
+    for on in (False, True):
+        models[on] = YOLO(str(path))
+        original = bias_act_triton._switch_on
+        bias_act_triton._switch_on = lambda on=on: on
+        try:
+            for b in batches:
+                for _ in range(3):  # warm-up: Triton compile, graph capture, pinned buffers
+                    models[on].predict(frames[:b], half=True, device=0, verbose=False)
+        finally:
+            bias_act_triton._switch_on = original
+    rows = []
+    for b in batches:
+        samples: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for on, model in models.items():
+                times = []
+                for i in range(calls):
+                    batch = frames[(i * b) % (len(frames) - b + 1) :][:b]
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    model.predict(batch[0] if b == 1 else batch, half=True, device=0, verbose=False)
+                    torch.cuda.synchronize()
+                    times.append((time.perf_counter() - t0) * 1e3 / b)
+                samples[on].append(statistics.median(times))
+        off, on = statistics.median(samples[False]), statistics.median(samples[True])
+        rows.append({"model": path.name, "batch": b, "off_ms_per_img": round(off, 4), "on_ms_per_img": round(on, 4)})
+        print(
+            f"predict per call {path.name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
@@ -108,6 +157,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=30, help="replays per round")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--predict", action="store_true", help="also model.predict(frames) per call, FP16, first model, on vs off"
+    )
+    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bias_act_kernels.py needs a CUDA GPU (none is visible)")
@@ -162,11 +215,17 @@ def main() -> int:
                 )
                 del graphs
             torch.cuda.empty_cache()
+    predict = []
+    if args.predict:
+        predict = predict_rows(
+            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
+        )
     print(
         f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
     )
     if args.json:
-        args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(device), "rows": rows}, indent=1))
+        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
+        args.json.write_text(json.dumps(report, indent=1))
     return 0 if all(r["equal"] for r in rows) else 1
 
 
