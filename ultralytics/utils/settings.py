@@ -37,7 +37,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     ),
     "ULTRALYTICS_GPU_TRITON": (
         "`1` (default) / `0`",
-        "`0` keeps the torch letterbox and the torch NMS where the Triton kernels could run",
+        "`0` keeps torch where a Triton kernel could run: the letterbox, the NMS, and fused Convs' bias + SiLU (that one read once per process)",
     ),
     "ULTRALYTICS_GPU_HOST_LETTERBOX": (
         "`auto` (default) / `1` / `0`",
@@ -80,7 +80,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "WAYLAND_DISPLAY": ("the desktop's", "whether `show=True` can open a window"),
     "TRITON_INTERPRET": (
         "`1` / unset",
-        "Triton's own switch: the Triton letterbox may run on CPU tensors (interpreter)",
+        "Triton's own switch: the Triton kernels may run on CPU tensors (interpreter; tests)",
     ),
 }
 

@@ -11,6 +11,8 @@ import math
 import torch
 from torch import nn
 
+from ultralytics.gpu.bias_act_triton import conv_bias_silu
+
 __all__ = ["Concat", "Conv", "DWConv", "autopad", "fuse_conv_and_bn"]
 
 
@@ -57,10 +59,13 @@ class Conv(nn.Module):
             self.act = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
         if "bn" in self._modules:
-            x = self.bn(x)
-        return self.act(x)
+            return self.act(self.bn(self.conv(x)))
+        if isinstance(self.act, nn.SiLU):  # fused on CUDA: bias-free conv + one bias/SiLU kernel (same bits)
+            y = conv_bias_silu(self.conv, x)
+            if y is not None:
+                return y
+        return self.act(self.conv(x))
 
     def fuse(self) -> None:
         """Fold the BatchNorm into the convolution (inference only; a no-op when already fused)."""

@@ -1,0 +1,233 @@
+"""Network forward with the fused bias+SiLU Triton kernel on vs off, replayed from CUDA graphs.
+
+For each model (yolov8n from the fixtures, yolov8s from its yaml with random weights; both fused),
+precision and batch at 384x640 (imgsz 640, a 720x1280 frame's canvas), the forward is captured twice as
+a CUDA graph, with `ULTRALYTICS_GPU_TRITON` on and off (the Detect head's branches on side streams, as
+the pipeline captures it), and the two graphs are replayed in alternating rounds: ms per forward is the
+median of the rounds' means (CUDA events). Also printed: CUDA kernels per eager forward (torch.profiler)
+and whether the two graphs' outputs are `torch.equal`. `--predict` adds the public API per call
+(`model.predict(frame)` / a list of 8 frames, FP16, 720x1280 photos), switch off vs on, alternating.
+
+    PYTHONPATH=. python3 benchmarks/bias_act_kernels.py [--models a.pt yolov8s.yaml] [--predict] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ultralytics.gpu import bias_act_triton  # noqa: E402
+from ultralytics.gpu.streams import parallel_branches  # noqa: E402
+from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
+
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+
+
+def load_model(spec: str, shared: Path) -> torch.nn.Module:
+    """A fused, eval-mode DetectionModel from a checkpoint path (or a fixture's name) or a yaml name."""
+    if spec.endswith(".yaml"):
+        from ultralytics.nn.tasks import DetectionModel
+
+        torch.manual_seed(0)
+        return DetectionModel(spec).fuse().eval()
+    from ultralytics.nn.checkpoint import load_checkpoint
+
+    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
+    return load_checkpoint(path)[0].eval()
+
+
+def set_switch(on: bool) -> None:
+    os.environ[TRITON_ENV] = "1" if on else "0"
+    bias_act_triton.reload_switch()
+
+
+def capture(model: torch.nn.Module, x: torch.Tensor, on: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Three warm-up passes then the capture, on a side stream, with the switch as given."""
+    set_switch(on)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), parallel_branches(x.device):
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                model(x)
+        stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            out = model(x)
+    torch.cuda.synchronize()
+    return graph, out
+
+
+def replay_ms(graph: torch.cuda.CUDAGraph, iters: int) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def kernels_per_forward(model: torch.nn.Module, x: torch.Tensor, on: bool) -> int | None:
+    """CUDA kernels launched by one eager forward (the graph holds the same ones), or None without CUPTI."""
+    set_switch(on)
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the profiler's note about clearing events per cycle
+            model(x)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                model(x)
+                torch.cuda.synchronize()
+        return sum(1 for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    except Exception as error:  # profiler unavailable on this machine
+        print(f"(kernel counts unavailable: {type(error).__name__}: {error})")
+        return None
+
+
+def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls: int) -> list[dict]:
+    """`model.predict(frames)` per call (FP16, 720x1280 photos): one YOLO captured with the kernel off, one
+    with it on (the graphs keep the path they were captured with), timed in alternating rounds. Only the
+    bias+SiLU kernel is switched (not `ULTRALYTICS_GPU_TRITON`, which also picks the letterbox)."""
+    import cv2
+
+    from ultralytics import YOLO
+
+    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
+    frames = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in paths]
+    frames = [frames[i % len(frames)].copy() for i in range(max(batches) * 4)]
+    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
+    models = {}
+    set_switch(True)  # the Triton letterbox stays on for both; only the bias+SiLU kernel is switched below
+    for on in (False, True):
+        models[on] = YOLO(str(path))
+        original = bias_act_triton._switch_on
+        bias_act_triton._switch_on = lambda on=on: on
+        try:
+            for b in batches:
+                for _ in range(3):  # warm-up: Triton compile, graph capture, pinned buffers
+                    models[on].predict(frames[:b], half=True, device=0, verbose=False)
+        finally:
+            bias_act_triton._switch_on = original
+    rows = []
+    for b in batches:
+        samples: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(rounds):
+            for on, model in models.items():
+                times = []
+                for i in range(calls):
+                    batch = frames[(i * b) % (len(frames) - b + 1) :][:b]
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    model.predict(batch[0] if b == 1 else batch, half=True, device=0, verbose=False)
+                    torch.cuda.synchronize()
+                    times.append((time.perf_counter() - t0) * 1e3 / b)
+                samples[on].append(statistics.median(times))
+        off, on = statistics.median(samples[False]), statistics.median(samples[True])
+        rows.append({"model": path.name, "batch": b, "off_ms_per_img": round(off, 4), "on_ms_per_img": round(on, 4)})
+        print(
+            f"predict per call {path.name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder (fixtures)")
+    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--imgsz", nargs=2, type=int, default=[384, 640], metavar=("H", "W"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=30, help="replays per round")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--predict", action="store_true", help="also model.predict(frames) per call, FP16, first model, on vs off"
+    )
+    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("bias_act_kernels.py needs a CUDA GPU (none is visible)")
+        return 2
+    if not bias_act_triton.triton_available():
+        print("bias_act_kernels.py needs Triton (pip install triton)")
+        return 2
+    device = torch.device("cuda")
+    started = time.perf_counter()
+    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, input {args.imgsz[0]}x{args.imgsz[1]}")
+    header = f"{'model':<28} {'prec':<5} {'batch':>5} {'off ms':>8} {'on ms':>8} {'saved':>7} {'on/off':>7} {'kernels off/on':>15} {'equal':>6}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for spec in args.models:
+        base = load_model(spec, args.shared)
+        for precision in args.precisions:
+            model = copy.deepcopy(base).to(device, DTYPES[precision])
+            for batch in args.batches:
+                gen = torch.Generator().manual_seed(batch)
+                x = torch.rand(batch, 3, *args.imgsz, generator=gen).to(device, DTYPES[precision])
+                kernels = ("", "")
+                if batch == args.batches[0]:
+                    kernels = (kernels_per_forward(model, x, False), kernels_per_forward(model, x, True))
+                graphs = {on: capture(model, x, on) for on in (False, True)}
+                for graph, _ in graphs.values():
+                    replay_ms(graph, 3)  # also fills the static outputs (a capture runs nothing)
+                equal = torch.equal(graphs[False][1], graphs[True][1])
+                samples: dict[bool, list[float]] = {False: [], True: []}
+                for _ in range(args.rounds):
+                    for on, (graph, _) in graphs.items():
+                        samples[on].append(replay_ms(graph, args.iters))
+                off, on = statistics.median(samples[False]), statistics.median(samples[True])
+                row = {
+                    "model": Path(spec).name,
+                    "precision": precision,
+                    "batch": batch,
+                    "off_ms": round(off, 4),
+                    "on_ms": round(on, 4),
+                    "kernels_off": kernels[0],
+                    "kernels_on": kernels[1],
+                    "equal": equal,
+                    "rounds_off": [round(v, 4) for v in samples[False]],
+                    "rounds_on": [round(v, 4) for v in samples[True]],
+                }
+                rows.append(row)
+                kern = f"{kernels[0]}/{kernels[1]}" if kernels[0] != "" else ""
+                print(
+                    f"{row['model']:<28} {precision:<5} {batch:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} "
+                    f"{on / off:>7.3f} {kern:>15} {str(equal):>6}",
+                    flush=True,
+                )
+                del graphs
+            torch.cuda.empty_cache()
+    predict = []
+    if args.predict:
+        predict = predict_rows(
+            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
+        )
+    print(
+        f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
+    )
+    if args.json:
+        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0 if all(r["equal"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
