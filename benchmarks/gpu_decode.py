@@ -38,6 +38,25 @@ from ultralytics import YOLO  # noqa: E402
 RESULTS: dict = {}
 
 
+def jpeg_modes(device: torch.device) -> list[tuple[str, dict[str, str]]]:
+    """The GPU JPEG decodes compared: torchvision's nvJPEG as it decodes, the same with libjpeg's chroma
+    rebuilt (the default without a hardware decoder), and the hardware decoder (nvImageCodec) where there is one."""
+    from ultralytics.gpu.jpeg_hw import hardware_jpeg_decoder
+
+    modes = [
+        ("nvjpeg", {"ULTRALYTICS_GPU_JPEG_DECODER": "nvjpeg", "ULTRALYTICS_GPU_JPEG_CHROMA": "nvjpeg"}),
+        ("fancy", {"ULTRALYTICS_GPU_JPEG_DECODER": "nvjpeg", "ULTRALYTICS_GPU_JPEG_CHROMA": "fancy"}),
+    ]
+    if hardware_jpeg_decoder(device) is not None:
+        modes.append(("hardware", {"ULTRALYTICS_GPU_JPEG_DECODER": "auto"}))
+    return modes
+
+
+def clear_jpeg_mode() -> None:
+    for name in ("ULTRALYTICS_GPU_JPEG_DECODER", "ULTRALYTICS_GPU_JPEG_CHROMA"):
+        os.environ.pop(name, None)
+
+
 def section(name: str):
     """Run a section, record its error instead of stopping the whole benchmark."""
 
@@ -87,9 +106,10 @@ def jpeg_accuracy(sets: dict[str, list[Path]], device: torch.device) -> dict:
     from ultralytics.gpu.decode import decode_jpegs
 
     out = {}
-    for (name, paths), chroma in [(item, mode) for item in sets.items() for mode in ("nvjpeg", "fancy")]:
-        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = chroma
-        name = f"{name} chroma={chroma}"
+    for (name, paths), (chroma, env) in [(item, mode) for item in sets.items() for mode in jpeg_modes(device)]:
+        clear_jpeg_mode()
+        os.environ.update(env)
+        name = f"{name} decode={chroma}"
         datas = [p.read_bytes() for p in paths]
         gpu = decode_jpegs(datas, device)
         stats = [
@@ -106,7 +126,7 @@ def jpeg_accuracy(sets: dict[str, list[Path]], device: torch.device) -> dict:
             "max": max(s["max"] for s in stats),
         }
         print(f"{name:>28}: {out[name]}")
-    os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
+    clear_jpeg_mode()
     return out
 
 
@@ -207,12 +227,12 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
     cases = [("jpeg_folder", str(folder), n_images, None), ("video_720p_h264", str(video), n_frames, None)]
     cases.append(("video_720p_h264 threaded", str(video), n_frames, "threaded"))
     cases.append(("video_720p_h264 sessions=1", str(video), n_frames, "sessions1"))
-    cases.append(("jpeg_folder chroma=fancy", str(folder), n_images, "fancy"))
+    cases.append(("jpeg_folder decode=nvjpeg", str(folder), n_images, "nvjpeg"))
     for name, source, n, reader in cases:
         if reader == "threaded":
             os.environ["ULTRALYTICS_NVDEC_READER"] = reader
-        if reader == "fancy":
-            os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = reader
+        if reader == "nvjpeg":  # torchvision's decode with its own chroma (the default: hardware, else rebuilt)
+            os.environ.update({"ULTRALYTICS_GPU_JPEG_DECODER": "nvjpeg", "ULTRALYTICS_GPU_JPEG_CHROMA": "nvjpeg"})
         if reader == "sessions1":  # the default is several NVDEC sessions per video; this is one
             os.environ["ULTRALYTICS_NVDEC_SESSIONS"] = "1"
         for batch in batches:
@@ -230,7 +250,7 @@ def e2e(model_cfg: str, folder: Path, video: Path, device: torch.device, calls: 
                 rows[key] = statistics.median(times)
                 print(f"{key:>40}: {rows[key]:.3f} ms/img ({1e3 / rows[key]:.0f} img/s, {n} per call)", flush=True)
         os.environ.pop("ULTRALYTICS_NVDEC_READER", None)
-        os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA", None)
+        clear_jpeg_mode()
         os.environ.pop("ULTRALYTICS_NVDEC_SESSIONS", None)
     return rows
 
@@ -253,9 +273,11 @@ def val(shapes_pt: Path, shapes_yaml: Path, device: torch.device) -> dict:
 
     out = {}
     original = validator.imread
-    for name, reader in (("opencv", original), ("nvjpeg", _gpu_imread(device)), ("fancy", _gpu_imread(device))):
+    readers = [("opencv", original, {})] + [(name, _gpu_imread(device), env) for name, env in jpeg_modes(device)]
+    for name, reader, env in readers:
         validator.imread = reader
-        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = "fancy" if name == "fancy" else "nvjpeg"
+        clear_jpeg_mode()
+        os.environ.update(env)
         try:
             for half in (False, True):
                 m = YOLO(str(shapes_pt)).val(data=str(shapes_yaml), imgsz=320, device=device, half=half, verbose=False)
@@ -265,11 +287,11 @@ def val(shapes_pt: Path, shapes_yaml: Path, device: torch.device) -> dict:
                 }
         finally:
             validator.imread = original
-            os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
+            clear_jpeg_mode()
     for k, v in out.items():
         print(f"{k:>12}: {v}")
     for prec in ("fp32", "fp16"):
-        for name in ("nvjpeg", "fancy"):
+        for name in [r[0] for r in readers[1:]]:
             out[f"delta {name} {prec}"] = out[f"{name} {prec}"]["map50_95"] - out[f"opencv {prec}"]["map50_95"]
             print(f"delta mAP50-95 {name} {prec}: {out[f'delta {name} {prec}']:+.5f}")
     return out
@@ -301,8 +323,9 @@ def match_boxes(a: np.ndarray, b: np.ndarray, iou_min: float = 0.5) -> tuple[lis
 def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict:
     model = YOLO(str(shapes_pt))
     out = {}
-    for imgsz, chroma in [(size, mode) for size in (320, 640) for mode in ("nvjpeg", "fancy")]:
-        os.environ["ULTRALYTICS_GPU_JPEG_CHROMA"] = chroma
+    for imgsz, (chroma, env) in [(size, mode) for size in (320, 640) for mode in jpeg_modes(device)]:
+        clear_jpeg_mode()
+        os.environ.update(env)
         kw = dict(device=device, imgsz=imgsz, batch=16, verbose=False)
         cpu = model.predict([str(p) for p in images], **kw)
         gpu = model.predict([str(p) for p in images], gpu_decode=True, **kw)
@@ -329,7 +352,7 @@ def agreement(shapes_pt: Path, images: list[Path], device: torch.device) -> dict
             "unmatched_max_conf": unmatched_conf,
         }
         print(f"imgsz {imgsz} chroma={chroma}: {out[f'{imgsz} chroma={chroma}']}")
-    os.environ.pop("ULTRALYTICS_GPU_JPEG_CHROMA")
+    clear_jpeg_mode()
     return out
 
 

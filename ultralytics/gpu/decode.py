@@ -24,6 +24,8 @@ import torch
 
 from ultralytics.gpu.jpeg_chroma import chroma_mode, is_h2v2
 from ultralytics.gpu.jpeg_chroma_triton import fancy_upsample
+from ultralytics.gpu.jpeg_hw import HardwareJpegDecoder, hardware_jpeg_decoder
+from ultralytics.utils.settings import jpeg_decoder
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 _EXIF_ORIENTATION = 0x0112
@@ -40,14 +42,21 @@ def cuda_device_problem(device: torch.device) -> str | None:
 
 
 def jpeg_decode_problem(device: torch.device) -> str | None:
-    """Why JPEGs cannot be decoded on `device` (None: they can)."""
+    """Why JPEGs cannot be decoded on `device` (None: they can, by the hardware decoder or nvJPEG)."""
     if problem := cuda_device_problem(device):
         return problem
+    if _hardware(device) is not None:
+        return None
     try:
         from torchvision.io import decode_jpeg  # noqa: F401
     except ImportError:
         return "torchvision (nvJPEG) is not installed; pip install torchvision matching your torch build"
     return None
+
+
+def _hardware(device: torch.device) -> HardwareJpegDecoder | None:
+    """The hardware JPEG decoder, unless `ULTRALYTICS_GPU_JPEG_DECODER=nvjpeg` asks for torchvision's."""
+    return hardware_jpeg_decoder(device) if jpeg_decoder() == "auto" else None
 
 
 def is_jpeg_bytes(data: bytes) -> bool:
@@ -70,15 +79,34 @@ def exif_rotated(data: bytes) -> bool:
 
 
 def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
-    """Decode JPEG byte strings on `device` into HWC BGR uint8 tensors (one batched nvJPEG call).
+    """Decode JPEG byte strings on `device` into HWC BGR uint8 tensors: the GPU's hardware JPEG decoder
+    where there is one (gpu/jpeg_hw.py: near OpenCV's pixels as decoded), torchvision's batched nvJPEG for
+    the rest (its chroma then rebuilt as libjpeg interpolates it, unless `ULTRALYTICS_GPU_JPEG_CHROMA=nvjpeg`).
 
-    Entries nvJPEG rejects come back as None (the caller decodes them on the CPU). Run it on the
+    Entries neither takes come back as None (the caller decodes them on the CPU). Run it on the
     stream the frames should be ready on: the conversion to BGR HWC is enqueued on the current stream.
     """
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     if not datas:
         return []
+    frames: list[torch.Tensor | None] = [None] * len(datas)
+    if (hardware := _hardware(device)) is not None:
+        frames = hardware.decode(
+            datas, torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
+        )
+    rest = [i for i, frame in enumerate(frames) if frame is None]
+    if rest:
+        for i, frame in zip(rest, _nvjpeg([datas[i] for i in rest], device)):
+            frames[i] = frame
+    return frames
+
+
+def _nvjpeg(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+    """torchvision's batched nvJPEG decode, BGR HWC, with the chroma rebuild (None where it fails)."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:  # the hardware decoder alone: what it left goes to the CPU
+        return [None] * len(datas)
+
     inputs = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     try:
         decoded: list[torch.Tensor | None] = list(decode_jpeg(inputs, mode=ImageReadMode.RGB, device=device))

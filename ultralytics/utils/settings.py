@@ -23,6 +23,7 @@ CHUNK_ENV = "ULTRALYTICS_GPU_CHUNK"
 FUSED_ENV = "ULTRALYTICS_GPU_FUSED"
 DEFAULT_CHUNK = 32
 CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
+JPEG_DECODER_ENV = "ULTRALYTICS_GPU_JPEG_DECODER"
 READER_ENV = "ULTRALYTICS_NVDEC_READER"
 SESSIONS_ENV = "ULTRALYTICS_NVDEC_SESSIONS"
 DEFAULT_NVDEC_SESSIONS = 4
@@ -58,6 +59,11 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_GPU_JPEG_CHROMA": (
         "`fancy` (default) / `nvjpeg`",
         "`gpu_decode` JPEG chroma: libjpeg's fancy upsampling rebuilt (OpenCV's pixels within a few grey levels), or as nvJPEG decodes it",
+    ),
+    "ULTRALYTICS_GPU_JPEG_DECODER": (
+        "`auto` (default) / `nvjpeg`",
+        "`gpu_decode` JPEGs: the GPU's hardware JPEG decoder through nvImageCodec where installed and present "
+        "(within 1 grey level of OpenCV on the H200), else torchvision's nvJPEG; `nvjpeg`: torchvision's only",
     ),
     "ULTRALYTICS_NVDEC_READER": (
         "`simple` (default) / `threaded`",
@@ -145,6 +151,11 @@ def jpeg_chroma() -> str:
     """`ULTRALYTICS_GPU_JPEG_CHROMA`: "fancy" (default: shapes val mAP50-95 within 0.0005 of OpenCV decoding,
     nvJPEG's own chroma 0.005-0.006 below; the Triton rebuild costs 0.01 ms/img on the H200) or "nvjpeg"."""
     return _choice(CHROMA_ENV, "fancy", ("nvjpeg", "fancy"))
+
+
+def jpeg_decoder() -> str:
+    """`ULTRALYTICS_GPU_JPEG_DECODER`: "auto" (the hardware JPEG decoder when there is one) or "nvjpeg"."""
+    return _choice(JPEG_DECODER_ENV, "auto", ("auto", "nvjpeg"))
 
 
 def nvdec_reader() -> str:

@@ -1,0 +1,98 @@
+"""JPEGs through the GPU's hardware JPEG decoders (nvImageCodec's hardware backend), near OpenCV's pixels.
+
+Data-centre GPUs (A100, H100, H200, B200) carry fixed-function JPEG decoders beside the SMs. NVIDIA's
+nvImageCodec (`pip install nvidia-nvimgcodec-cu13`, or `-cu12`; optional) reaches them through its
+`HW_GPU_ONLY` backend. On the H200 (session 6, 32 720p q90 JPEGs, benchmarks/NOTES.md) it decoded a batch
+at 0.114 ms/img into device memory, **within 1 grey level of OpenCV** (13 of 32 images identical), where
+torchvision's CUDA nvJPEG took 0.12-0.16 ms/img and repeats 4:2:0 chroma (mean 0.35, up to 48 grey levels
+away; gpu/jpeg_chroma.py rebuilds its interpolation to a mean of 0.006, up to 16). nvImageCodec's default
+backend choice (its CUDA nvJPEG, hybrid) was slower (0.28 ms/img) and less exact (up to 3), so only the
+hardware backend is asked for; on GPUs without the engines the decoder cannot be created and
+gpu/decode.py keeps torchvision's nvJPEG (as it does for files the hardware decoder returns no image for,
+e.g. progressive JPEGs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import torch
+
+from ultralytics.utils import LOGGER
+
+_LOCK = threading.Lock()
+_DECODERS: dict[int, HardwareJpegDecoder] = {}
+_UNAVAILABLE: dict[int, str] = {}  # device index -> why there is no hardware decoder (asked once)
+
+
+class HardwareJpegDecoder:
+    """One nvImageCodec decoder restricted to the hardware backend, for one device; calls are serialised
+    (predict calls in several threads may share it)."""
+
+    def __init__(self, decoder: Any, device: torch.device):
+        self.decoder = decoder
+        self.device = device
+        self._lock = threading.Lock()
+        self.failure: str | None = None  # why it stopped being used (after one warning)
+
+    def decode(self, datas: list[bytes], stream: torch.cuda.Stream | None = None) -> list[torch.Tensor | None]:
+        """HWC BGR uint8 tensors on the device, our own copies; None where the hardware decoder gave none.
+        The decode and the copies are ordered on `stream` (the current stream when None, on CUDA)."""
+        if not datas:
+            return []
+        cuda = self.device.type == "cuda"
+        if cuda and stream is None:
+            stream = torch.cuda.current_stream(self.device)
+        if self.failure is not None:
+            return [None] * len(datas)
+        try:
+            with self._lock:
+                images = self.decoder.decode(list(datas), cuda_stream=int(stream.cuda_stream) if cuda else 0)
+        except Exception as e:  # a library or driver this code was not run against: torchvision's path from now on
+            self.failure = f"{type(e).__name__}: {e}"
+            LOGGER.warning(f"WARNING the hardware JPEG decoder failed ({self.failure}); using nvJPEG from now on")
+            return [None] * len(datas)
+        frames: list[torch.Tensor | None] = []
+        with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+            for image in images:
+                rgb = None if image is None else torch.as_tensor(image, device=self.device)
+                if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != torch.uint8:
+                    frames.append(None)  # not an 8-bit 3-channel image: the caller decodes it otherwise
+                    continue
+                frames.append(rgb.flip(-1))  # RGB → BGR, a copy of ours
+            if cuda:
+                stream.synchronize()  # the copies are done before the decoder's Images (their buffers) are freed
+        del images
+        return frames
+
+
+def hardware_jpeg_decoder(device: torch.device | str) -> HardwareJpegDecoder | None:
+    """The device's hardware JPEG decoder, or None (no nvImageCodec, no hardware decoder on this GPU);
+    decided once per device, with one debug line saying why not."""
+    device = torch.device(device)
+    index = -1 if device.type != "cuda" else (device.index if device.index is not None else torch.cuda.current_device())
+    with _LOCK:
+        if index in _DECODERS:
+            return _DECODERS[index]
+        if index in _UNAVAILABLE:
+            return None
+        try:
+            from nvidia import nvimgcodec
+
+            hw = nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY)
+            decoder = nvimgcodec.Decoder(device_id=max(index, 0), backends=[hw])
+        except Exception as e:  # not installed, or no hardware JPEG decoder on this GPU ("Could not create decoder")
+            _UNAVAILABLE[index] = f"{type(e).__name__}: {e}"
+            LOGGER.debug(f"no hardware JPEG decoder on {device}: {_UNAVAILABLE[index]}")
+            return None
+        _DECODERS[index] = HardwareJpegDecoder(decoder, torch.device("cuda", index) if index >= 0 else device)
+        return _DECODERS[index]
+
+
+def forget_decoders() -> None:
+    """Ask again on next use (tests install and remove stand-ins)."""
+    with _LOCK:
+        _DECODERS.clear()
+        _UNAVAILABLE.clear()
