@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ultralytics.gpu.triton_support import builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import settings, triton_interpret
 
@@ -200,11 +201,7 @@ def _interpreting() -> bool:
 
 def triton_available() -> bool:
     """Whether Triton can be imported here (it is optional: only GPU machines need it)."""
-    try:
-        _kernel()
-    except ImportError:
-        return False
-    return True
+    return builds(_kernel)
 
 
 @functools.cache

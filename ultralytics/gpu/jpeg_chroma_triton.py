@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from ultralytics.gpu.jpeg_chroma import fancy_upsample_bgr
+from ultralytics.gpu.triton_support import builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import settings, triton_interpret
 
@@ -115,11 +116,7 @@ def fancy_upsample_triton(bgr: torch.Tensor) -> torch.Tensor:
 
 def triton_available() -> bool:
     """Whether Triton can be imported here (it is optional: only GPU machines need it)."""
-    try:
-        _kernels()
-    except ImportError:
-        return False
-    return True
+    return builds(_kernels)
 
 
 def _tile(gpu_tile: tuple[int, int, int], rows: int, cols: int) -> tuple[int, int, int]:

@@ -29,6 +29,7 @@ import torch
 
 from ultralytics.data.augment import LetterboxParams
 from ultralytics.gpu.cv2_linear import _build_taps, device_tables
+from ultralytics.gpu.triton_support import builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import TRITON_ENV, settings, triton_interpret  # noqa: F401 - TRITON_ENV re-exported
 
@@ -123,11 +124,7 @@ def _blocks(canvas_h: int, canvas_w: int) -> tuple[int, int, int]:
 
 def triton_available() -> bool:
     """Whether Triton can be imported here (it is optional: only GPU machines need it)."""
-    try:
-        _kernel()
-    except ImportError:
-        return False
-    return True
+    return builds(_kernel)
 
 
 def _applies(frames: Any, geometries: list[LetterboxParams], dtype: torch.dtype) -> bool:

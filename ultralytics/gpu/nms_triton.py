@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ultralytics.gpu.triton_support import builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import MAX_WH
 from ultralytics.utils.settings import settings, triton_interpret
@@ -227,11 +228,7 @@ def _check(preds: Any, max_det: int, top_k: int) -> None:
 
 def triton_available() -> bool:
     """Whether Triton can be imported here (it is optional: only GPU machines need it)."""
-    try:
-        _kernels()
-    except ImportError:
-        return False
-    return True
+    return builds(_kernels)
 
 
 def _interpreting() -> bool:
