@@ -91,6 +91,51 @@ def test_decoding_is_shared_and_reentrant_while_a_capture_waits():
     assert captured.is_set() and gate.decoding_now == 0
 
 
+def test_decoders_parked_behind_an_interrupted_capture_go_on():
+    """A capture whose wait is interrupted (Ctrl-C in a notebook) must not leave decoders parked behind it."""
+    gate = CaptureGate()
+    holding, release, parked, entered = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    real_wait = gate._cond.wait
+
+    def wait(timeout=None):
+        if threading.current_thread().name == "capture":
+            while not parked.is_set():  # a real wait (the lock released), until the test interrupts it
+                real_wait(0.01)
+            raise KeyboardInterrupt
+        return real_wait(timeout)
+
+    gate._cond.wait = wait
+
+    def first_decoder():
+        with gate.decoding():
+            holding.set()
+            release.wait(5)
+
+    def capture():
+        try:
+            with gate.capturing():
+                pass
+        except KeyboardInterrupt:
+            pass
+
+    def second_decoder():
+        with gate.decoding():
+            entered.set()
+
+    a = _started(first_decoder)
+    assert holding.wait(5)
+    c = threading.Thread(target=capture, name="capture", daemon=True)
+    c.start()
+    time.sleep(0.05)
+    b = _started(second_decoder)
+    time.sleep(0.1)  # b is parked behind the waiting capture
+    parked.set()
+    assert entered.wait(2), "the second decoder stayed parked after the capture gave up"
+    release.set()
+    for t in (a, b, c):
+        t.join(5)
+
+
 def test_a_capturing_thread_may_decode_but_not_capture_inside_decoding():
     gate = CaptureGate()
     with gate.capturing():

@@ -413,3 +413,52 @@ def test_sessions_for_decides_before_any_thread_starts():
     assert segmented.sessions_for(900, 4, 256, 720 * 1280 * 3) == 4
     assert segmented.sessions_for(900, 4, 256) == 4 and segmented.sessions_for(300, 8, 64) == 5
     assert segmented.sessions_for(100_000, 4, 32, segmented.AHEAD_BYTES // 64) == 2
+
+
+class SequencedStreams(RecordingStreams):
+    """RecordingStreams whose events carry a global sequence number, and which notes when a salvaged
+    slice was stacked: the consumer must wait on an event recorded after that stack (on CUDA the stack is
+    a kernel on the session's stream, and an earlier event lets the letterbox read it unwritten)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seq = 0
+        self.stacked: dict[int, int] = {}  # id of a stacked tensor -> sequence number of the stack
+        self.violations: list[tuple[int, int]] = []
+
+    def tick(self) -> int:
+        with self.lock:
+            self.seq += 1
+            return self.seq
+
+    def finish(self, stream: str) -> tuple[str, int]:
+        return stream, self.tick()
+
+    def hand_over(self, frames: torch.Tensor, ready: tuple[str, int]) -> None:
+        stacked_at = self.stacked.get(id(frames))
+        if stacked_at is not None and ready[1] < stacked_at:
+            self.violations.append((stacked_at, ready[1]))
+        super().hand_over(frames, ready)
+
+
+def test_salvaged_frames_are_ready_after_their_stack(clip, monkeypatch):
+    path, frames = clip
+    streams = SequencedStreams()
+    real_stack = torch.stack
+
+    def stack(tensors, *args, **kwargs):
+        out = real_stack(tensors, *args, **kwargs)
+        streams.stacked[id(out)] = streams.tick()
+        return out
+
+    class FailsPast91(IndexedStandIn):
+        def get_batch_frames_by_index(self, indices):
+            if indices[-1] >= 92:  # the container says 100 frames; the file breaks at 92
+                raise RuntimeError("stand-in decode error")
+            return super().get_batch_frames_by_index(indices)
+
+    monkeypatch.setattr(torch, "stack", stack)
+    reader = SegmentedFrameReader(path, lambda stream: FailsPast91(frames), 2, segment=20, streams=streams)
+    got = _read_all(reader, 16)
+    assert got.shape[0] == 92 and torch.equal(got, frames[:92])  # 88..91 salvaged one by one
+    assert streams.violations == []

@@ -9,8 +9,14 @@ capture", session 6), and the runner then ran eagerly for good.
 
 So each device has one `CaptureGate`: decoder work (a decoder's creation, a request and the copy of its
 frames, its release) holds it shared; a capture holds it exclusively and waits for the calls in flight
-to end. Captures are rare (one per input shape) and short, so the decoders lose little time; a waiting
-capture goes first, so a busy decoder cannot starve it.
+to end. Captures are rare (one per input shape), so the decoders lose little time, though a capture
+holds the gate through its three warm-up passes, which include the first cuDNN and Triton compiles (the
+decoders can pause for a few seconds at a process's first batch); a waiting capture goes first, so a busy
+decoder cannot starve it.
+
+Not covered: PyNvVideoCodec's `ThreadedDecoder` (`ULTRALYTICS_NVDEC_READER=threaded`) decodes ahead in a
+thread of its own, which no gate can hold; only its creation, reads and close are gated. The default
+reader (`simple`) does all its work in our threads.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class CaptureGate:
                     self._cond.wait()
             finally:
                 self._captures_waiting -= 1
+                self._cond.notify_all()  # decoders parked behind this capture go on if its wait was interrupted
             self._capturer = me
         try:
             yield

@@ -216,6 +216,8 @@ class SegmentedFrameReader:
             decoder, self._first = self._first, None
         frame = self.segments[worker][0] if worker < len(self.segments) else 0
         guard = self.streams.guard
+        views: Sequence[Any] | None = None
+        got: Any = None
         try:
             stream = self.streams.begin(worker)
             if decoder is None:
@@ -254,7 +256,8 @@ class SegmentedFrameReader:
                 self._cond.notify_all()
         finally:
             with self.streams.guard():
-                decoder = None  # the session is released in its own thread (freeing device memory: gated too)
+                # the session and the last views of its surfaces are released in this thread, inside the gate
+                decoder = views = got = None
 
     def _publish(self, worker: int, frame: int, views: Sequence[Any], got: Any, asked: int) -> None:
         """Queue a decoded slice; fewer frames than asked means the video ends after them."""
@@ -270,11 +273,10 @@ class SegmentedFrameReader:
         """After a failed request: the frames before the first index that fails on its own, copied out,
         and that index."""
         good: list[torch.Tensor] = []
-        ready = None
         for index in indices:
             try:
                 (view,) = decoder.get_batch_frames_by_index([index])
-                frames, ready = self._copy([view], stream)
+                frames, _ = self._copy([view], stream)
             except Exception:
                 break
             good.append(frames[0])
@@ -282,7 +284,10 @@ class SegmentedFrameReader:
         if not good:
             return [], None, failed
         with self.streams.using(stream):
-            return good, (torch.stack(good), ready), failed
+            stacked = torch.stack(good)
+        # the consumer waits on an event recorded after the stack (a kernel on this stream on CUDA), not on
+        # the last copy's: with that one the letterbox could read the stacked frames before they are written
+        return good, (stacked, self.streams.finish(stream)), failed
 
     def _wait_for_room(self, worker: int, n: int) -> None:
         with self._cond:

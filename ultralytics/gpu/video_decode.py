@@ -101,6 +101,7 @@ class NvdecFrameReader:
                 # HWC RGB views of the decoder's buffers → our own BGR batch, in two kernels
                 out = torch.stack([torch.from_dlpack(f) for f in frames]).flip(-1)
             self.stream.synchronize()  # the decoder may reuse its buffers on the next request
+            del frames  # the views of its surfaces go inside the gate too
         return out
 
     def close(self) -> None:
