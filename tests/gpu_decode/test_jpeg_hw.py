@@ -83,7 +83,8 @@ def test_hardware_frames_come_first_and_skip_the_chroma_rebuild(stand_in, val_jp
     frames = decode.decode_jpegs(datas, torch.device("cpu"))
     (decoder,) = StandInDecoder.instances
     assert decoder.backends == [("backend", "HW_GPU_ONLY")]  # only the hardware backend is asked for
-    assert decoder.calls == [len(datas)] and nvjpeg_calls == []  # one batched call, nothing left over
+    # a one-image check when it is made, then one batched call, nothing left over
+    assert decoder.calls == [1, len(datas)] and nvjpeg_calls == []
     for frame, data in zip(frames, datas):
         # exactly the decoder's pixels as BGR: a rebuild (meant for nvJPEG's repeated chroma) would move them
         np.testing.assert_array_equal(frame.numpy(), _opencv(data))
@@ -133,16 +134,39 @@ def test_no_decoder_is_asked_once_and_leaves_nvjpeg(monkeypatch, val_jpegs):
         forget_decoders()
 
 
-def test_a_failing_hardware_decode_warns_once_and_leaves_nvjpeg(stand_in, val_jpegs, monkeypatch, caplog):
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [(lambda datas: 1 / 0, "ZeroDivisionError"), (lambda datas: [object() for _ in datas], "Could not infer dtype")],
+    ids=["decode raises", "an image torch cannot take"],
+)
+def test_a_failing_hardware_decode_warns_once_and_leaves_nvjpeg(stand_in, val_jpegs, monkeypatch, failure, error):
     seen: list[int] = []
     monkeypatch.setattr(decode, "_nvjpeg", _opencv_nvjpeg(seen))
-    monkeypatch.setattr(StandInDecoder, "decode", lambda self, datas, cuda_stream=0: 1 / 0)
+    real = StandInDecoder.decode  # the one-image check at creation passes; batches then fail
+    monkeypatch.setattr(
+        StandInDecoder,
+        "decode",
+        lambda self, datas, cuda_stream=0: real(self, datas) if len(datas) == 1 else failure(datas),
+    )
     warnings = []
     monkeypatch.setattr(jpeg_hw.LOGGER, "warning", warnings.append)
     for _ in range(2):
         frames = decode.decode_jpegs(_jpegs(val_jpegs, 2), torch.device("cpu"))
         assert all(f is not None for f in frames)
-    assert seen == [2, 2] and len(warnings) == 1 and "ZeroDivisionError" in warnings[0]
+    assert seen == [2, 2] and len(warnings) == 1 and error in warnings[0]
+
+
+def test_a_decoder_that_returns_nothing_when_made_is_not_used(stand_in, val_jpegs, monkeypatch):
+    """A GPU without JPEG engines may create the decoder and then give no image for anything."""
+    seen: list[int] = []
+    monkeypatch.setattr(decode, "_nvjpeg", _opencv_nvjpeg(seen))
+    monkeypatch.setattr(StandInDecoder, "decode", lambda self, datas, cuda_stream=0: [None for _ in datas])
+    infos = []
+    monkeypatch.setattr(jpeg_hw.LOGGER, "info", infos.append)
+    for _ in range(2):
+        assert all(f is not None for f in decode.decode_jpegs(_jpegs(val_jpegs, 2), torch.device("cpu")))
+    assert seen == [2, 2] and len(StandInDecoder.instances) == 1  # checked once, then left alone
+    assert len(infos) == 1 and "no hardware JPEG decoder" in infos[0]
 
 
 def test_bad_switch_value_is_one_line(monkeypatch):

@@ -1,18 +1,19 @@
-"""Batched JPEG decode on a CUDA device (nvJPEG through torchvision), straight into uint8 BGR frames.
+"""Batched JPEG decode on a CUDA device, straight into uint8 BGR frames: the GPU's hardware JPEG decoder
+through nvImageCodec where installed (gpu/jpeg_hw.py), torchvision's nvJPEG for the rest.
 
-On the H200 host a 720p JPEG takes ~5.5 ms to decode with OpenCV, more than the rest of predict; nvJPEG
-decodes a batch of them at ~0.15 ms each, and the frames are born in device memory, where the GPU
-letterbox reads them. torchvision is the binding: the CUDA build of torch ships it, so it costs no
-extra wheel (nvidia-nvimgcodec would be a 25 MB one; see docs/performance.md).
+On the H200 host a 720p JPEG takes ~5.5 ms to decode with OpenCV, more than the rest of predict; on the
+device a batch decodes at 0.11-0.16 ms an image, and the frames are born in device memory, where the GPU
+letterbox reads them. torchvision is the fallback binding: the CUDA build of torch ships it, so it costs no
+extra wheel.
 
 nvJPEG is not bit-identical to libjpeg-turbo (a different IDCT and chroma upsampling: about half the
 pixels differ by a grey level or two; nvJPEG repeats 4:2:0 chroma where libjpeg interpolates it, up to
 ~100 grey levels at colour edges), so this path is opt-in (`gpu_decode=True`). By default libjpeg's
-chroma interpolation is rebuilt on the device (gpu/jpeg_chroma.py, in Triton kernels on CUDA:
-gpu/jpeg_chroma_triton.py), which leaves a few grey levels at most; `ULTRALYTICS_GPU_JPEG_CHROMA=nvjpeg`
-skips it.
+chroma interpolation is rebuilt on the device for nvJPEG's frames (gpu/jpeg_chroma.py, in Triton kernels
+on CUDA: gpu/jpeg_chroma_triton.py), which leaves a few grey levels at most; `ULTRALYTICS_GPU_JPEG_CHROMA=nvjpeg`
+skips it. The hardware decoder's frames need no rebuild (within 1 grey level of OpenCV on the H200).
 
-Files nvJPEG cannot take (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
+Files neither takes (not a JPEG, a rotated EXIF orientation that OpenCV would apply, a decode
 error) are reported back to the caller, which decodes them with OpenCV instead.
 """
 

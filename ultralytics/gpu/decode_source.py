@@ -87,7 +87,8 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     # once torch's pool of 32 wraps around. Decoded batches stand in for uploads, so it is the right queue.
     stream = copy_stream(device)
     # nvJPEG and NVDEC allocate, free and synchronise inside their calls: none of that may overlap the
-    # capture of a CUDA graph in the main thread (gpu/capture_gate.py), so every decoder call holds the gate
+    # capture of a CUDA graph in the main thread (gpu/capture_gate.py), so every decoder call of ours holds
+    # the gate (the threaded NVDEC reader's own thread is the exception its docstring names)
     gate = capture_gate(device)
 
     def upload(image: np.ndarray) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """JPEGs through the GPU's hardware JPEG decoders (nvImageCodec's hardware backend), near OpenCV's pixels.
 
 Data-centre GPUs (A100, H100, H200, B200) carry fixed-function JPEG decoders beside the SMs. NVIDIA's
-nvImageCodec (`pip install nvidia-nvimgcodec-cu13`, or `-cu12`; optional) reaches them through its
+nvImageCodec (`pip install "nvidia-nvimgcodec-cu13[nvjpeg]"`, or `-cu12`; optional; the `[nvjpeg]` extra
+brings the libnvjpeg it loads, unless the CUDA toolkit's is on the library path) reaches them through its
 `HW_GPU_ONLY` backend. On the H200 (session 6, 32 720p q90 JPEGs, benchmarks/NOTES.md) it decoded a batch
 at 0.114 ms/img into device memory, **within 1 grey level of OpenCV** (13 of 32 images identical), where
 torchvision's CUDA nvJPEG took 0.12-0.16 ms/img and repeats 4:2:0 chroma (mean 0.35, up to 48 grey levels
@@ -50,19 +51,23 @@ class HardwareJpegDecoder:
         try:
             with self._lock:
                 images = self.decoder.decode(list(datas), cuda_stream=int(stream.cuda_stream) if cuda else 0)
+            frames = self._to_bgr(images, stream if cuda else None)
         except Exception as e:  # a library or driver this code was not run against: torchvision's path from now on
             self.failure = f"{type(e).__name__}: {e}"
             LOGGER.warning(f"WARNING the hardware JPEG decoder failed ({self.failure}); using nvJPEG from now on")
             return [None] * len(datas)
+        return frames
+
+    def _to_bgr(self, images: list[Any], stream: torch.cuda.Stream | None) -> list[torch.Tensor | None]:
         frames: list[torch.Tensor | None] = []
-        with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
+        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
             for image in images:
                 rgb = None if image is None else torch.as_tensor(image, device=self.device)
                 if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != torch.uint8:
                     frames.append(None)  # not an 8-bit 3-channel image: the caller decodes it otherwise
                     continue
                 frames.append(rgb.flip(-1))  # RGB → BGR, a copy of ours
-            if cuda:
+            if stream is not None:
                 stream.synchronize()  # the copies are done before the decoder's Images (their buffers) are freed
         del images
         return frames
@@ -80,15 +85,36 @@ def hardware_jpeg_decoder(device: torch.device | str) -> HardwareJpegDecoder | N
             return None
         try:
             from nvidia import nvimgcodec
-
-            hw = nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY)
-            decoder = nvimgcodec.Decoder(device_id=max(index, 0), backends=[hw])
-        except Exception as e:  # not installed, or no hardware JPEG decoder on this GPU ("Could not create decoder")
+        except ImportError as e:  # not installed: the usual case, no message
             _UNAVAILABLE[index] = f"{type(e).__name__}: {e}"
-            LOGGER.debug(f"no hardware JPEG decoder on {device}: {_UNAVAILABLE[index]}")
             return None
-        _DECODERS[index] = HardwareJpegDecoder(decoder, torch.device("cuda", index) if index >= 0 else device)
-        return _DECODERS[index]
+        try:
+            hw = nvimgcodec.Backend(nvimgcodec.BackendKind.HW_GPU_ONLY)
+            decoder = HardwareJpegDecoder(
+                nvimgcodec.Decoder(device_id=max(index, 0), backends=[hw]),
+                torch.device("cuda", index) if index >= 0 else device,
+            )
+            # a GPU without JPEG engines may still create the decoder and then return no image for anything
+            if decoder.decode([_baseline_jpeg()])[0] is None:
+                raise RuntimeError(decoder.failure or "it returned no image for a small baseline JPEG")
+        except Exception as e:  # e.g. "Could not create decoder", or libnvjpeg missing (the [nvjpeg] extra)
+            _UNAVAILABLE[index] = f"{type(e).__name__}: {e}"
+            LOGGER.info(
+                f"nvImageCodec is installed but has no hardware JPEG decoder on {device} ({_UNAVAILABLE[index]}); "
+                "gpu_decode uses torchvision's nvJPEG"
+            )
+            return None
+        _DECODERS[index] = decoder
+        return decoder
+
+
+def _baseline_jpeg() -> bytes:
+    """A 16x16 grey baseline JPEG, the kind every hardware decoder takes."""
+    import cv2
+    import numpy as np
+
+    ok, data = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    return data.tobytes()
 
 
 def forget_decoders() -> None:

@@ -67,7 +67,8 @@ SWITCHES: dict[str, tuple[str, str]] = {
     ),
     "ULTRALYTICS_NVDEC_READER": (
         "`simple` (default) / `threaded`",
-        "which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos",
+        "which of PyNvVideoCodec's sequential readers `gpu_decode` uses for videos (threaded: its own decode "
+        "thread is outside the gate that keeps decoders off a CUDA graph capture)",
     ),
     "ULTRALYTICS_NVDEC_SESSIONS": (
         "integer ≥ 1, default 4; `1` = one sequential session",
