@@ -208,3 +208,36 @@ def test_cuda_graph_capture_waits_for_decoder_work():
     c.join(10)
     assert runner.has(x) and runner.disabled_reason is None
     assert torch.equal(runner(x), x * 2 + 1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="decodes on CUDA")
+def test_cuda_gpu_decode_source_waits_for_a_capture(val_jpegs, monkeypatch):
+    """decode_source's JPEG decodes and batch assembly hold the gate: none runs while a capture holds it."""
+    import ultralytics.gpu.decode_source as decode_source
+    from ultralytics.data.loaders import load_inference_source
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    gate = capture_gate(device)
+    calls: list[bool] = []
+    real = decode_source.decode_jpegs
+    monkeypatch.setattr(
+        decode_source, "decode_jpegs", lambda datas, dev: calls.append(gate.capturing_now) or real(datas, dev)
+    )
+    holding, release = threading.Event(), threading.Event()
+
+    def capture():
+        with gate.capturing():
+            holding.set()
+            release.wait(5)
+
+    t = _started(capture)
+    assert holding.wait(5)
+    source = decode_source.gpu_decoded(load_inference_source([str(p) for p in val_jpegs[:4]], batch=2), device)
+    batches: list = []
+    reader = _started(lambda: batches.extend(source))
+    time.sleep(0.3)
+    assert calls == [] and not batches  # waiting for the capture
+    release.set()
+    t.join(5)
+    reader.join(10)
+    assert len(batches) == 2 and calls and not any(calls)
