@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cv2
@@ -14,6 +14,19 @@ import torch
 from tests.conftest import IMAGES, SHAPES
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def triton_device(monkeypatch, wrapped: Callable[[], Any]) -> Iterator[torch.device]:
+    """For a Triton kernel module's `device` fixture: CUDA when present (compiled kernels); otherwise the
+    CPU with Triton's interpreter on. `wrapped` is the module's cached kernel builder: the interpreter is
+    chosen when the kernels are wrapped, so its cache is cleared around the test."""
+    if torch.cuda.is_available():
+        yield torch.device("cuda")
+        return
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    wrapped.cache_clear()
+    yield torch.device("cpu")
+    wrapped.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ import torch
 
 pytest.importorskip("triton")
 
-from tests.gpu.conftest import requires_cuda  # noqa: E402
+from tests.gpu.conftest import requires_cuda, triton_device  # noqa: E402
 from tests.gpu.test_letterbox import as_rgb_chw, cv2_letterbox  # noqa: E402
 from ultralytics.data.augment import letterbox_params  # noqa: E402
 from ultralytics.gpu import letterbox_triton  # noqa: E402
@@ -33,14 +33,7 @@ DTYPES = (torch.float32, torch.float16)
 
 @pytest.fixture
 def device(monkeypatch) -> Iterator[torch.device]:
-    """CUDA when present (compiled kernel); otherwise the CPU with Triton's interpreter switched on."""
-    if torch.cuda.is_available():
-        yield torch.device("cuda")
-        return
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    letterbox_triton._kernel.cache_clear()  # the interpreter is chosen when the kernel is wrapped
-    yield torch.device("cpu")
-    letterbox_triton._kernel.cache_clear()
+    yield from triton_device(monkeypatch, letterbox_triton._kernel)
 
 
 def fused(images: list[np.ndarray], new_shape: tuple[int, int], device, dtype, auto: bool = False) -> torch.Tensor:

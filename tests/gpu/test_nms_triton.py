@@ -22,7 +22,7 @@ pytest.importorskip("triton")
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
 
 from tests.conftest import MODELS, SHAPES  # noqa: E402
-from tests.gpu.conftest import requires_cuda  # noqa: E402
+from tests.gpu.conftest import requires_cuda, triton_device  # noqa: E402
 from tests.gpu.test_nms import greedy_nms, random_preds  # noqa: E402
 from ultralytics.gpu import nms_triton  # noqa: E402
 from ultralytics.gpu.nms import BatchedNMS, capped_top_k  # noqa: E402
@@ -32,15 +32,8 @@ from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
 
 @pytest.fixture
 def device(monkeypatch) -> Iterator[torch.device]:
-    """CUDA when present (compiled kernels); otherwise the CPU with Triton's interpreter switched on."""
     monkeypatch.delenv(TRITON_ENV, raising=False)
-    if torch.cuda.is_available():
-        yield torch.device("cuda")
-        return
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    nms_triton._kernels.cache_clear()  # the interpreter is chosen when the kernels are wrapped
-    yield torch.device("cpu")
-    nms_triton._kernels.cache_clear()
+    yield from triton_device(monkeypatch, nms_triton._kernels)
 
 
 def torch_packed(preds: torch.Tensor, nms: BatchedNMS, top_k: int) -> torch.Tensor:

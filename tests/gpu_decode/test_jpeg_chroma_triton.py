@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.gpu.conftest import triton_device
+
 pytest.importorskip("triton")
 
 from tests.conftest import IMAGES  # noqa: E402
@@ -35,15 +37,8 @@ SIZES = [(1, 1), (1, 6), (5, 1), (2, 2), (3, 5), (7, 10), (17, 33), (40, 23)]
 
 @pytest.fixture
 def device(monkeypatch) -> Iterator[torch.device]:
-    """CUDA when present (compiled kernels); otherwise the CPU with Triton's interpreter switched on."""
     monkeypatch.delenv(TRITON_ENV, raising=False)
-    if torch.cuda.is_available():
-        yield torch.device("cuda")
-        return
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    jpeg_chroma_triton._kernels.cache_clear()  # the interpreter is chosen when the kernels are wrapped
-    yield torch.device("cpu")
-    jpeg_chroma_triton._kernels.cache_clear()
+    yield from triton_device(monkeypatch, jpeg_chroma_triton._kernels)
 
 
 @pytest.fixture(autouse=True)

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ultralytics.gpu.triton_support import builds
+from ultralytics.gpu.triton_support import KernelHealth, builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import settings, triton_interpret
 
@@ -53,13 +53,6 @@ MAX_ELEMENTS = 2**31 - 1  # int32 offsets in the kernel
 triton: Any = None
 tl: Any = None
 libdevice: Any = None
-
-
-class KernelHealth:
-    """Why the kernel could not run in this process (None while it can): after a failure the torch path is used."""
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
 
 
 HEALTH = KernelHealth()

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from ultralytics.gpu.jpeg_chroma import fancy_upsample_bgr
-from ultralytics.gpu.triton_support import builds
+from ultralytics.gpu.triton_support import KernelHealth, builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import settings, triton_interpret
 
@@ -42,13 +42,6 @@ UNSPECIALIZED_ARGS = ("stride_b", "stride_h", "stride_w", "height", "width", "bl
 # Bound on first use by `_kernels()`, so that importing this module never imports Triton.
 triton: Any = None
 tl: Any = None
-
-
-class KernelHealth:
-    """Why the kernels could not run in this process (None while they can): after a failure torch is used."""
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
 
 
 HEALTH = KernelHealth()

@@ -29,7 +29,7 @@ import torch
 
 from ultralytics.data.augment import LetterboxParams
 from ultralytics.gpu.cv2_linear import _build_taps, device_tables
-from ultralytics.gpu.triton_support import builds
+from ultralytics.gpu.triton_support import KernelHealth, builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.settings import TRITON_ENV, settings, triton_interpret  # noqa: F401 - TRITON_ENV re-exported
 
@@ -44,13 +44,6 @@ UNSPECIALIZED_ARGS = ("stride_b", "stride_h", "stride_w", "canvas_h", "top", "le
 # Bound on first use by `_kernel()`, so that importing this module never imports Triton.
 triton: Any = None
 tl: Any = None
-
-
-class KernelHealth:
-    """Why the kernel could not run in this process (None while it can): after a failure the torch path is used."""
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
 
 
 HEALTH = KernelHealth()

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from ultralytics.gpu.triton_support import builds
+from ultralytics.gpu.triton_support import KernelHealth, builds
 from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import MAX_WH
 from ultralytics.utils.settings import settings, triton_interpret
@@ -62,13 +62,6 @@ _cumsum: Any = None
 _any_max: Any = None
 _lesser: Any = None
 _min_along: Any = None
-
-
-class KernelHealth:
-    """Why the kernels could not run in this process (None while they can): after a failure the torch path is used."""
-
-    def __init__(self) -> None:
-        self.failure: str | None = None
 
 
 HEALTH = KernelHealth()

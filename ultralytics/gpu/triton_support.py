@@ -18,3 +18,11 @@ def builds(make_kernels: Callable[[], Any]) -> bool:
     except Exception:  # ImportError, or a broken install failing in other ways
         return False
     return True
+
+
+class KernelHealth:
+    """Why a module's kernels could not run in this process (None while they can): after a failure, with
+    one warning, the module's torch path is used. Each kernel module holds one (`HEALTH`)."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
