@@ -225,6 +225,23 @@ def test_conv_path_not_taken_for_training_autocast_unfused_or_other_acts(device,
     assert calls == []
 
 
+def test_conv_path_not_taken_under_forward_hooks(device, calls):
+    """Hooks on the inner nn.Conv2d (feature extraction) see its output only when the module itself runs."""
+    conv = fused_conv(4, 8).to(device)
+    x = torch.randn(1, 4, 8, 8, device=device)
+    seen = []
+    handle = conv.conv.register_forward_hook(lambda module, inputs, output: seen.append(output.shape))
+    try:
+        with torch.no_grad():
+            conv(x)
+    finally:
+        handle.remove()
+    assert seen == [(1, 8, 8, 8)] and calls == []
+    with torch.no_grad():
+        conv(x)  # without the hook: the kernel again
+    assert len(calls) == 1
+
+
 def tiny_model(device: torch.device) -> nn.Module:
     return nn.Sequential(fused_conv(3, 8, 3, 2), fused_conv(8, 16, 3, 2), fused_conv(16, 4, 1)).to(device).eval()
 

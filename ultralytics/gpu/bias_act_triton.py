@@ -111,6 +111,8 @@ def conv_bias_silu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
         return None
     if _tracing() or _autocast(x) or not _switch_on():
         return None
+    if _hooked(conv):  # user hooks on the nn.Conv2d see its output only when the module itself runs
+        return None
     y = F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
     if _layout(y) is not None:
         try:
@@ -119,6 +121,18 @@ def conv_bias_silu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
             HEALTH.failure = f"{type(error).__name__}: {error}"
             LOGGER.warning(f"WARNING the Triton bias+SiLU kernel failed ({HEALTH.failure}); using PyTorch from now on")
     return F.silu(y.add_(bias.reshape(1, -1, 1, 1)))  # eager's two kernels, same bits
+
+
+def _hooked(conv: nn.Module) -> bool:
+    """Forward hooks on the convolution itself, or global module hooks (feature extraction, debugging)."""
+    from torch.nn.modules import module as torch_module
+
+    return bool(
+        conv._forward_hooks
+        or conv._forward_pre_hooks
+        or torch_module._global_forward_hooks
+        or torch_module._global_forward_pre_hooks
+    )
 
 
 def bias_silu_(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
