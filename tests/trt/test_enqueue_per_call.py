@@ -60,3 +60,20 @@ def test_a_failing_enqueue_reports_what_tensorrt_logged_during_it(
         backend.forward(torch.rand(1, 3, 64, 64))
     assert "invalid resource handle" in str(failure.value)
     assert "an earlier warning" not in str(failure.value)
+
+
+def test_a_failing_call_reports_only_its_own_threads_lines(install_tensorrt_standin):
+    """Another thread's inference or build logging between the mark and the failure is not this call's."""
+    import threading
+
+    from ultralytics.trt.logger import process_logger
+
+    trt = install_tensorrt_standin("10.16.1.11")
+    logger = process_logger(trt)
+    mark = logger.logged
+    other = threading.Thread(target=logger.log, args=(trt.ILogger.Severity.ERROR, "another thread's enqueue failed"))
+    other.start()
+    other.join()
+    logger.log(trt.ILogger.Severity.ERROR, "this call's error")
+    report = logger.since(mark)
+    assert "this call's error" in report and "another thread" not in report

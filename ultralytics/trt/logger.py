@@ -7,7 +7,9 @@ already provided ..." and its messages still go to the first (NVIDIA TensorRT de
 one logger per `tensorrt` module, and each build or load opens an `operation()` that collects only the
 messages logged while it runs: its error report then shows its own log tail, never another's.
 A call made on every inference (the enqueue, which logs only when it fails or is misused) does not open
-one: it takes a mark (`logged`, one integer read) and, if it fails, reports what was logged `since` then.
+one: it takes a mark (`logged`, one integer read) and, if it fails, reports what its own thread logged
+`since` then (TensorRT reports an enqueue's errors in the calling thread; another thread's inference or
+build logging in that window is not this call's).
 
 A Python `ILogger` is called for every message TensorRT emits; the first thing `log` does is drop
 messages above the current threshold (VERBOSE/INFO unless some operation asked for verbose), so the
@@ -63,6 +65,7 @@ def _make_process_logger(trt: ModuleType):
             self._lock = threading.Lock()
             self._open: list[Operation] = []
             self.recent: deque[str] = deque(maxlen=TAIL_LINES)  # warnings and errors of every operation
+            self._threads: deque[int] = deque(maxlen=TAIL_LINES)  # the thread that logged each of `recent`
             self.logged = 0  # warnings and errors so far: the mark `since` counts from
             self.threshold = WARNING  # the most detailed severity kept; raised while a verbose operation runs
 
@@ -74,6 +77,7 @@ def _make_process_logger(trt: ModuleType):
             with self._lock:
                 if level <= WARNING:
                     self.recent.append(f"[TensorRT {label}] {msg}")
+                    self._threads.append(threading.get_ident())
                     self.logged += 1
                 operations = list(self._open)
             for operation in operations:
@@ -89,10 +93,12 @@ def _make_process_logger(trt: ModuleType):
             return "\n".join(self.recent) if self.recent else "(TensorRT logged no warnings or errors)"
 
         def since(self, mark: int) -> str:
-            """The warnings and errors logged after `mark` (an earlier `logged`; at most the last TAIL_LINES):
-            the report of a call that did not open an operation, with what an operation would have collected."""
+            """The warnings and errors this thread logged after `mark` (an earlier `logged`; at most the last
+            TAIL_LINES): the report of a call that did not open an operation."""
+            me = threading.get_ident()
             with self._lock:
-                lines = list(self.recent)[len(self.recent) - min(self.logged - mark, len(self.recent)) :]
+                start = len(self.recent) - min(self.logged - mark, len(self.recent))
+                lines = [line for line, t in list(zip(self.recent, self._threads))[start:] if t == me]
             return "\n".join(lines) if lines else "(TensorRT logged no warnings or errors)"
 
         @contextlib.contextmanager
