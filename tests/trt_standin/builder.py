@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import plan
-from .common import TRT_TO_NUMPY, BitFlags, dims_list, log
+from .common import TRT_TO_NUMPY, BitFlags, dims_list, log, settable
 from .core import make_host_memory
 from .memory import AddressError, allocation_size, read_tensor
 from .process import adopt_logger
@@ -47,21 +47,9 @@ class Builder:
     def max_DLA_batch_size(self):  # noqa: N802 - recorded name
         return 1
 
-    @property
-    def max_batch_size(self):
-        return self._max_batch_size
+    max_batch_size = settable("_max_batch_size", int)
 
-    @max_batch_size.setter
-    def max_batch_size(self, value):
-        self._max_batch_size = int(value)
-
-    @property
-    def max_threads(self):
-        return self._max_threads
-
-    @max_threads.setter
-    def max_threads(self, value):
-        self._max_threads = int(value)
+    max_threads = settable("_max_threads", int)
 
     def create_network(self, flags=0):
         return type(self)._ctx.new("INetworkDefinition", self, int(flags))
@@ -137,13 +125,7 @@ class IOptimizationProfile:
     def __nonzero__(self):
         return not self._problems
 
-    @property
-    def extra_memory_target(self):
-        return self._extra_memory_target
-
-    @extra_memory_target.setter
-    def extra_memory_target(self, value):
-        self._extra_memory_target = float(value)
+    extra_memory_target = settable("_extra_memory_target", float)
 
 
 class ITimingCache:
@@ -196,13 +178,7 @@ class IBuilderConfig(BitFlags):
     def get_quantization_flag(self, flag):
         return bool(self._quantization_flags & (1 << int(flag)))
 
-    @property
-    def quantization_flags(self):
-        return self._quantization_flags
-
-    @quantization_flags.setter
-    def quantization_flags(self, value):
-        self._quantization_flags = int(value)
+    quantization_flags = settable("_quantization_flags", int)
 
     def set_preview_feature(self, feature, enable):
         self._preview[int(feature)] = bool(enable)
@@ -255,13 +231,7 @@ class IBuilderConfig(BitFlags):
     def get_calibration_profile(self):
         return self._calibration_profile
 
-    @property
-    def int8_calibrator(self):
-        return self._int8_calibrator
-
-    @int8_calibrator.setter
-    def int8_calibrator(self, value):
-        self._int8_calibrator = value
+    int8_calibrator = settable("_int8_calibrator")
 
     # timing cache
     def create_timing_cache(self, serialized_timing_cache):
@@ -298,53 +268,17 @@ class IBuilderConfig(BitFlags):
         return self._timing_cache
 
     # misc settings
-    @property
-    def builder_optimization_level(self):
-        return self._optimization_level
+    builder_optimization_level = settable("_optimization_level", int)
 
-    @builder_optimization_level.setter
-    def builder_optimization_level(self, value):
-        self._optimization_level = int(value)
+    profiling_verbosity = settable("_profiling_verbosity")
 
-    @property
-    def profiling_verbosity(self):
-        return self._profiling_verbosity
+    avg_timing_iterations = settable("_avg_timing_iterations", int)
 
-    @profiling_verbosity.setter
-    def profiling_verbosity(self, value):
-        self._profiling_verbosity = value
+    default_device_type = settable("_device_type")
 
-    @property
-    def avg_timing_iterations(self):
-        return self._avg_timing_iterations
+    engine_capability = settable("_engine_capability")
 
-    @avg_timing_iterations.setter
-    def avg_timing_iterations(self, value):
-        self._avg_timing_iterations = int(value)
-
-    @property
-    def default_device_type(self):
-        return self._device_type
-
-    @default_device_type.setter
-    def default_device_type(self, value):
-        self._device_type = value
-
-    @property
-    def engine_capability(self):
-        return self._engine_capability
-
-    @engine_capability.setter
-    def engine_capability(self, value):
-        self._engine_capability = value
-
-    @property
-    def hardware_compatibility_level(self):
-        return self._hardware_compatibility_level
-
-    @hardware_compatibility_level.setter
-    def hardware_compatibility_level(self, value):
-        self._hardware_compatibility_level = value
+    hardware_compatibility_level = settable("_hardware_compatibility_level")
 
     def can_run_on_DLA(self, layer):  # noqa: N802 - recorded name
         return False
@@ -352,13 +286,7 @@ class IBuilderConfig(BitFlags):
     def reset(self):
         self._setup(self._logger)
 
-    @property
-    def progress_monitor(self):
-        return self._progress_monitor
-
-    @progress_monitor.setter
-    def progress_monitor(self, value):
-        self._progress_monitor = value
+    progress_monitor = settable("_progress_monitor")
 
 
 class _BuildError(Exception):

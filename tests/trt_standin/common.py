@@ -31,6 +31,19 @@ TRT_TO_NUMPY = {
 }
 
 
+def settable(attr: str, cast: Any = None) -> property:
+    """A TensorRT attribute the user reads and sets (`config.builder_optimization_level = 3`), kept in
+    `attr`; `cast` converts what is set, as TensorRT's bindings do (int, bool, ...)."""
+
+    def get(self: Any) -> Any:
+        return getattr(self, attr)
+
+    def set_(self: Any, value: Any) -> None:
+        setattr(self, attr, value if cast is None else cast(value))
+
+    return property(get, set_)
+
+
 def log(logger: Any, severity: str, message: str) -> None:
     """Send `message` to the ILogger the user gave us, as TensorRT does (the user's log() decides)."""
     if logger is None:
@@ -49,13 +62,7 @@ class BitFlags:
 
     _flags = 0
 
-    @property
-    def flags(self):
-        return self._flags
-
-    @flags.setter
-    def flags(self, value):
-        self._flags = int(value)
+    flags = settable("_flags", int)
 
     def set_flag(self, flag):
         self._flags |= 1 << int(flag)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import TRT_TO_NUMPY
+from .common import TRT_TO_NUMPY, settable
 from .surface import wants_ctx
 
 _SEVERITY_LETTER = {0: "F", 1: "E", 2: "W", 3: "I", 4: "V"}
@@ -33,13 +33,7 @@ class Logger:
             stamp = time.strftime("%m/%d/%Y-%H:%M:%S")
             print(f"[{stamp}] [TRT] [{_SEVERITY_LETTER.get(int(severity), '?')}] {msg}", file=sys.stderr)
 
-    @property
-    def min_severity(self):
-        return self._min_severity
-
-    @min_severity.setter
-    def min_severity(self, value):
-        self._min_severity = value
+    min_severity = settable("_min_severity")
 
 
 class Dims:

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 from . import plan, precision
-from .common import TRT_TO_NUMPY, dims_list, log
+from .common import TRT_TO_NUMPY, dims_list, log, settable
 from .core import make_host_memory
 from .memory import AddressError, read_tensor, write_tensor
 from .process import adopt_logger, current_device
@@ -34,13 +34,7 @@ class Runtime:
     def num_DLA_cores(self):  # noqa: N802 - recorded name
         return 0
 
-    @property
-    def max_threads(self):
-        return self._max_threads
-
-    @max_threads.setter
-    def max_threads(self, value):
-        self._max_threads = int(value)
+    max_threads = settable("_max_threads", int)
 
     def __del__(self):
         pass
@@ -335,21 +329,9 @@ class IExecutionContext:
     def engine(self):
         return self._engine
 
-    @property
-    def name(self):
-        return self._name
+    name = settable("_name", str)
 
-    @name.setter
-    def name(self, value):
-        self._name = str(value)
-
-    @property
-    def debug_sync(self):
-        return self._debug_sync
-
-    @debug_sync.setter
-    def debug_sync(self, value):
-        self._debug_sync = bool(value)
+    debug_sync = settable("_debug_sync", bool)
 
     @property
     def active_optimization_profile(self):

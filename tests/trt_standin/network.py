@@ -14,7 +14,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
-from .common import ONNX_TO_TRT, TRT_TO_ONNX, BitFlags, log
+from .common import ONNX_TO_TRT, TRT_TO_ONNX, BitFlags, log, settable
 
 _CPU_KERNELS: set[tuple[str, str]] | None = None
 
@@ -67,13 +67,7 @@ class ITensor:
         self._location = type(self)._ctx.classes["TensorLocation"].DEVICE
         self._allowed_formats = 1 << int(type(self)._ctx.classes["TensorFormat"].LINEAR)
 
-    @property
-    def name(self):
-        return self._name
-
-    @name.setter
-    def name(self, value):
-        self._name = str(value)
+    name = settable("_name", str)
 
     @property
     def dtype(self):
@@ -135,21 +129,9 @@ class ITensor:
     def is_execution_tensor(self):
         return True
 
-    @property
-    def location(self):
-        return self._location
+    location = settable("_location")
 
-    @location.setter
-    def location(self, value):
-        self._location = value
-
-    @property
-    def allowed_formats(self):
-        return self._allowed_formats
-
-    @allowed_formats.setter
-    def allowed_formats(self, value):
-        self._allowed_formats = int(value)
+    allowed_formats = settable("_allowed_formats", int)
 
     @property
     def broadcast_across_batch(self):
@@ -193,13 +175,7 @@ class ILayer:
         self._output_types: dict[int, Any] = {}
         self._metadata = ""
 
-    @property
-    def name(self):
-        return self._name
-
-    @name.setter
-    def name(self, value):
-        self._name = str(value)
+    name = settable("_name", str)
 
     @property
     def type(self):
@@ -253,13 +229,7 @@ class ILayer:
     def reset_output_type(self, index):
         self._output_types.pop(int(index), None)
 
-    @property
-    def metadata(self):
-        return self._metadata
-
-    @metadata.setter
-    def metadata(self, value):
-        self._metadata = str(value)
+    metadata = settable("_metadata", str)
 
     def _emit(self, nodes: list, initializers: list) -> None:
         node = getattr(self, "_onnx_node", None)
@@ -298,13 +268,7 @@ class INetworkDefinition:
         self._unique = 0
 
     # -- public API -----------------------------------------------------------------------------
-    @property
-    def name(self):
-        return self._name
-
-    @name.setter
-    def name(self, value):
-        self._name = str(value)
+    name = settable("_name", str)
 
     @property
     def num_inputs(self):
