@@ -252,13 +252,7 @@ class IPoolingLayer(_WindowLayer):
     average_count_excludes_padding = _prop("exclude_pad", "bool")
     blend_factor = _prop("blend", "float")
 
-    @property
-    def type(self):
-        return self._p["pool_type"]
-
-    @type.setter
-    def type(self, value):
-        self._p["pool_type"] = value
+    type = _prop("pool_type")
 
     def _output_shape(self, index):
         return self._spatial_shape(self._in_shape()[-len(self._p["window"]) - 1])
@@ -301,13 +295,7 @@ class IActivationLayer(_Layer):
     alpha = _prop("alpha", "float")
     beta = _prop("beta", "float")
 
-    @property
-    def type(self):
-        return self._p["act"]
-
-    @type.setter
-    def type(self, value):
-        self._p["act"] = value
+    type = _prop("act")
 
     def _emit(self, nodes, initializers):
         kind, x, out = self._p["act"].name, self._in()._onnx_name, self._out_names()
