@@ -109,11 +109,14 @@ def hardware_jpeg_decoder(device: torch.device | str) -> HardwareJpegDecoder | N
 
 
 def _baseline_jpeg() -> bytes:
-    """A 16x16 grey baseline JPEG, the kind every hardware decoder takes."""
+    """A 128x128 colour baseline 4:2:0 JPEG (OpenCV's default encoding), the kind every hardware decoder
+    takes: not so small that a decoder's minimum size could refuse it."""
     import cv2
     import numpy as np
 
-    ok, data = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))
+    ramp = np.arange(128, dtype=np.uint8) * 2
+    image = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], 255 - ramp[None, :]), -1)
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image), [cv2.IMWRITE_JPEG_QUALITY, 90])
     return data.tobytes()
 
 
