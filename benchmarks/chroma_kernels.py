@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.letterbox_kernels import events_ms  # noqa: E402
 from ultralytics.gpu import jpeg_chroma_triton  # noqa: E402
 from ultralytics.gpu.jpeg_chroma import fancy_upsample_bgr, is_h2v2  # noqa: E402
 
@@ -72,13 +73,7 @@ def time_rounds(paths: dict[str, Callable[[], torch.Tensor]], rounds: int, iters
     samples: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(rounds):
         for name, fn in paths.items():
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                fn()
-            end.record()
-            end.synchronize()
-            samples[name].append(start.elapsed_time(end) / iters)
+            samples[name].append(events_ms(fn, iters))
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
