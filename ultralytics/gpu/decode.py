@@ -91,9 +91,7 @@ def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor 
         return []
     frames: list[torch.Tensor | None] = [None] * len(datas)
     if (hardware := _hardware(device)) is not None:
-        frames = hardware.decode(
-            datas, torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
-        )
+        frames = hardware.decode(datas)  # on the current stream
     rest = [i for i, frame in enumerate(frames) if frame is None]
     if rest:
         for i, frame in zip(rest, _nvjpeg([datas[i] for i in rest], device)):

@@ -10,7 +10,6 @@ so the host images are complete whenever predict hands out the batch's Results.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -113,8 +112,7 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     def open_video(path: str) -> FrameReader:
         if video_problem:
             return OpenCVFrameReader(path, device)
-        with gate.decoding():  # the readers gate their own calls; this covers the probe decoder they drop
-            reader = nvdec_or_cpu(path, lambda: open_nvdec_reader(path, device, stream, sessions))
+        reader = nvdec_or_cpu(path, lambda: open_nvdec_reader(path, device, stream, sessions))  # gates itself
         if isinstance(reader, SegmentedFrameReader):  # a session failing before the first frame: one session
             return FallbackBeforeFirstFrame(reader, lambda e: _one_session_instead(path, e, one_session))
         return reader
@@ -166,13 +164,13 @@ def to_batch(
     frames: list[torch.Tensor],
     infos: list[str],
     stream: torch.cuda.Stream,
-    gate: CaptureGate | None = None,
+    gate: CaptureGate,
 ) -> tuple[list[str], DeviceDecodedImages, list[str]]:
     """One batch of device frames → (paths, images with `device_frames`, infos). The host images are
     complete once `device_frames.ready` has passed (`DeviceFrames.wait` on the reading stream).
     `gate`: held while the batch is assembled (its pinned host buffer may be allocated)."""
     shapes = [(int(f.shape[0]), int(f.shape[1])) for f in frames]
-    with gate.decoding() if gate is not None else contextlib.nullcontext(), torch.cuda.stream(stream):
+    with gate.decoding(), torch.cuda.stream(stream):
         device_frames: torch.Tensor | list[torch.Tensor] = (
             torch.stack(frames) if len(set(shapes)) == 1 else [f.contiguous() for f in frames]
         )

@@ -38,20 +38,18 @@ class HardwareJpegDecoder:
         self._lock = threading.Lock()
         self.failure: str | None = None  # why it stopped being used (after one warning)
 
-    def decode(self, datas: list[bytes], stream: torch.cuda.Stream | None = None) -> list[torch.Tensor | None]:
+    def decode(self, datas: list[bytes]) -> list[torch.Tensor | None]:
         """HWC BGR uint8 tensors on the device, our own copies; None where the hardware decoder gave none.
-        The decode and the copies are ordered on `stream` (the current stream when None, on CUDA)."""
+        The decode and the copies are ordered on the current stream (on CUDA)."""
         if not datas:
             return []
-        cuda = self.device.type == "cuda"
-        if cuda and stream is None:
-            stream = torch.cuda.current_stream(self.device)
         if self.failure is not None:
             return [None] * len(datas)
+        stream = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         try:
             with self._lock:
-                images = self.decoder.decode(list(datas), cuda_stream=int(stream.cuda_stream) if cuda else 0)
-            frames = self._to_bgr(images, stream if cuda else None)
+                images = self.decoder.decode(list(datas), cuda_stream=int(stream.cuda_stream) if stream else 0)
+            frames = self._to_bgr(images, stream)
         except Exception as e:  # a library or driver this code was not run against: torchvision's path from now on
             self.failure = f"{type(e).__name__}: {e}"
             LOGGER.warning(f"WARNING the hardware JPEG decoder failed ({self.failure}); using nvJPEG from now on")
@@ -69,7 +67,6 @@ class HardwareJpegDecoder:
                 frames.append(rgb.flip(-1))  # RGB → BGR, a copy of ours
             if stream is not None:
                 stream.synchronize()  # the copies are done before the decoder's Images (their buffers) are freed
-        del images
         return frames
 
 

@@ -134,6 +134,15 @@ class CudaStreams:
         return self.gate.decoding()
 
 
+def bgr_copy(views: Sequence[Any]) -> torch.Tensor:
+    """A decoder's HWC RGB frame views (DLPack) → our own BHWC BGR batch, on the current stream.
+
+    Two kernels per request, not two per frame: with 4 sessions the per-frame copies (and their Python,
+    under the GIL the main thread needs) held one video at 689-1143 frames/s against 1675 (H200,
+    benchmarks/NOTES.md session 6)."""
+    return torch.stack([torch.from_dlpack(v) for v in views]).flip(-1)
+
+
 def segment_frames(total: int, sessions: int, frame_bytes: int = 0) -> int:
     """Frames per segment: a contiguous 1/K of a short video (one seek per session, as measured), at
     most MAX_SEGMENT, and short enough that K segments of `frame_bytes` frames fit in AHEAD_BYTES."""
@@ -299,10 +308,7 @@ class SegmentedFrameReader:
     def _copy(self, views: Sequence[Any], stream: Any) -> tuple[torch.Tensor, Any]:
         """Our own BGR copy of the decoder's RGB views, finished before the decoder is asked again."""
         with self.streams.using(stream):
-            # two kernels per request, not two per frame: with 4 sessions the per-frame copies (and their
-            # Python, under the GIL the main thread needs) held one video at 689-1143 frames/s against
-            # 1675 (H200, benchmarks/NOTES.md session 6)
-            out = torch.stack([torch.from_dlpack(v) for v in views]).flip(-1)
+            out = bgr_copy(views)
         return out, self.streams.finish(stream)
 
     # ------------------------------------------------------------------ consumer

@@ -21,7 +21,13 @@ import torch
 
 from ultralytics.gpu.capture_gate import capture_gate
 from ultralytics.gpu.decode import cuda_device_problem
-from ultralytics.gpu.segmented_decode import CudaStreams, SegmentedFrameReader, segment_frames, sessions_for
+from ultralytics.gpu.segmented_decode import (
+    CudaStreams,
+    SegmentedFrameReader,
+    bgr_copy,
+    segment_frames,
+    sessions_for,
+)
 from ultralytics.gpu.streams import decode_streams
 from ultralytics.utils.settings import READER_ENV, nvdec_reader, nvdec_sessions  # noqa: F401 - READER_ENV: its old home
 
@@ -98,8 +104,7 @@ class NvdecFrameReader:
                 return None
             self._left -= len(frames)
             with torch.cuda.stream(self.stream):
-                # HWC RGB views of the decoder's buffers → our own BGR batch, in two kernels
-                out = torch.stack([torch.from_dlpack(f) for f in frames]).flip(-1)
+                out = bgr_copy(frames)
             self.stream.synchronize()  # the decoder may reuse its buffers on the next request
             del frames  # the views of its surfaces go inside the gate too
         return out
@@ -152,25 +157,27 @@ def segmented_nvdec_reader(
         )
 
     streams = CudaStreams(decode_streams(device, sessions), stream)
+    # inside the gate from session 0's opening until this function lets go of it: whichever of this frame,
+    # the reader and session 0's thread drops it last, it is released while no capture runs
     with streams.guard():
         first = open_decoder(streams.worker_stream(0))
-    meta = first.get_stream_metadata()
-    frame_bytes = int(getattr(meta, "width", 0) or 0) * int(getattr(meta, "height", 0) or 0) * 3
-    length = segment or segment_frames(len(first), sessions, frame_bytes)
-    if sessions_for(len(first), sessions, length, frame_bytes) <= 1:
-        with streams.guard():
-            del first  # released here, inside the gate
-        return None  # too short to split (or frames too large): one sequential session, no threads started
-    return SegmentedFrameReader(
-        path,
-        open_decoder,
-        sessions,
-        device=device,
-        streams=streams,
-        segment=segment,
-        frame_bytes=frame_bytes,
-        first_decoder=first,
-    )
+        meta = first.get_stream_metadata()
+        frame_bytes = int(getattr(meta, "width", 0) or 0) * int(getattr(meta, "height", 0) or 0) * 3
+        length = segment or segment_frames(len(first), sessions, frame_bytes)
+        reader = None
+        if sessions_for(len(first), sessions, length, frame_bytes) > 1:  # else one sequential session is better
+            reader = SegmentedFrameReader(
+                path,
+                open_decoder,
+                sessions,
+                device=device,
+                streams=streams,
+                segment=segment,
+                frame_bytes=frame_bytes,
+                first_decoder=first,
+            )
+        del first, meta
+    return reader
 
 
 class OpenCVFrameReader:
