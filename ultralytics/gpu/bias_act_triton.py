@@ -38,6 +38,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from ultralytics.gpu.triton_support import KernelHealth, builds
 from ultralytics.utils import LOGGER
@@ -125,8 +126,6 @@ def conv_bias_silu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor | None:
 
 def _hooked(conv: nn.Module) -> bool:
     """Forward hooks on the convolution itself, or global module hooks (feature extraction, debugging)."""
-    from torch.nn.modules import module as torch_module
-
     return bool(
         conv._forward_hooks
         or conv._forward_pre_hooks

@@ -12,8 +12,8 @@ unique fixed point is exactly greedy NMS. After a few steps the result, the per-
 converged, or has more candidates than `top_k`, is redone with more steps or a larger `top_k` (which then stays: a video rarely changes much).
 
 On CUDA, `run_on_device` prefers `gpu/nms_triton.py`: the same packed result from two Triton kernels
-(exact greedy NMS, no K×K fixed point) instead of ~85 small torch kernels, for batches up to
-TRITON_MAX_BATCH and top_k up to its capacity; `ULTRALYTICS_GPU_TRITON=0` keeps the torch path.
+(exact greedy NMS, no K×K fixed point) instead of ~85 small torch kernels, for every batch and top_k
+the kernels take; `ULTRALYTICS_GPU_TRITON=0` keeps the torch path.
 
 Semantics follow upstream's `non_max_suppression` for multi_label=False: score = best class score,
 strictly greater than conf_thres, optional class filter, class-offset boxes (max_wh) unless agnostic,
@@ -31,11 +31,6 @@ from ultralytics.gpu.graphs import GraphFamily
 from ultralytics.gpu.nms_triton import try_nms_triton
 from ultralytics.utils.ops import MAX_NMS, MAX_WH
 from ultralytics.utils.settings import settings
-
-# Largest batch whose NMS runs as the Triton kernels (above it: the torch path). benchmarks/nms_kernels.py
-# on the H200 (session 6): the kernels were faster at every batch measured (1, 8, 32; graph-replayed 0.018-
-# 0.257 ms against 0.207-0.763), so every batch.
-TRITON_MAX_BATCH = 65535
 
 
 def _iou_matrix(boxes: torch.Tensor) -> torch.Tensor:
@@ -178,11 +173,12 @@ class BatchedNMS:
 
         The Triton kernels when they apply (gpu/nms_triton.py); otherwise images go through in chunks
         that bound the (chunk, K, K) IoU matrix to ~32M elements."""
-        if preds.shape[0] <= TRITON_MAX_BATCH:
-            classes = None if self.classes is None else self._classes_on[preds.device]
-            packed = try_nms_triton(preds, self.conf_thres, self.iou_thres, classes, self.agnostic, self.max_det, top_k)
-            if packed is not None:
-                return packed
+        # every batch the kernels take: on the H200 they were faster at each size measured (1, 8, 32;
+        # graph-replayed 0.018-0.257 ms against 0.207-0.763, benchmarks/nms_kernels.py, session 6)
+        classes = None if self.classes is None else self._classes_on[preds.device]
+        packed = try_nms_triton(preds, self.conf_thres, self.iou_thres, classes, self.agnostic, self.max_det, top_k)
+        if packed is not None:
+            return packed
         chunk = max(1, (1 << 25) // (top_k * top_k))
         parts = [self._run_chunk(preds[i : i + chunk], top_k, steps) for i in range(0, preds.shape[0], chunk)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
