@@ -151,7 +151,7 @@ def bias_silu_(y: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     if numel == 0:
         return y
     kernel = _kernel()
-    interpreting = _interpreting()
+    interpreting = triton_interpret()
     block, num_warps = (
         (min(triton.next_power_of_2(numel), INTERPRETER_BLOCK), 1) if interpreting else (BLOCK, NUM_WARPS)
     )
@@ -170,7 +170,7 @@ def _check(y: Any, bias: Any) -> None:
     if not isinstance(bias, torch.Tensor) or bias.shape != (y.shape[1],) or bias.dtype != y.dtype:
         got = f"{tuple(bias.shape)} {bias.dtype}" if isinstance(bias, torch.Tensor) else type(bias).__name__
         raise ValueError(f"bias must be a ({y.shape[1]},) tensor of {y.dtype} (one value per channel), got {got}")
-    if bias.device != y.device or not (y.is_cuda or _interpreting()):
+    if bias.device != y.device or not (y.is_cuda or triton_interpret()):
         raise ValueError(
             f"bias_silu_ needs both tensors on one CUDA device (or TRITON_INTERPRET=1), got {y.device} and {bias.device}"
         )
@@ -199,10 +199,6 @@ def _autocast(x: torch.Tensor) -> bool:
         return torch.is_autocast_enabled(x.device.type)
     except TypeError:  # torch < 2.4: no device argument, the answer is CUDA's
         return torch.is_autocast_enabled() if x.is_cuda else False
-
-
-def _interpreting() -> bool:
-    return triton_interpret()
 
 
 def triton_available() -> bool:

@@ -110,7 +110,7 @@ def _blocks(canvas_h: int, canvas_w: int) -> tuple[int, int, int]:
     The interpreter pays Python overhead per program and numpy time per element, so one program per
     frame is fastest there (a 320x320 letterbox in well under a second instead of tens of seconds).
     """
-    if _interpreting():
+    if triton_interpret():
         return triton.next_power_of_2(canvas_h), triton.next_power_of_2(canvas_w), 1
     return BLOCK_Y, BLOCK_X, NUM_WARPS
 
@@ -131,7 +131,7 @@ def _applies(frames: Any, geometries: list[LetterboxParams], dtype: torch.dtype)
         return False
     if len(set(geometries)) != 1 or not _fits(frames, geometries[0]):
         return False
-    if not (frames.device.type == "cuda" or _interpreting()):
+    if not (frames.device.type == "cuda" or triton_interpret()):
         return False
     return triton_available()
 
@@ -163,12 +163,8 @@ def _check_same_size_inputs(frames: Any, g: LetterboxParams, dtype: torch.dtype)
             f"cannot letterbox {tuple(frames.shape)} frames into {g}: the image must be non-empty, inside the "
             f"canvas, and canvas height at most {MAX_GRID_YZ * BLOCK_Y} and batch at most {MAX_GRID_YZ}; use letterbox_batch"
         )
-    if not (frames.device.type == "cuda" or _interpreting()):
+    if not (frames.device.type == "cuda" or triton_interpret()):
         raise ValueError(f"the Triton letterbox needs CUDA frames (or TRITON_INTERPRET=1), got {frames.device}")
-
-
-def _interpreting() -> bool:
-    return triton_interpret()
 
 
 def _packed_taps(in_size: int, out_size: int, device: torch.device, is_rows: bool) -> torch.Tensor:

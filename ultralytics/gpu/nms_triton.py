@@ -137,7 +137,7 @@ def nms_packed(
     if has_filter:
         integer = classes.dtype in (torch.int32, torch.int64)
         filter_ids = classes if integer and classes.device == device else classes.to(device, torch.int64)
-    interpreting = _interpreting()
+    interpreting = triton_interpret()
     options = {} if interpreting else COMPILE_OPTIONS
     score_block = triton.next_power_of_2(anchors) if interpreting else SCORE_BLOCK
     score_kernel[(triton.cdiv(anchors, score_block), b)](
@@ -215,17 +215,13 @@ def _check(preds: Any, max_det: int, top_k: int) -> None:
         raise ValueError(f"top_k must be within 1..{MAX_TOP_K} and max_det positive, got {top_k}, {max_det}")
     if not 1 <= preds.shape[0] <= MAX_BATCH or preds.shape[2] < 1:
         raise ValueError(f"the Triton NMS takes 1..{MAX_BATCH} images with anchors, got {tuple(preds.shape)}")
-    if not (preds.device.type == "cuda" or _interpreting()):
+    if not (preds.device.type == "cuda" or triton_interpret()):
         raise ValueError(f"the Triton NMS needs a CUDA tensor (or TRITON_INTERPRET=1), got {preds.device}")
 
 
 def triton_available() -> bool:
     """Whether Triton can be imported here (it is optional: only GPU machines need it)."""
     return builds(_kernels)
-
-
-def _interpreting() -> bool:
-    return triton_interpret()
 
 
 @functools.cache
