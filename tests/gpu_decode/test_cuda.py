@@ -111,7 +111,10 @@ def test_fancy_chroma_brings_nvjpeg_closer_to_opencv(val_jpegs, monkeypatch):
     pytest.importorskip("torchvision")
     from ultralytics.gpu.decode import decode_jpegs
     from ultralytics.gpu.jpeg_chroma import CHROMA_ENV
+    from ultralytics.utils.settings import JPEG_DECODER_ENV
 
+    monkeypatch.setenv(JPEG_DECODER_ENV, "nvjpeg")  # torchvision's nvJPEG, not the hardware decoder
+    monkeypatch.setenv(CHROMA_ENV, "nvjpeg")  # nvJPEG's own chroma first (the rebuild is the default)
     datas = [p.read_bytes() for p in val_jpegs]
     refs = [cv2.imdecode(np.frombuffer(d, np.uint8), cv2.IMREAD_COLOR) for d in datas]
     plain = [_diff(f.cpu().numpy(), r).mean() for f, r in zip(decode_jpegs(datas, torch.device("cuda")), refs)]
