@@ -178,7 +178,9 @@ class _Stop(Exception):
 class SegmentedFrameReader:
     """`open_decoder(stream)` opens one session's decoder, in that session's thread; session 0's is
     opened here (or passed as `first_decoder`), since its frame count sizes the segments.
-    `segment`: frames per segment (default: `segment_frames` for K sessions of `frame_bytes` frames)."""
+    `segment`: frames per segment (default: `segment_frames` for K sessions of `frame_bytes` frames).
+    `keep_decoder(worker, decoder)`: called (inside the gate) with a session's decoder when its worker ends
+    without an error, so that the next video may reuse it (`gpu/nvdec_pool.py`); default: released."""
 
     def __init__(
         self,
@@ -191,8 +193,10 @@ class SegmentedFrameReader:
         segment: int | None = None,
         frame_bytes: int = 0,
         first_decoder: IndexedDecoder | None = None,
+        keep_decoder: Callable[[int, IndexedDecoder], None] | None = None,
     ):
         self.path = str(path)
+        self._keep = keep_decoder
         self.device = torch.device(device)
         self.streams = streams or HostStreams()
         self._open = open_decoder
@@ -227,6 +231,7 @@ class SegmentedFrameReader:
         guard = self.streams.guard
         views: Sequence[Any] | None = None
         got: Any = None
+        healthy = True  # no decoder error: the decoder may serve another video
         try:
             stream = self.streams.begin(worker)
             if decoder is None:
@@ -260,13 +265,18 @@ class SegmentedFrameReader:
         except _Stop:
             return
         except BaseException as e:  # surfaced by read() when the consumer reaches this frame
+            healthy = False
             with self._cond:
                 self._errors[worker] = (frame, e)
                 self._cond.notify_all()
         finally:
             with self.streams.guard():
-                # the session and the last views of its surfaces are released in this thread, inside the gate
-                decoder = views = got = None
+                # the session and the last views of its surfaces are released (or the session kept for the
+                # next video) in this thread, inside the gate
+                views = got = None
+                if healthy and decoder is not None and self._keep is not None:
+                    self._keep(worker, decoder)
+                decoder = None
 
     def _publish(self, worker: int, frame: int, views: Sequence[Any], got: Any, asked: int) -> None:
         """Queue a decoded slice; fewer frames than asked means the video ends after them."""

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ultralytics.gpu import nvdec_pool
 from ultralytics.gpu.capture_gate import capture_gate
 from ultralytics.gpu.decode import cuda_device_problem
 from ultralytics.gpu.segmented_decode import (
@@ -146,7 +147,7 @@ def segmented_nvdec_reader(
     device = torch.device("cuda", index)
     context = _primary_context(index)
 
-    def open_decoder(worker_stream: torch.cuda.Stream):
+    def open_fresh(worker_stream: torch.cuda.Stream):
         return nvc.SimpleDecoder(
             str(path),
             gpu_id=index,
@@ -156,7 +157,14 @@ def segmented_nvdec_reader(
             output_color_type=nvc.OutputColorType.RGB,
         )
 
+    def open_decoder(worker_stream: torch.cuda.Stream):  # the stream's kept decoder, reconfigured, or a new one
+        return nvdec_pool.take(_pool_key(worker_stream), path, lambda: open_fresh(worker_stream))
+
     streams = CudaStreams(decode_streams(device, sessions), stream)
+
+    def keep_decoder(worker: int, decoder) -> None:
+        nvdec_pool.give_back(_pool_key(streams.worker_stream(worker)), decoder)
+
     # inside the gate from session 0's opening until this function lets go of it: whichever of this frame,
     # the reader and session 0's thread drops it last, it is released while no capture runs
     with streams.guard():
@@ -175,9 +183,17 @@ def segmented_nvdec_reader(
                 segment=segment,
                 frame_bytes=frame_bytes,
                 first_decoder=first,
+                keep_decoder=keep_decoder,
             )
+        else:  # the caller opens one sequential reader: session 0's decoder waits for the next video
+            keep_decoder(0, first)
         del first, meta
     return reader
+
+
+def _pool_key(stream: torch.cuda.Stream) -> tuple:
+    """A decoder is bound to the stream it was made with: kept decoders are found by it."""
+    return ("cuda", stream.device.index, int(stream.cuda_stream))
 
 
 class OpenCVFrameReader:

@@ -26,6 +26,7 @@ CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
 JPEG_DECODER_ENV = "ULTRALYTICS_GPU_JPEG_DECODER"
 READER_ENV = "ULTRALYTICS_NVDEC_READER"
 SESSIONS_ENV = "ULTRALYTICS_NVDEC_SESSIONS"
+REUSE_ENV = "ULTRALYTICS_NVDEC_REUSE"
 DEFAULT_NVDEC_SESSIONS = 4
 HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
 TRITON_INTERPRET_ENV = "TRITON_INTERPRET"
@@ -170,6 +171,12 @@ def nvdec_sessions() -> int:
     if sessions < 1:
         raise ValueError(f"{SESSIONS_ENV}='{sessions}' is not valid: use a whole number of sessions, 1 or more")
     return sessions
+
+
+def nvdec_reuse() -> bool:
+    """`ULTRALYTICS_NVDEC_REUSE`: keep NVDEC decoders between videos and reconfigure them (default "1"), or
+    "0": a fresh decoder for every video (gpu/nvdec_pool.py)."""
+    return _choice(REUSE_ENV, "1", ("1", "0")) == "1"
 
 
 def trt_host_memory() -> bool:
