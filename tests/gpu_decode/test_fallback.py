@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 
 from ultralytics import YOLO
 from ultralytics.gpu.decode_source import WARNING_PREFIX
@@ -83,3 +84,19 @@ def test_video_without_nvdec_runs_the_cpu_source_itself(shapes_pt, monkeypatch, 
     finally:
         logger.removeHandler(caplog.handler)
     assert sum("PyNvVideoCodec" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ULTRALYTICS_NVDEC_REUSE", "sometimes"),
+        ("ULTRALYTICS_NVDEC_SESSIONS", "zero"),
+        ("ULTRALYTICS_GPU_JPEG_DECODER", "gpu"),
+        ("ULTRALYTICS_GPU_JPEG_CHROMA", "exact"),
+    ],
+)
+def test_a_bad_gpu_decode_switch_is_one_line_on_a_cpu_device_too(shapes_pt, val_jpegs, monkeypatch, name, value):
+    """The CPU fallback never reads the decoders' switches; a typo must not pass silently there."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=f"{name}='{value}' is not valid"):
+        YOLO(str(shapes_pt)).predict([str(p) for p in val_jpegs[:2]], gpu_decode=True, device="cpu", verbose=False)

@@ -31,7 +31,7 @@ from ultralytics.gpu.video_decode import (
     video_info,
 )
 from ultralytics.utils import LOGGER
-from ultralytics.utils.settings import nvdec_sessions
+from ultralytics.utils.settings import check_gpu_decode_switches, nvdec_sessions
 
 WARNING_PREFIX = "WARNING gpu_decode=True:"
 
@@ -59,6 +59,7 @@ def gpu_decoded(batches: Iterable[Any], device: torch.device, *, pipeline: bool 
     """predict's source with files decoded on `device`; `batches` itself (after one warning) when the
     GPU cannot decode here. `pipeline`: the CUDA pipeline is on (its letterbox takes device frames)."""
     device = torch.device(device)
+    check_gpu_decode_switches()
     if not isinstance(batches, InferenceSource) or batches.is_tensor:
         return batches  # a tensor source has nothing to decode
     warn = _Fallbacks()

@@ -179,6 +179,12 @@ def nvdec_reuse() -> bool:
     return _choice(REUSE_ENV, "1", ("1", "0")) == "1"
 
 
+def check_gpu_decode_switches() -> None:
+    """Read every `gpu_decode` switch once, so that a bad value is one line when predict starts, on any
+    device, not an error in a decode thread (or nothing, where the CPU path never reads it)."""
+    jpeg_chroma(), jpeg_decoder(), nvdec_reader(), nvdec_sessions(), nvdec_reuse()
+
+
 def trt_host_memory() -> bool:
     """`ULTRALYTICS_TRT_HOST_MEMORY`: the stand-in's test hook asks for host buffers."""
     return os.environ.get(HOST_MEMORY_ENV, "").strip().lower() in ("1", "true", "yes")
