@@ -193,3 +193,31 @@ def test_batched_box_scaling_equals_scale_boxes(same_size):
         assert np.array_equal(g, want)
         assert np.array_equal(d, b)  # the inputs (views of the NMS host buffer) are left alone
     assert scale_to_originals([], im_hw, []) == []
+
+
+def test_results_are_not_held_back_until_the_next_batch_is_decoded(shapes_pt, shapes_images, tmp_path, monkeypatch):
+    """A source slower than the network (a camera, a folder decoded on the CPU): each batch's results go
+    out as soon as they are ready, not when the next batch arrives (a live stream lagged a frame)."""
+    import shutil
+
+    import ultralytics.data.loaders as loaders
+
+    for path, _ in shapes_images[:3]:
+        shutil.copy(path, tmp_path)
+    first_result_out = threading.Event()
+    waited = []
+    real_read = loaders._read_entry
+
+    def read(entry):  # the 2nd and 3rd files "arrive" only after the consumer has a result (or 3 s pass)
+        if not entry.path.endswith(sorted(p.name for p in tmp_path.iterdir())[0]):
+            waited.append(first_result_out.wait(3))
+        return real_read(entry)
+
+    monkeypatch.setattr(loaders, "_read_entry", read)
+    ours = predictor_for(YOLO(shapes_pt), "cpu", imgsz=320)
+    ours.gpu = GpuPipeline(ours.model, ours.args)
+    results = []
+    for r in ours(str(tmp_path), stream=True):
+        results.append(r)
+        first_result_out.set()
+    assert len(results) == 3 and waited == [True, True]

@@ -79,6 +79,10 @@ class Prefetcher:
         finally:
             self.close()
 
+    def ready(self) -> bool:
+        """True when the next item (or the end) is already computed: taking it will not wait."""
+        return self._finished or not self._queue.empty()
+
     def close(self) -> None:
         """Stop the producer and wait for it (it checks at least every 0.1 s between items)."""
         self._stop.set()

@@ -146,9 +146,9 @@ class GpuStages:
     def upload(self, images: list[np.ndarray]) -> DeviceFrames:
         return self.state.uploader.upload(images)
 
-    def prefetch(self, batches: Iterable[tuple], depth: int = 2) -> Iterator[tuple]:
+    def prefetch(self, batches: Iterable[tuple], depth: int = 2) -> Prefetcher:
         """Decode and stage (upload) batch i+1 in a background thread while batch i runs."""
-        return iter(Prefetcher(batches, self.stage_batch, depth=depth))
+        return Prefetcher(batches, self.stage_batch, depth=depth)
 
     def stage_batch(self, batch: tuple) -> tuple:
         """Start a batch's upload: the full frames, or (host letterbox) the frames resized on the host
@@ -309,8 +309,12 @@ class GpuStages:
     ) -> Iterator[tuple]:
         """(paths, images, infos, im, results) per batch, like the CPU stages' loop, but batch i+1 is
         enqueued on the GPU before the host waits for batch i's detections, so building Results (and
-        Python in general) overlaps the GPU instead of alternating with it."""
+        Python in general) overlaps the GPU instead of alternating with it. When batch i+1 is not decoded
+        yet (a `Prefetcher` that is not `ready`: a camera, a folder decoded slower than the GPU runs),
+        batch i's results go out first instead of waiting for it: a live stream's results are not held
+        back by a frame."""
         pending = None
+        next_ready = getattr(batches, "ready", None)
         for paths, images, infos in batches:
             if (fused := self.fused_frames(images)) is not None:
                 frames, geo = fused
@@ -332,6 +336,9 @@ class GpuStages:
             if pending is not None:
                 yield self._finish(profilers, *pending)
             pending = (paths, images, infos, im, nms, originals, timings)
+            if next_ready is not None and not next_ready():
+                yield self._finish(profilers, *pending)
+                pending = None
         if pending is not None:
             yield self._finish(profilers, *pending)
 
