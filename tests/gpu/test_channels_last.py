@@ -209,7 +209,7 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
     args = get_cfg({"conf": 0.25, "batch": batch, "save": False, "verbose": False, "mode": "predict", "imgsz": 320})
     predictor = DetectionPredictor(args, yolo._backend(torch.device("cuda:0"), half))
     if not graphed:
-        predictor.gpu = GpuStages(predictor.model, predictor.args, use_graphs=False)
+        predictor.gpu = GpuStages(predictor.model, predictor.args, predictor.imgsz, use_graphs=False)
     on = switch == "1"
     assert predictor.gpu.state.memory_format == (CL if on else torch.contiguous_format)
     network = predictor.model.backend.model
@@ -224,8 +224,8 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
 
     network.forward = spy
     got = boxes_of(predictor(images))
-    frames = torch.from_numpy(np.stack([images[0]] * 2)).cuda()  # a caller's BCHW RGB tensor
-    tensor = frames.flip(-1).permute(0, 3, 1, 2).float() / 255
+    frames = torch.from_numpy(np.stack([images[0]] * 2)).cuda()
+    tensor = (frames.flip(-1).permute(0, 3, 1, 2).float() / 255).contiguous()  # a caller's NCHW RGB batch
     got += boxes_of(predictor(tensor))
     assert seen and all(seen) == on and any(seen) == on, seen
     return got
