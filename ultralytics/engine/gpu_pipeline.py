@@ -197,7 +197,7 @@ class GpuStages:
     # ------------------------------------------------------------------ stages
     def preprocess(self, images: list[np.ndarray] | torch.Tensor) -> torch.Tensor:
         """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1; a
-        tensor source (BCHW RGB 0..1 already) only moves to the model's device and dtype."""
+        tensor source (BCHW RGB 0..1 already) only moves to the model's device, dtype and memory format."""
         if isinstance(images, torch.Tensor):
             return network_input(images.to(self.model.device, self.model.dtype), self.state.memory_format)
         return self.letterbox(images, auto=self._rect(images))

@@ -3,9 +3,9 @@
 Why: `gpu/cv2_linear.py` made the GPU letterbox equal OpenCV's, but as ~10 torch kernels with int32
 temporaries; at batch 32 that cost pushed end-to-end time past the issue-8 bar (H200, 32 frames 720x1280
 to 384x640 FP16: 1.52 ms for the torch exact path, 0.54 ms for the float resize, 0.067 ms here; see
-benchmarks/letterbox_kernels.py). Here one kernel reads the
-uint8 BHWC frames once and writes the BCHW canvas once: for each canvas pixel either the grey 114 border
-or OpenCV's 8-bit INTER_LINEAR value (the same 4 taps, 11-bit weights and integer roundings as
+benchmarks/letterbox_kernels.py). Here one kernel reads the uint8 BHWC frames once and writes the BCHW
+canvas once (NCHW or channels-last, through its output strides): for each canvas pixel either the grey 114
+border or OpenCV's 8-bit INTER_LINEAR value (the same 4 taps, 11-bit weights and integer roundings as
 cv2_linear, whose table builder supplies the taps), with BGR→RGB and /255 then the cast to the output
 dtype. The /255 is done as torch does it on CUDA, a float32 multiply by float32(1/255) (torch's scalar
 division; numpy's true division differs in the last bit for about half the levels in float32, never in
