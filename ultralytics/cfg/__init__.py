@@ -57,7 +57,10 @@ INERT_KEYS: dict[str, str] = {
     "cache": "val reads each image from disk once per run here, so there is nothing to cache",
     "dnn": "ONNX models always run with ONNX Runtime here (OpenCV DNN is not used)",
     "compile": "torch.compile is not used here; for speed, export to TensorRT (format=engine)",
-    "channels_last": "PyTorch inference here keeps torch's default memory format",
+    "channels_last": (
+        "PyTorch models on CUDA run channels-last by default (same output; "
+        "ULTRALYTICS_GPU_CHANNELS_LAST=0 turns it off), the CPU keeps torch's default layout"
+    ),
     "retina_masks": "it is a segmentation argument, and this package detects boxes only",
 }
 # Upstream features not implemented here: refused (when switched on) with the reason, never ignored.

@@ -22,6 +22,7 @@ from ultralytics.data.augment import letterbox_params
 from ultralytics.data.decode import decode_pool
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
+from ultralytics.gpu.channels_last import network_input, network_memory_format
 from ultralytics.gpu.graphs import CudaGraphRunner, GraphFamily
 from ultralytics.gpu.letterbox import letterbox_batch
 from ultralytics.gpu.nms import BatchedNMS, PendingNMS, capped_top_k
@@ -85,6 +86,9 @@ class _ModelState:
     """What one model keeps across predict calls on a CUDA device."""
 
     def __init__(self, model: Any):
+        # first, before anything captures the network: its weights' layout, and the one its input takes
+        # (channels-last for PyTorch on CUDA; every path below that feeds the network uses this)
+        self.memory_format = network_memory_format(model)
         self.uploader = PinnedUploader(model.device)
         # the backend's forward, not the AutoBackend's (which holds this state: no reference cycle).
         # Which input shapes may replay a graph is the backend's to say (`graph_safe`).
@@ -193,9 +197,9 @@ class GpuStages:
     # ------------------------------------------------------------------ stages
     def preprocess(self, images: list[np.ndarray] | torch.Tensor) -> torch.Tensor:
         """BGR uint8 arrays (uploaded already when they came through `prefetch`) → BCHW RGB 0..1; a
-        tensor source (BCHW RGB 0..1 already) only moves to the model's device and dtype."""
+        tensor source (BCHW RGB 0..1 already) only moves to the model's device, dtype and memory format."""
         if isinstance(images, torch.Tensor):
-            return images.to(self.model.device, self.model.dtype)
+            return network_input(images.to(self.model.device, self.model.dtype), self.state.memory_format)
         return self.letterbox(images, auto=self._rect(images))
 
     def _rect(self, images: list[np.ndarray]) -> bool:
@@ -211,36 +215,50 @@ class GpuStages:
         frames = getattr(images, "device_frames", None) or self.upload(list(images))
         # set when the host resized the frames already
         geometries = getattr(images, "geometries", None) or self._geometries(frames.host_shapes, auto)
-        dtype = self.model.dtype
+        dtype, layout = self.model.dtype, self.state.memory_format
         stream = self.state.letterbox_stream
         batch = frames.frames
         if stream is not None and isinstance(batch, torch.Tensor) and 0 < OVERLAP_LETTERBOX_FROM_BATCH <= len(batch):
-            return self._letterbox_beside(frames, geometries, dtype, stream)
+            return self._letterbox_beside(frames, geometries, dtype, layout, stream)
         frames.wait()
         graphs = self.state.letterbox_graphs
         if graphs is not None and isinstance(frames.frames, torch.Tensor):  # one frame size: one geometry
             geo = geometries[0]
-            return graphs((geo, dtype), lambda: lambda f: letterbox_batch(f, [geo] * f.shape[0], dtype), frames.frames)
-        return letterbox_batch(frames.frames, geometries, dtype=dtype)
+            return graphs(
+                (geo, dtype, layout),
+                lambda: lambda f: letterbox_batch(f, [geo] * f.shape[0], dtype, layout),
+                frames.frames,
+            )
+        return letterbox_batch(frames.frames, geometries, dtype=dtype, memory_format=layout)
 
     @staticmethod
     def _letterbox_beside(
-        frames: DeviceFrames, geometries: list, dtype: torch.dtype, stream: torch.cuda.Stream
+        frames: DeviceFrames,
+        geometries: list,
+        dtype: torch.dtype,
+        layout: torch.memory_format,
+        stream: torch.cuda.Stream,
     ) -> torch.Tensor:
         """Letterbox on `stream`, which waits only for the upload (not for the caller's earlier work,
         e.g. the previous network); the caller's stream then waits for the letterbox."""
         caller = torch.cuda.current_stream(stream.device)
         with torch.cuda.stream(stream):
             frames.wait()  # the letterbox stream waits for the copy; the frames are marked used there
-            im = letterbox_batch(frames.frames, geometries, dtype=dtype)
+            im = letterbox_batch(frames.frames, geometries, dtype=dtype, memory_format=layout)
         caller.wait_stream(stream)
         im.record_stream(caller)  # allocated on the letterbox stream, read on the caller's
         return im
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
+        im = self._network_input(im)
         if self._graphed(im):
-            return self.state.graphs(im.to(self.model.dtype))
+            return self.state.graphs(im)
         return self.model(im)
+
+    def _network_input(self, im: torch.Tensor) -> torch.Tensor:
+        """The batch in the network's dtype and memory format (already both when it came from `preprocess`;
+        a validator or caller may pass its own)."""
+        return network_input(im.to(self.model.dtype), self.state.memory_format)
 
     def _graphed(self, im: torch.Tensor) -> bool:
         return self.use_graphs and self.model.graph_safe(tuple(im.shape))
@@ -248,7 +266,7 @@ class GpuStages:
     def prepare(self, im: torch.Tensor) -> None:
         """Capture the network's graph for this input outside the timed stage (once per shape)."""
         if self._graphed(im):
-            self.state.graphs.prepare(im.to(self.model.dtype))
+            self.state.graphs.prepare(self._network_input(im))
 
     def postprocess(
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]
@@ -371,16 +389,17 @@ class GpuStages:
     def _fused(self, geo: Any) -> tuple[tuple, Callable[[], Callable[[torch.Tensor], tuple]], int, int]:
         """The fused graph's key, its builder, and the NMS top_k cap / steps it bakes in."""
         nms, dtype, forward = self.nms, self.model.dtype, self.model.backend.forward
+        layout = self.state.memory_format  # the letterbox writes the network's input layout directly
         top_k, steps = nms.top_k, nms.steps
 
         def make() -> Callable[[torch.Tensor], tuple]:
             def letterbox_network_nms(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                preds = forward(letterbox_batch(frames, [geo] * frames.shape[0], dtype))
+                preds = forward(letterbox_batch(frames, [geo] * frames.shape[0], dtype, layout))
                 return nms.run_on_device(preds, capped_top_k(top_k, preds.shape[2]), steps), preds
 
             return letterbox_network_nms
 
-        return (geo, dtype, nms.graph_key(top_k, steps)), make, top_k, steps
+        return (geo, dtype, layout, nms.graph_key(top_k, steps)), make, top_k, steps
 
     def prepare_fused(self, frames: DeviceFrames, plan: tuple) -> None:
         """Capture the fused graph (`plan` is `_fused(geo)`) for these frames outside the timed stages,

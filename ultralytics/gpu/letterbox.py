@@ -36,15 +36,17 @@ def letterbox_batch(
     frames: list[torch.Tensor] | torch.Tensor,
     geometries: list[LetterboxParams],
     dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor:
     """Letterbox uint8 BGR frames (a BHWC tensor of one shape, or a list of HWC tensors) into one
-    BCHW RGB 0..1 batch of `dtype` on the frames' device.
+    BCHW RGB 0..1 batch of `dtype` on the frames' device, laid out in `memory_format` (channels-last for
+    a network that runs channels-last: written in place, no layout copy afterwards; same values).
 
     Frames of one shape share one geometry and are resized in one call; mixed shapes are resized one
     by one into the shared canvas.
     """
     # a same-size CUDA batch goes through one fused Triton kernel when Triton is there (same numbers)
-    if (fused := try_letterbox_triton(frames, geometries, dtype)) is not None:
+    if (fused := try_letterbox_triton(frames, geometries, dtype, memory_format)) is not None:
         return fused
     if not geometries:
         raise ValueError("letterbox_batch needs at least one frame")
@@ -55,7 +57,7 @@ def letterbox_batch(
         )
     n = len(geometries)
     first = frames[0]
-    out = torch.empty((n, 3, *canvas_hw), dtype=dtype, device=first.device)
+    out = torch.empty((n, 3, *canvas_hw), dtype=dtype, device=first.device, memory_format=memory_format)
     if isinstance(frames, torch.Tensor) and len(set(geometries)) == 1:
         # chunks bound the float32 copy of the full-size frames (32 4K frames would need 3.2 GB at once)
         step = max(1, CHUNK_ELEMENTS // max(1, frames[0].numel()))

@@ -3,9 +3,9 @@
 Why: `gpu/cv2_linear.py` made the GPU letterbox equal OpenCV's, but as ~10 torch kernels with int32
 temporaries; at batch 32 that cost pushed end-to-end time past the issue-8 bar (H200, 32 frames 720x1280
 to 384x640 FP16: 1.52 ms for the torch exact path, 0.54 ms for the float resize, 0.067 ms here; see
-benchmarks/letterbox_kernels.py). Here one kernel reads the
-uint8 BHWC frames once and writes the BCHW canvas once: for each canvas pixel either the grey 114 border
-or OpenCV's 8-bit INTER_LINEAR value (the same 4 taps, 11-bit weights and integer roundings as
+benchmarks/letterbox_kernels.py). Here one kernel reads the uint8 BHWC frames once and writes the BCHW
+canvas once (NCHW or channels-last, through its output strides): for each canvas pixel either the grey 114
+border or OpenCV's 8-bit INTER_LINEAR value (the same 4 taps, 11-bit weights and integer roundings as
 cv2_linear, whose table builder supplies the taps), with BGR→RGB and /255 then the cast to the output
 dtype. The /255 is done as torch does it on CUDA, a float32 multiply by float32(1/255) (torch's scalar
 division; numpy's true division differs in the last bit for about half the levels in float32, never in
@@ -39,7 +39,19 @@ BLOCK_X = 128
 NUM_WARPS = 4
 MAX_GRID_YZ = 65535  # CUDA's limit on the grid's y (canvas row tiles) and z (frames) dimensions
 OUTPUT_DTYPES = (torch.float32, torch.float16)
-UNSPECIALIZED_ARGS = ("stride_b", "stride_h", "stride_w", "canvas_h", "top", "left", "new_h", "new_w")
+UNSPECIALIZED_ARGS = (
+    "stride_b",
+    "stride_h",
+    "stride_w",
+    "out_stride_b",
+    "out_stride_c",
+    "canvas_h",
+    "top",
+    "left",
+    "new_h",
+    "new_w",
+)
+MEMORY_FORMATS = (torch.contiguous_format, torch.channels_last)  # the canvas layouts the kernel writes
 
 # Bound on first use by `_kernel()`, so that importing this module never imports Triton.
 triton: Any = None
@@ -53,6 +65,7 @@ def try_letterbox_triton(
     frames: list[torch.Tensor] | torch.Tensor,
     geometries: list[LetterboxParams],
     dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> torch.Tensor | None:
     """`letterbox_batch`'s result from one kernel launch, or None where the kernel does not apply.
 
@@ -60,28 +73,37 @@ def try_letterbox_triton(
     clear error messages stay the only ones, and, with one warning, from the first time Triton fails to
     build or launch the kernel (Triton comes with most CUDA torch installs, but needs a C compiler).
     """
-    if HEALTH.failure is not None or not _applies(frames, geometries, dtype):
+    if HEALTH.failure is not None or memory_format not in MEMORY_FORMATS or not _applies(frames, geometries, dtype):
         return None
     try:
-        return letterbox_same_size(frames, geometries[0], dtype)
+        return letterbox_same_size(frames, geometries[0], dtype, memory_format)
     except Exception as error:  # Triton installed but unable to build here (no C compiler, unknown GPU...)
         HEALTH.failure = f"{type(error).__name__}: {error}"
         LOGGER.warning(f"WARNING the Triton letterbox failed ({HEALTH.failure}); using the torch letterbox from now on")
         return None
 
 
-def letterbox_same_size(frames: torch.Tensor, geometry: LetterboxParams, dtype: torch.dtype) -> torch.Tensor:
+def letterbox_same_size(
+    frames: torch.Tensor,
+    geometry: LetterboxParams,
+    dtype: torch.dtype,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
     """BHWC uint8 BGR frames of one size → BCHW RGB 0..1 canvas of `dtype`, in one kernel launch.
 
-    The frames may be strided (a crop of a larger buffer): the kernel reads through their strides.
+    The frames may be strided (a crop of a larger buffer): the kernel reads through their strides. The
+    canvas is written in `memory_format` (channels-last: what the CUDA pipeline's network takes, with no
+    copy between the two); the values are the same in either layout.
     """
     _check_same_size_inputs(frames, geometry, dtype)
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f"the Triton letterbox writes contiguous or channels-last canvases, got {memory_format}")
     batch, in_h, in_w, _ = frames.shape
     new_w, new_h = geometry.new_unpad
     canvas_h, canvas_w = geometry.canvas_hw
     rows = _tables(in_h, new_h, frames.device, is_rows=True)
     cols = _tables(in_w, new_w, frames.device, is_rows=False)
-    out = torch.empty((batch, 3, canvas_h, canvas_w), dtype=dtype, device=frames.device)
+    out = torch.empty((batch, 3, canvas_h, canvas_w), dtype=dtype, device=frames.device, memory_format=memory_format)
     kernel = _kernel()
     block_y, block_x, num_warps = _blocks(canvas_h, canvas_w)
     grid = (triton.cdiv(canvas_w, block_x), triton.cdiv(canvas_h, block_y), batch)
@@ -91,6 +113,7 @@ def letterbox_same_size(frames: torch.Tensor, geometry: LetterboxParams, dtype: 
         rows,
         cols,
         *frames.stride(),
+        *out.stride(),
         canvas_h,
         canvas_w,
         geometry.top,
@@ -192,7 +215,8 @@ def _kernel() -> Any:
     triton, tl = triton_module, tl_module
     # Sizes and offsets are not specialized on (Triton would otherwise compile again when one of them
     # turns 1 or a multiple of 16): a new frame size then needs no compile, so it can even first appear
-    # inside a CUDA-graph capture. The canvas width stays specialized, for aligned stores.
+    # inside a CUDA-graph capture. The canvas width and the canvas's row and column strides (which follow
+    # it and the layout) stay specialized, for aligned stores.
     return triton.jit(_letterbox_kernel, do_not_specialize=UNSPECIALIZED_ARGS)
 
 
@@ -205,6 +229,10 @@ def _letterbox_kernel(
     stride_h,
     stride_w,
     stride_c,
+    out_stride_b,
+    out_stride_c,
+    out_stride_h,
+    out_stride_w,
     canvas_h,
     canvas_w,
     top,
@@ -243,8 +271,7 @@ def _letterbox_kernel(
     bottom_rows = src + (row1.to(tl.int64) * stride_h)[:, None]
     offset0 = (col0 * stride_w)[None, :]
     offset1 = (col1 * stride_w)[None, :]
-    plane = canvas_h * canvas_w
-    dst = out_ptr + frame * 3 * plane + (ys * canvas_w)[:, None] + xs[None, :]
+    dst = out_ptr + frame * out_stride_b + (ys * out_stride_h)[:, None] + (xs * out_stride_w)[None, :]
     for c in tl.static_range(3):
         bgr = (2 - c) * stride_c  # RGB channel c reads BGR channel 2 - c
         p00 = tl.load(top_rows + offset0 + bgr, mask=inside, other=0).to(tl.int32)
@@ -258,4 +285,4 @@ def _letterbox_kernel(
         # torch on CUDA divides by a scalar as a multiply by its float32 reciprocal (and so does the CPU
         # predict path, which divides on the model's device): the same product gives the same bits
         value = level.to(tl.float32) * 0.003921568859368563  # float32(1 / 255), 0x3B808081
-        tl.store(dst + c * plane, value.to(out_ptr.dtype.element_ty), mask=in_canvas)
+        tl.store(dst + c * out_stride_c, value.to(out_ptr.dtype.element_ty), mask=in_canvas)

@@ -21,6 +21,7 @@ DECODE_WORKERS_ENV = "ULTRALYTICS_DECODE_WORKERS"
 HOST_LETTERBOX_ENV = "ULTRALYTICS_GPU_HOST_LETTERBOX"
 CHUNK_ENV = "ULTRALYTICS_GPU_CHUNK"
 FUSED_ENV = "ULTRALYTICS_GPU_FUSED"
+CHANNELS_LAST_ENV = "ULTRALYTICS_GPU_CHANNELS_LAST"
 DEFAULT_CHUNK = 32
 CHROMA_ENV = "ULTRALYTICS_GPU_JPEG_CHROMA"
 JPEG_DECODER_ENV = "ULTRALYTICS_GPU_JPEG_DECODER"
@@ -52,6 +53,11 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_GPU_FUSED": (
         "`1` (default) / `0`",
         "batches of 1-7 same-size frames: letterbox, network and NMS as one CUDA graph, or three",
+    ),
+    "ULTRALYTICS_GPU_CHANNELS_LAST": (
+        "`1` (default) / `0`",
+        "PyTorch models on CUDA: weights and network input channels-last (NHWC, same output), or torch's NCHW "
+        "(read when a model's CUDA pipeline is first set up)",
     ),
     "ULTRALYTICS_DECODE_WORKERS": (
         "integer, `0` = auto (default)",
@@ -101,9 +107,18 @@ class Settings:
     gpu_host_letterbox: str  # "auto" | "1" | "0"
     gpu_chunk: int  # frames per chunk of a larger batch; 0: no chunks
     gpu_fused: bool = True  # small batches: letterbox + network + NMS in one CUDA graph
+    gpu_channels_last: bool = True  # PyTorch models on CUDA run channels-last
 
 
-_SETTINGS_ENV = (RESIZE_ENV, TRITON_ENV, DECODE_WORKERS_ENV, HOST_LETTERBOX_ENV, CHUNK_ENV, FUSED_ENV)
+_SETTINGS_ENV = (
+    RESIZE_ENV,
+    TRITON_ENV,
+    DECODE_WORKERS_ENV,
+    HOST_LETTERBOX_ENV,
+    CHUNK_ENV,
+    FUSED_ENV,
+    CHANNELS_LAST_ENV,
+)
 _PARSED: dict[tuple, Settings] = {}  # the environment's values of the switches → their parsed form
 
 
@@ -131,6 +146,7 @@ def _parse_settings() -> Settings:
         gpu_chunk=chunk,
         gpu_host_letterbox=env.get(HOST_LETTERBOX_ENV, "auto").strip().lower() or "auto",
         gpu_fused=_choice(FUSED_ENV, "1", ("1", "0")) == "1",
+        gpu_channels_last=_choice(CHANNELS_LAST_ENV, "1", ("1", "0")) == "1",
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ultralytics.gpu.channels_last import to_channels_last
 from ultralytics.nn.backends.base import Backend
 from ultralytics.nn.checkpoint import checkpoint_imgsz, load_checkpoint
 from ultralytics.nn.tasks import DetectionModel
@@ -46,6 +47,7 @@ class PyTorchBackend(Backend):
                 model, self.ckpt = load_checkpoint(path, trust=trust)
         self.model = model.to(self.device)
         self.model = self.model.half() if self.fp16 else self.model.float()
+        self.borrowed = self.model is weights  # the caller's own model, used as it is (see _prepare_in_memory)
         self.names = dict(model.names)
         self.stride = int(max(model.stride))
         self.task = "detect"
@@ -69,6 +71,16 @@ class PyTorchBackend(Backend):
         if ready:
             return model
         return copy.deepcopy(model).fuse().eval()
+
+    def use_channels_last(self) -> None:
+        """Hold the network's weights channels-last from now on (the CUDA pipeline asks: cuDNN's NHWC
+        kernels without layout transposes, the same output; gpu/channels_last.py). A model borrowed from
+        the caller is copied first, so the caller's `YOLO.model` is left as it was: what it saves, exports
+        and computes on the CPU (whose channels-last kernels may round differently) does not change."""
+        if self.borrowed:
+            self.model = copy.deepcopy(self.model)
+            self.borrowed = False
+        to_channels_last(self.model)
 
     @property
     def end2end(self) -> bool:

@@ -1,0 +1,193 @@
+"""The PyTorch network NCHW vs channels-last on CUDA (gpu/channels_last.py), alone and through the public API.
+
+Network alone: for each model (fused), precision and batch at 384x640 (imgsz 640, a 720x1280 frame's
+canvas), the forward is captured twice as a CUDA graph, once with torch's NCHW weights and input, once
+with both channels-last (the Detect head's branches on side streams, as the pipeline captures it), and
+the two graphs are replayed in alternating rounds: ms per forward is the median of the rounds' means
+(CUDA events); `equal` says whether the two outputs are `torch.equal`. `--predict` adds the public API
+(`model(frame)` per call and a list of 8, FP16, 720x1280 photos) with `ULTRALYTICS_GPU_CHANNELS_LAST` 0 vs
+1, a fresh YOLO per variant (the switch is read when a model's CUDA pipeline is set up), alternating rounds.
+
+    PYTHONPATH=. python3 benchmarks/channels_last.py [--models a.pt yolov8s.yaml] [--predict] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ultralytics.gpu.channels_last import network_input, to_channels_last  # noqa: E402
+from ultralytics.gpu.streams import parallel_branches  # noqa: E402
+from ultralytics.utils.settings import CHANNELS_LAST_ENV  # noqa: E402
+
+DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def load_model(spec: str, shared: Path) -> torch.nn.Module:
+    """A fused, eval-mode DetectionModel from a checkpoint path (or a fixture's name) or a yaml name."""
+    if spec.endswith(".yaml"):
+        from ultralytics.nn.tasks import DetectionModel
+
+        torch.manual_seed(0)
+        return DetectionModel(spec).fuse().eval()
+    from ultralytics.nn.checkpoint import load_checkpoint
+
+    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
+    return load_checkpoint(path)[0].eval()
+
+
+def capture(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Three warm-up passes then the capture, on a side stream."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad(), parallel_branches(x.device):
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                model(x)
+        stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=stream):
+            out = model(x)
+    torch.cuda.synchronize()
+    return graph, out
+
+
+def replay_ms(graph: torch.cuda.CUDAGraph, iters: int) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(iters):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / iters
+
+
+def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls: int) -> list[dict]:
+    """Public API per call, FP16, switch 0 vs 1: one YOLO per variant, warmed up, alternating rounds."""
+    import cv2
+
+    from ultralytics import YOLO
+
+    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
+    frames = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in paths]
+    frames = [frames[i % len(frames)].copy() for i in range(max(batches) * 4)]
+    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
+    models = {}
+    for switch in ("0", "1"):
+        os.environ[CHANNELS_LAST_ENV] = switch  # read when this model's pipeline state is made, below
+        models[switch] = YOLO(str(path))
+        for b in batches:
+            for _ in range(3):  # warm-up: Triton compile, graph capture, pinned buffers
+                models[switch].predict(frames[:b], half=True, device=0, verbose=False)
+    rows = []
+    for b in batches:
+        samples: dict[str, list[float]] = {"0": [], "1": []}
+        for _ in range(rounds):
+            for switch, model in models.items():
+                times = []
+                for i in range(calls):
+                    batch = frames[(i * b) % (len(frames) - b + 1) :][:b]
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    model.predict(batch[0] if b == 1 else batch, half=True, device=0, verbose=False)
+                    torch.cuda.synchronize()
+                    times.append((time.perf_counter() - t0) * 1e3 / b)
+                samples[switch].append(statistics.median(times))
+        off, on = statistics.median(samples["0"]), statistics.median(samples["1"])
+        rows.append({"model": path.name, "batch": b, "nchw_ms_per_img": round(off, 4), "cl_ms_per_img": round(on, 4)})
+        print(
+            f"predict per call {path.name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True
+        )
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder (fixtures)")
+    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--imgsz", nargs=2, type=int, default=[384, 640], metavar=("H", "W"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=30, help="replays per round")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--predict", action="store_true", help="also the public API per call, FP16, first model")
+    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("channels_last.py needs a CUDA GPU (none is visible)")
+        return 2
+    device = torch.device("cuda")
+    started = time.perf_counter()
+    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, input {args.imgsz[0]}x{args.imgsz[1]}")
+    header = (
+        f"{'model':<28} {'prec':<5} {'batch':>5} {'NCHW ms':>8} {'CL ms':>8} {'saved':>7} {'CL/NCHW':>7} {'equal':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for spec in args.models:
+        base = load_model(spec, args.shared)
+        for precision in args.precisions:
+            variants = {"nchw": copy.deepcopy(base).to(device, DTYPES[precision])}
+            variants["channels_last"] = to_channels_last(copy.deepcopy(variants["nchw"]))
+            for batch in args.batches:
+                gen = torch.Generator().manual_seed(batch)
+                x = torch.rand(batch, 3, *args.imgsz, generator=gen).to(device, DTYPES[precision])
+                graphs = {k: capture(m, network_input(x, LAYOUTS[k])) for k, m in variants.items()}
+                for graph, _ in graphs.values():
+                    replay_ms(graph, 3)  # also fills the static outputs (a capture runs nothing)
+                equal = torch.equal(graphs["nchw"][1], graphs["channels_last"][1])
+                samples: dict[str, list[float]] = {k: [] for k in graphs}
+                for _ in range(args.rounds):
+                    for k, (graph, _) in graphs.items():
+                        samples[k].append(replay_ms(graph, args.iters))
+                off, on = statistics.median(samples["nchw"]), statistics.median(samples["channels_last"])
+                row = {
+                    "model": Path(spec).name,
+                    "precision": precision,
+                    "batch": batch,
+                    "nchw_ms": round(off, 4),
+                    "channels_last_ms": round(on, 4),
+                    "equal": equal,
+                    "rounds": {k: [round(v, 4) for v in s] for k, s in samples.items()},
+                }
+                rows.append(row)
+                print(
+                    f"{row['model']:<28} {precision:<5} {batch:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} "
+                    f"{on / off:>7.3f} {str(equal):>6}",
+                    flush=True,
+                )
+                del graphs
+            del variants
+            torch.cuda.empty_cache()
+    predict = []
+    if args.predict:
+        predict = predict_rows(
+            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
+        )
+    print(
+        f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
+    )
+    if args.json:
+        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0 if all(r["equal"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

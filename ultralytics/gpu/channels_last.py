@@ -1,0 +1,55 @@
+"""The PyTorch network in channels-last (NHWC) memory format on CUDA: the same output, less time.
+
+Why: cuDNN runs YOLO's convolutions with NHWC kernels; fed NCHW tensors, it transposes around them.
+With the weights and the network input channels-last those transposes go: on the H200 (FP16, the
+network alone replayed in a CUDA graph) yolov8s takes 0.874 ms instead of 0.967 at batch 1 and 4.67
+instead of 5.66 at batch 32, with an identical output (docs/performance.md, session 7).
+
+The GPU pipeline asks `network_memory_format` once, when it sets up a model's state: on a CUDA device,
+for a backend that can switch (PyTorch; ONNX and TensorRT models take the layout they were built with),
+unless `ULTRALYTICS_GPU_CHANNELS_LAST=0`, the backend converts its network (`use_channels_last`, which
+copies a model it borrowed from the caller first) and every tensor the pipeline feeds the network is
+then in that layout (`network_input`; the letterbox writes it directly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ultralytics.utils.settings import settings
+
+
+def wants_channels_last(model: Any) -> bool:
+    """Whether the CUDA pipeline on `model` (an AutoBackend) runs its network channels-last: a CUDA
+    device, a backend able to switch, and the switch on."""
+    backend = getattr(model, "backend", None)
+    return (
+        torch.device(model.device).type == "cuda"
+        and callable(getattr(backend, "use_channels_last", None))
+        and settings().gpu_channels_last
+    )
+
+
+def network_memory_format(model: Any) -> torch.memory_format:
+    """Convert the network where `wants_channels_last` says so; the layout its input must then have."""
+    if not wants_channels_last(model):
+        return torch.contiguous_format
+    model.backend.use_channels_last()
+    return torch.channels_last
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """The module's 4-D parameters and buffers (convolution weights) channels-last, in place; every
+    value stays as it was, so exports and outputs do not change."""
+    return module.to(memory_format=torch.channels_last)
+
+
+def network_input(im: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """`im` in the network's layout: itself when it is already (or when the network takes torch's
+    default layout: a caller's tensor is not copied then), else one copy into channels-last."""
+    if memory_format == torch.contiguous_format or im.ndim != 4:
+        return im
+    return im.contiguous(memory_format=memory_format)
