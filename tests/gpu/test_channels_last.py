@@ -63,6 +63,8 @@ def test_only_pytorch_backends_on_cuda_switch(shapes_pt, monkeypatch):
     assert not wants_channels_last(onnx_model)  # an exported model takes the layout it was built with
 
     torch_model.device = CUDA  # what a CUDA backend reports; the weights stay on the CPU for this test
+    assert not wants_channels_last(torch_model)  # FP32: TF32 convolutions round differently in NHWC
+    torch_model.fp16 = True  # what an FP16 backend reports (its dtype)
     monkeypatch.setenv(CHANNELS_LAST_ENV, "0")
     assert not wants_channels_last(torch_model)
     assert network_memory_format(torch_model) == torch.contiguous_format
@@ -144,7 +146,7 @@ def test_callers_model_is_copied_not_converted_and_exports_stay_the_same(shapes_
 
     backend = yolo._backend(torch.device("cpu"), False)
     assert backend.backend.model is yolo.model  # borrowed: a loaded checkpoint is fused, eval, FP32
-    backend.device = CUDA  # the decision's input only
+    backend.device, backend.fp16 = CUDA, True  # the decision's inputs only
     assert network_memory_format(backend) == CL
     assert backend.backend.model is not yolo.model
     assert all_channels_last(backend.backend.model) and all_contiguous(yolo.model)
@@ -210,7 +212,7 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
     predictor = DetectionPredictor(args, yolo._backend(torch.device("cuda:0"), half))
     if not graphed:
         predictor.gpu = GpuStages(predictor.model, predictor.args, predictor.imgsz, use_graphs=False)
-    on = switch == "1"
+    on = switch == "1" and half  # FP32 stays NCHW (TF32 convolutions round differently in NHWC)
     assert predictor.gpu.state.memory_format == (CL if on else torch.contiguous_format)
     network = predictor.model.backend.model
     assert all_channels_last(network) if on else all_contiguous(network)

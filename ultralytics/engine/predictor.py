@@ -150,7 +150,8 @@ class DetectionPredictor:
         stays out of the first call's Speed line."""
         if getattr(self.model, "warmed_up", False) or self.model.device.type == "cpu":
             return  # upstream skips the warm-up on the CPU too
-        self.model.warmup((1, 3, *self.imgsz))
+        state = getattr(self.gpu, "state", None)  # the CUDA pipeline: the network's input layout
+        self.model.warmup((1, 3, *self.imgsz), getattr(state, "memory_format", None))
         self.model.warmed_up = True
 
     def stream_inference(self, source: Any) -> Iterator[Results]:

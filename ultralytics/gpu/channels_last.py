@@ -24,10 +24,15 @@ from ultralytics.utils.settings import settings
 
 def wants_channels_last(model: Any) -> bool:
     """Whether the CUDA pipeline on `model` (an AutoBackend) runs its network channels-last: a CUDA
-    device, a backend able to switch, and the switch on."""
+    device, FP16, a backend able to switch, and the switch on.
+
+    FP16 only: there the outputs were identical on the H200. In FP32 cuDNN's TF32 convolutions pick
+    other algorithms for NHWC and the outputs differed in their last bits (benchmarks/channels_last.py,
+    `equal False`), for at most 0.08 ms of a batch of 8 and a loss at batch 1: not worth moving boxes."""
     backend = getattr(model, "backend", None)
     return (
         torch.device(model.device).type == "cuda"
+        and getattr(model, "dtype", None) == torch.float16
         and callable(getattr(backend, "use_channels_last", None))
         and settings().gpu_channels_last
     )

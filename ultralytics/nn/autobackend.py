@@ -93,8 +93,11 @@ class AutoBackend(nn.Module):
             outputs.append(self.backend.forward(chunk)[:real].clone())
         return torch.cat(outputs)
 
-    def warmup(self, imgsz: tuple[int, int, int, int] = (1, 3, 640, 640)) -> None:
-        """One pass on a blank batch so lazy initialisation stays out of timed runs (GPU only)."""
+    def warmup(
+        self, imgsz: tuple[int, int, int, int] = (1, 3, 640, 640), memory_format: torch.memory_format | None = None
+    ) -> None:
+        """One pass on a blank batch so lazy initialisation stays out of timed runs (GPU only); in the
+        memory format the network will be fed (the CUDA pipeline's, gpu/channels_last.py)."""
         if self.device.type == "cpu" and self.pt:
             return
         shape = list(imgsz)
@@ -102,7 +105,8 @@ class AutoBackend(nn.Module):
             shape[0] = self.static_batch
         if self.imgsz and not self.dynamic:
             shape[2:] = self.imgsz
-        self.forward(torch.zeros(shape, dtype=self.dtype, device=self.device))
+        blank = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.forward(blank.contiguous(memory_format=memory_format) if memory_format is not None else blank)
         LOGGER.debug(f"warmup done with input {shape}")
 
 
