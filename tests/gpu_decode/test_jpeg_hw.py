@@ -65,7 +65,6 @@ def stand_in(monkeypatch):
     monkeypatch.setitem(sys.modules, "nvidia", package)
     monkeypatch.setitem(sys.modules, "nvidia.nvimgcodec", module)
     monkeypatch.delenv(JPEG_DECODER_ENV, raising=False)
-    monkeypatch.setattr(decode, "HARDWARE_MIN_BATCH", 1)  # small batches here; the threshold has its own test
     StandInDecoder.instances.clear()
     forget_decoders()
     yield options
@@ -113,7 +112,6 @@ def test_switch_keeps_torchvision_only(stand_in, val_jpegs, monkeypatch):
 def test_no_decoder_is_asked_once_and_leaves_nvjpeg(monkeypatch, val_jpegs):
     seen: list[int] = []
     monkeypatch.setattr(decode, "_nvjpeg", _opencv_nvjpeg(seen))
-    monkeypatch.setattr(decode, "HARDWARE_MIN_BATCH", 1)
     attempts = []
 
     def refuse(**kw):
@@ -169,18 +167,6 @@ def test_a_decoder_that_returns_nothing_when_made_is_not_used(stand_in, val_jpeg
         assert all(f is not None for f in decode.decode_jpegs(_jpegs(val_jpegs, 2), torch.device("cpu")))
     assert seen == [2, 2] and len(StandInDecoder.instances) == 1  # checked once, then left alone
     assert len(infos) == 1 and "no hardware JPEG decoder" in infos[0]
-
-
-def test_small_batches_go_to_nvjpeg(stand_in, val_jpegs, monkeypatch):
-    """One image on one hardware engine came back slower than through nvJPEG (H200): below
-    HARDWARE_MIN_BATCH images per call the hardware decoder is not asked."""
-    seen: list[int] = []
-    monkeypatch.setattr(decode, "_nvjpeg", _opencv_nvjpeg(seen))
-    monkeypatch.setattr(decode, "HARDWARE_MIN_BATCH", 3)
-    decode.decode_jpegs(_jpegs(val_jpegs, 2), torch.device("cpu"))
-    assert seen == [2] and StandInDecoder.instances[0].calls == [1]  # made and checked, not asked
-    decode.decode_jpegs(_jpegs(val_jpegs, 3), torch.device("cpu"))
-    assert seen == [2] and StandInDecoder.instances[0].calls == [1, 3]
 
 
 def test_bad_switch_value_is_one_line(monkeypatch):

@@ -55,12 +55,6 @@ def jpeg_decode_problem(device: torch.device) -> str | None:
     return None
 
 
-# Fewer JPEGs than this per call go to torchvision's nvJPEG: one image on one hardware engine is slow to
-# come back (H200, folder of 720p JPEGs, batch=1: 2.95 ms/img end to end against 1.75 through nvJPEG; batch
-# 32: 0.359 against 0.432; benchmarks/NOTES.md session 7)
-HARDWARE_MIN_BATCH = 8
-
-
 def _hardware(device: torch.device) -> HardwareJpegDecoder | None:
     """The hardware JPEG decoder, unless `ULTRALYTICS_GPU_JPEG_DECODER=nvjpeg` asks for torchvision's."""
     return hardware_jpeg_decoder(device) if jpeg_decoder() == "auto" else None
@@ -96,7 +90,7 @@ def decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor 
     if not datas:
         return []
     frames: list[torch.Tensor | None] = [None] * len(datas)
-    if (hardware := _hardware(device)) is not None and len(datas) >= HARDWARE_MIN_BATCH:
+    if (hardware := _hardware(device)) is not None:
         frames = hardware.decode(datas)  # on the current stream
     rest = [i for i, frame in enumerate(frames) if frame is None]
     if rest:
