@@ -39,13 +39,14 @@ def all_contiguous(module: torch.nn.Module) -> bool:
     return all(t.is_contiguous() for t in four_d(module))
 
 
-def test_switch_is_on_by_default_and_zero_turns_it_off(monkeypatch):
+def test_switch_is_off_by_default_and_one_turns_it_on(monkeypatch):
+    """Off by default: on the H200 a batch of 8 moved FP16 boxes by one FP16 step (the CUDA test below)."""
     monkeypatch.delenv(CHANNELS_LAST_ENV, raising=False)
-    assert settings().gpu_channels_last is True
-    monkeypatch.setenv(CHANNELS_LAST_ENV, "0")
     assert settings().gpu_channels_last is False
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
+    assert settings().gpu_channels_last is True
     monkeypatch.setenv(CHANNELS_LAST_ENV, "yes")
-    with pytest.raises(ValueError, match=rf"^{CHANNELS_LAST_ENV}='yes' is not valid: use '1' \(the default\) or '0'$"):
+    with pytest.raises(ValueError, match=rf"^{CHANNELS_LAST_ENV}='yes' is not valid: use '0' \(the default\) or '1'$"):
         settings()
 
 
@@ -136,10 +137,13 @@ def _same_onnx(a: onnx.ModelProto, b: onnx.ModelProto) -> None:
         np.testing.assert_array_equal(value, weights_b[name], err_msg=name)
 
 
-def test_callers_model_is_copied_not_converted_and_exports_stay_the_same(shapes_pt, tmp_path, shapes_images):
+def test_callers_model_is_copied_not_converted_and_exports_stay_the_same(
+    shapes_pt, tmp_path, shapes_images, monkeypatch
+):
     """A ready model is borrowed by the backend as is; switching the backend to channels-last must copy
     it first, so `YOLO.model` keeps its layout and `export()` after a CUDA predict writes the same ONNX.
     A model converted in place (what a user may do) exports the same ONNX too."""
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "1")
     weights = shutil.copy(shapes_pt, tmp_path / "shapes.pt")
     yolo = YOLO(weights)
     before = _onnx_export(yolo, "before")
@@ -239,7 +243,9 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
 @pytest.mark.parametrize("graphed", [True, False], ids=["graphed", "eager"])
 def test_cuda_boxes_equal_with_channels_last_on_and_off(shapes_pt, shapes_images, monkeypatch, half, batch, graphed):
     """yolov8n, FP32/FP16, batch 1 (the fused graph) and 8 (letterbox beside the network), graphed and
-    eager: the same detections, bit for bit, with the network channels-last and in NCHW."""
+    eager: the same detections with the network channels-last and in NCHW — bit for bit at batch 1; at
+    batch 8 (H200) cuDNN's NHWC kernels moved FP16 boxes by one FP16 step (43.7188 vs 43.75), which is why
+    the switch is off by default."""
     square = [im for _, im in shapes_images if im.shape[:2] == (320, 320)]
     images = (square * 8)[:batch]
     off = _cuda_boxes(shapes_pt, images, monkeypatch, "0", half, graphed, batch)
@@ -247,7 +253,17 @@ def test_cuda_boxes_equal_with_channels_last_on_and_off(shapes_pt, shapes_images
     assert sum(len(b) for b in off) > 0
     assert len(on) == len(off)
     for a, b in zip(on, off):
-        assert torch.equal(torch.from_numpy(a), torch.from_numpy(b))
+        if batch == 1:
+            assert torch.equal(torch.from_numpy(a), torch.from_numpy(b))
+        else:
+            assert_within_one_fp16_step(a, b)
+
+
+def assert_within_one_fp16_step(a: np.ndarray, b: np.ndarray) -> None:
+    """Same detections, each value within one FP16 step at its magnitude (the network's precision)."""
+    assert a.shape == b.shape
+    step = np.spacing(np.maximum(np.abs(a), np.abs(b)).astype(np.float16)).astype(np.float32)
+    assert (np.abs(a - b) <= step).all(), np.abs(a - b).max()
 
 
 @requires_cuda
@@ -260,4 +276,4 @@ def test_cuda_mixed_sizes_and_chunks_equal_with_channels_last_on_and_off(shapes_
     on = _cuda_boxes(shapes_pt, images, monkeypatch, "1", True, True, 40)
     assert sum(len(b) for b in off) > 0
     for a, b in zip(on, off):
-        assert torch.equal(torch.from_numpy(a), torch.from_numpy(b))
+        assert_within_one_fp16_step(a, b)

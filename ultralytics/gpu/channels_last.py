@@ -1,15 +1,17 @@
-"""The PyTorch network in channels-last (NHWC) memory format on CUDA: the same output, less time.
+"""The PyTorch network in channels-last (NHWC) memory format on CUDA: less time, FP16 only, opt-in.
 
 Why: cuDNN runs YOLO's convolutions with NHWC kernels; fed NCHW tensors, it transposes around them.
 With the weights and the network input channels-last those transposes go: on the H200 (FP16, the
 network alone replayed in a CUDA graph) yolov8s takes 0.874 ms instead of 0.967 at batch 1 and 4.67
-instead of 5.66 at batch 32, with an identical output (docs/performance.md, session 7).
+instead of 5.66 at batch 32 (docs/performance.md, session 7).
 
-The GPU pipeline asks `network_memory_format` once, when it sets up a model's state: on a CUDA device,
-for a backend that can switch (PyTorch; ONNX and TensorRT models take the layout they were built with),
-unless `ULTRALYTICS_GPU_CHANNELS_LAST=0`, the backend converts its network (`use_channels_last`, which
-copies a model it borrowed from the caller first) and every tensor the pipeline feeds the network is
-then in that layout (`network_input`; the letterbox writes it directly).
+Opt-in (`ULTRALYTICS_GPU_CHANNELS_LAST=1`): through the public API it saved 0.01-0.04 ms at batch 1, and
+with the trained shapes model at batch 8 cuDNN's NHWC kernels moved FP16 boxes by one FP16 step, where
+the default keeps results as they were. The GPU pipeline asks `network_memory_format` once, when it sets
+up a model's state: on a CUDA device, FP16, for a backend that can switch (PyTorch; ONNX and TensorRT
+models take the layout they were built with), with the switch on, the backend converts its network
+(`use_channels_last`, which copies a model it borrowed from the caller first) and every tensor the
+pipeline feeds the network is then in that layout (`network_input`; the letterbox writes it directly).
 """
 
 from __future__ import annotations
