@@ -327,10 +327,11 @@ class GpuStages:
     ) -> Iterator[tuple]:
         """(paths, images, infos, im, results) per batch, like the CPU stages' loop, but batch i+1 is
         enqueued on the GPU before the host waits for batch i's detections, so building Results (and
-        Python in general) overlaps the GPU instead of alternating with it. When batch i+1 is not decoded
-        yet (a `Prefetcher` that is not `ready`: a camera, a folder decoded slower than the GPU runs),
-        batch i's results go out first instead of waiting for it: a live stream's results are not held
-        back by a frame."""
+        Python in general) overlaps the GPU instead of alternating with it. A batch of one frame whose
+        successor is not decoded yet (a `Prefetcher` that is not `ready`: a camera, a folder read one image
+        at a time) has its results go out first instead of waiting for it: a live stream's results are not
+        held back by a frame. Larger batches keep the order above: finishing them early measured slower
+        (H200, 128 JPEGs at batch 32: 1.22 against 1.08 ms/img; at batch 1 2.06 against 2.13)."""
         pending = None
         next_ready = getattr(batches, "ready", None)
         for paths, images, infos in batches:
@@ -354,7 +355,7 @@ class GpuStages:
             if pending is not None:
                 yield self._finish(profilers, *pending)
             pending = (paths, images, infos, im, nms, originals, timings)
-            if next_ready is not None and not next_ready():
+            if next_ready is not None and len(paths) == 1 and not next_ready():
                 yield self._finish(profilers, *pending)
                 pending = None
         if pending is not None:
