@@ -330,8 +330,9 @@ class GpuStages:
         Python in general) overlaps the GPU instead of alternating with it. A batch of one frame whose
         successor is not decoded yet (a `Prefetcher` that is not `ready`: a camera, a folder read one image
         at a time) has its results go out first instead of waiting for it: a live stream's results are not
-        held back by a frame. Larger batches keep the order above: finishing them early measured slower
-        (H200, 128 JPEGs at batch 32: 1.22 against 1.08 ms/img; at batch 1 2.06 against 2.13)."""
+        held back by a frame (ms/img through a folder at batch 1 within noise: 2.06 vs 2.13 and 2.12 vs 2.08
+        in two H200 calls). Larger batches keep the order above: finishing them early measured slower
+        (128 JPEGs at batch 32: 1.22 against 1.08 ms/img)."""
         pending = None
         next_ready = getattr(batches, "ready", None)
         for paths, images, infos in batches:
