@@ -13,7 +13,7 @@ from tests.gpu_decode.test_segmented import FRAMES, SLICE, IndexedStandIn, _read
 from ultralytics.gpu import nvdec_pool
 from ultralytics.gpu.segmented_decode import HostStreams, SegmentedFrameReader
 from ultralytics.gpu.video_decode import OpenCVFrameReader
-from ultralytics.utils.settings import REUSE_ENV
+from ultralytics.utils.settings import REUSE_ENV, SWITCHES
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,7 @@ def test_one_decoder_kept_per_stream():
 
 
 def test_bad_reuse_value_is_one_line(monkeypatch):
+    assert REUSE_ENV in SWITCHES  # listed by `yolo settings`
     monkeypatch.setenv(REUSE_ENV, "maybe")
     with pytest.raises(ValueError, match="ULTRALYTICS_NVDEC_REUSE='maybe' is not valid"):
         nvdec_pool.take("k", "x.mp4", lambda: None)
