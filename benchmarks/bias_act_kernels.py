@@ -53,9 +53,13 @@ def set_switch(on: bool) -> None:
     bias_act_triton.reload_switch()
 
 
-def capture(model: torch.nn.Module, x: torch.Tensor, on: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """Three warm-up passes then the capture, on a side stream, with the switch as given."""
-    set_switch(on)
+def capture(
+    model: torch.nn.Module, x: torch.Tensor, on: bool | None = None
+) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """Three warm-up passes then the capture, on a side stream (the Detect head's branches on side streams,
+    as the pipeline captures it); `on`: the bias+SiLU switch to set first (None: leave it)."""
+    if on is not None:
+        set_switch(on)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.no_grad(), parallel_branches(x.device):

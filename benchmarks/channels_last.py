@@ -27,8 +27,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.bias_act_kernels import capture, replay_ms  # noqa: E402
 from ultralytics.gpu.channels_last import network_input, to_channels_last  # noqa: E402
-from ultralytics.gpu.streams import parallel_branches  # noqa: E402
 from ultralytics.utils.settings import CHANNELS_LAST_ENV  # noqa: E402
 
 DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
@@ -46,32 +46,6 @@ def load_model(spec: str, shared: Path) -> torch.nn.Module:
 
     path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
     return load_checkpoint(path)[0].eval()
-
-
-def capture(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """Three warm-up passes then the capture, on a side stream."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad(), parallel_branches(x.device):
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model(x)
-        stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):
-            out = model(x)
-    torch.cuda.synchronize()
-    return graph, out
-
-
-def replay_ms(graph: torch.cuda.CUDAGraph, iters: int) -> float:
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / iters
 
 
 def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls: int) -> list[dict]:

@@ -185,14 +185,7 @@ def test_every_path_feeds_the_network_in_the_states_layout(shapes_pt, shapes_ima
     ours.model.backend.use_channels_last()
     ours.gpu.state.memory_format = CL
     network = ours.model.backend.model
-    seen: list[bool] = []
-    forward = network.forward
-
-    def spy(x: torch.Tensor) -> torch.Tensor:
-        seen.append(x.is_contiguous(memory_format=CL) and not x.is_contiguous())
-        return forward(x)
-
-    network.forward = spy
+    seen = record_input_layouts(network)
     got = [boxes_of(ours(src)) for src in (same, images[:3])]
     assert sum(len(b) for b in expected[0]) > 0
     for a, b in zip(got, expected):
@@ -221,14 +214,7 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
     network = predictor.model.backend.model
     assert all_channels_last(network) if on else all_contiguous(network)
     assert all_contiguous(yolo.model)  # the caller's model keeps its layout
-    seen: list[bool] = []
-    forward = network.forward
-
-    def spy(x: torch.Tensor) -> torch.Tensor:
-        seen.append(x.is_contiguous(memory_format=CL) and not x.is_contiguous())
-        return forward(x)
-
-    network.forward = spy
+    seen = record_input_layouts(network)
     got = boxes_of(predictor(images))
     frames = torch.from_numpy(np.stack([images[0]] * 2)).cuda()
     tensor = (frames.flip(-1).permute(0, 3, 1, 2).float() / 255).contiguous()  # a caller's NCHW RGB batch
@@ -277,3 +263,16 @@ def test_cuda_mixed_sizes_and_chunks_equal_with_channels_last_on_and_off(shapes_
     assert sum(len(b) for b in off) > 0
     for a, b in zip(on, off):
         assert_within_one_fp16_step(a, b)
+
+
+def record_input_layouts(network: torch.nn.Module) -> list[bool]:
+    """From now on, whether each input `network` gets is channels-last (and not also NCHW-contiguous)."""
+    seen: list[bool] = []
+    forward = network.forward
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.is_contiguous(memory_format=CL) and not x.is_contiguous())
+        return forward(x)
+
+    network.forward = spy
+    return seen
