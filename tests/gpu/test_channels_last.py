@@ -276,3 +276,17 @@ def record_input_layouts(network: torch.nn.Module) -> list[bool]:
 
     network.forward = spy
     return seen
+
+
+def test_gpu_pipeline_false_feeds_a_converted_backend_in_its_layout(shapes_pt, shapes_images):
+    """The backend is shared between the CUDA pipeline and `gpu_pipeline=False`: once the pipeline made its
+    network channels-last, the CPU stages feed it channels-last too (not NCHW against NHWC weights)."""
+    from types import SimpleNamespace
+
+    predictor = predictor_for(YOLO(shapes_pt), "cpu", imgsz=320)
+    assert predictor.gpu is None  # CpuStages
+    predictor.model.backend.use_channels_last()
+    predictor.model.gpu_state = SimpleNamespace(memory_format=CL)  # what a CUDA pipeline state records
+    seen = record_input_layouts(predictor.model.backend.model)
+    predictor([shapes_images[0][1]])
+    assert seen == [True]

@@ -221,3 +221,34 @@ def test_results_are_not_held_back_until_the_next_batch_is_decoded(shapes_pt, sh
         results.append(r)
         first_result_out.set()
     assert len(results) == 3 and waited == [True, True]
+
+
+def test_a_source_failing_mid_stream_still_delivers_the_batches_already_run(
+    shapes_pt, shapes_images, tmp_path, monkeypatch
+):
+    """A source error after good batches (e.g. a decoder failing mid-video): every batch run before it gets
+    its results, as on the CPU path, then the error is raised."""
+    import shutil
+
+    import ultralytics.data.loaders as loaders
+
+    for path, _ in shapes_images[:4]:
+        shutil.copy(path, tmp_path)
+    last = sorted(p.name for p in tmp_path.iterdir())[-1]
+    real_read = loaders._read_entry
+
+    def read(entry):
+        if entry.path.endswith(last):
+            raise RuntimeError("decoder failed")  # not an unreadable file (those are skipped): an error
+        return real_read(entry)
+
+    monkeypatch.setattr(loaders, "_read_entry", read)
+    for gpu in (False, True):
+        predictor = predictor_for(YOLO(shapes_pt), "cpu", imgsz=320)
+        if gpu:
+            predictor.gpu = GpuPipeline(predictor.model, predictor.args)
+        results = []
+        with pytest.raises(RuntimeError, match="decoder failed"):
+            for r in predictor(str(tmp_path), stream=True):
+                results.append(r.path)
+        assert len(results) == 3, (gpu, results)

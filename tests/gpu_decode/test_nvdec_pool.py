@@ -11,6 +11,7 @@ import ultralytics.gpu.segmented_decode as segmented
 from tests.gpu_decode.conftest import moving_frames, write_mp4v
 from tests.gpu_decode.test_segmented import FRAMES, SLICE, IndexedStandIn, _read_all
 from ultralytics.gpu import nvdec_pool
+from ultralytics.gpu.capture_gate import CaptureGate
 from ultralytics.gpu.segmented_decode import HostStreams, SegmentedFrameReader
 from ultralytics.gpu.video_decode import OpenCVFrameReader
 from ultralytics.utils.settings import REUSE_ENV, SWITCHES
@@ -20,8 +21,8 @@ from ultralytics.utils.settings import REUSE_ENV, SWITCHES
 def clips(tmp_path_factory):
     """Two different 100-frame videos and their frames as OpenCV decodes them."""
     out = {}
-    for name, shift in (("a", 0), ("b", 7)):
-        frames_np = moving_frames(FRAMES + shift, (36, 52))[shift:]
+    for name, count in (("a", FRAMES), ("b", FRAMES - 10)):  # different lengths: a stale length shows
+        frames_np = moving_frames(count, (36, 52))
         path = write_mp4v(tmp_path_factory.mktemp("pool") / f"{name}.mp4", frames_np)
         reader = OpenCVFrameReader(path, torch.device("cpu"))
         out[name] = (path, reader.read(10_000))
@@ -44,8 +45,11 @@ class Reconfigurable(IndexedStandIn):
 
     made = 0
 
+    gate = None  # set by a test: must be held (by some thread) whenever a decoder is reconfigured
+
     def __init__(self, clips, path, **kw):
-        super().__init__(clips_by_path(clips)[str(path)], **kw)
+        frames = clips_by_path(clips)[str(path)]
+        super().__init__(frames, length=frames.shape[0], **kw)
         Reconfigurable.made += 1
         self.clips = clips
         self.reconfigured: list[str] = []
@@ -53,7 +57,9 @@ class Reconfigurable(IndexedStandIn):
     def reconfigure_decoder(self, path: str) -> None:
         if "broken" in path:
             raise RuntimeError(f"cannot open {path}")
-        self.rgb = clips_by_path(self.clips)[path].flip(-1).contiguous()
+        assert Reconfigurable.gate is None or Reconfigurable.gate.decoding_now > 0, "reconfigured outside the gate"
+        frames = clips_by_path(self.clips)[path]
+        self.rgb, self.length = frames.flip(-1).contiguous(), frames.shape[0]
         self.reconfigured.append(path)
 
 
@@ -61,7 +67,7 @@ def clips_by_path(clips) -> dict:
     return {str(path): frames for path, frames in clips.values()}
 
 
-def _pooled_reader(clips, name: str, sessions: int = 3, fail=None) -> SegmentedFrameReader:
+def _pooled_reader(clips, name: str, sessions: int = 3, fail=None, gate=None) -> SegmentedFrameReader:
     path = clips[name][0]
 
     def open_decoder(worker: int):  # NumberedStreams: a session's "stream" is its number
@@ -72,12 +78,19 @@ def _pooled_reader(clips, name: str, sessions: int = 3, fail=None) -> SegmentedF
         open_decoder,
         sessions,
         segment=24,
-        streams=NumberedStreams(),
-        keep_decoder=lambda worker, decoder: nvdec_pool.give_back(("stand-in", worker), decoder),
+        streams=NumberedStreams(gate),
+        keep_decoder=lambda worker, decoder: keep(worker, decoder, gate),
     )
 
 
+def keep(worker, decoder, gate) -> None:
+    assert gate is None or gate.decoding_now > 0, "given back outside the gate"
+    nvdec_pool.give_back(("stand-in", worker), decoder)
+
+
 class NumberedStreams(HostStreams):
+    """Host streams whose session "streams" are the session numbers (the pool's keys)."""
+
     def worker_stream(self, worker: int) -> int:
         return worker
 
@@ -85,12 +98,14 @@ class NumberedStreams(HostStreams):
         return worker
 
 
-def test_next_video_reuses_the_sessions_and_its_frames_are_its_own(clips):
+def test_next_video_reuses_the_sessions_and_its_frames_are_its_own(clips, monkeypatch):
+    gate = CaptureGate()
+    monkeypatch.setattr(Reconfigurable, "gate", gate)
     Reconfigurable.made = 0
-    first = _read_all(_pooled_reader(clips, "a"), 10)
+    first = _read_all(_pooled_reader(clips, "a", gate=gate), 10)
     assert torch.equal(first, clips["a"][1]) and Reconfigurable.made == 3 and nvdec_pool.idle_count() == 3
-    second = _read_all(_pooled_reader(clips, "b"), 10)
-    assert torch.equal(second, clips["b"][1])
+    second = _read_all(_pooled_reader(clips, "b", gate=gate), 10)
+    assert torch.equal(second, clips["b"][1])  # its own 90 frames, not the first video's 100
     assert Reconfigurable.made == 3  # no new decoder: the three kept ones were reconfigured
 
 
@@ -106,6 +121,14 @@ def test_a_session_that_failed_is_not_kept(clips):
     with pytest.raises(RuntimeError, match="NVDEC session"):
         _read_all(_pooled_reader(clips, "a", fail=lambda first: first == 24), 10)
     assert nvdec_pool.idle_count() == 2  # the other two sessions ended cleanly
+
+
+def test_a_decoder_that_raised_near_the_end_is_not_kept(clips):
+    """Near the end a failing request is taken as the container overstating its frames (the video ends
+    there), but the decoder still raised: it is not handed to the next video."""
+    frames = _read_all(_pooled_reader(clips, "a", fail=lambda first: 88 <= first < 96), 10)
+    assert torch.equal(frames, clips["a"][1][:88])
+    assert nvdec_pool.idle_count() == 2  # the session of frames 72-95 (requests from 88 fail) is not kept
 
 
 def test_a_reconfigure_that_raises_opens_a_fresh_decoder():

@@ -58,8 +58,8 @@ INERT_KEYS: dict[str, str] = {
     "dnn": "ONNX models always run with ONNX Runtime here (OpenCV DNN is not used)",
     "compile": "torch.compile is not used here; for speed, export to TensorRT (format=engine)",
     "channels_last": (
-        "PyTorch models on CUDA run channels-last by default (same output; "
-        "ULTRALYTICS_GPU_CHANNELS_LAST=0 turns it off), the CPU keeps torch's default layout"
+        "the layout is the package's: torch's default, or channels-last for FP16 PyTorch models on CUDA with "
+        "ULTRALYTICS_GPU_CHANNELS_LAST=1 (opt-in: FP16 boxes may move by one FP16 step)"
     ),
     "retina_masks": "it is a segmentation argument, and this package detects boxes only",
 }

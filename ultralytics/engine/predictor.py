@@ -26,6 +26,7 @@ from ultralytics.data.augment import (  # noqa: F401 - check_imgsz/resolve_imgsz
 )
 from ultralytics.data.loaders import InferenceSource, load_inference_source
 from ultralytics.engine.results import Results
+from ultralytics.gpu.channels_last import model_layout, network_input
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.utils import LOGGER, IterableSimpleNamespace
 from ultralytics.utils.atomic_file import atomic_write
@@ -52,7 +53,8 @@ class CpuStages:
         return images_to_tensor([letterbox(image=im) for im in images], self.model.device, self.model.fp16)
 
     def inference(self, im: torch.Tensor) -> torch.Tensor:
-        return self.model(im)
+        # the backend is shared with the CUDA pipeline, which may have made its network channels-last
+        return self.model(network_input(im, model_layout(self.model)))
 
     def postprocess(
         self, preds: torch.Tensor, im: torch.Tensor, orig_imgs: list[np.ndarray], paths: list[str]

@@ -8,11 +8,17 @@ decoders reconfigured to the next video (same codec and size) gave them in 26 ms
 
 One idle decoder is kept per decode stream (a decoder is bound to the stream it was made with; the
 device's decode streams are fixed, `gpu/streams.decode_streams`); a reader takes it, so two videos
-decoding at once never share one. A decoder whose session failed is not kept. PyNvVideoCodec makes a
-new hardware decoder inside `reconfigure_decoder` when the next video's format needs one; a
-reconfigure that raises drops the decoder and a fresh one is opened (its error is the one reported).
-`ULTRALYTICS_NVDEC_REUSE=0` opens a fresh decoder for every video and keeps none. Callers hold the
-capture gate around `take`/`give_back` (they allocate and free device memory).
+decoding at once never share one. Only the multi-session reader's decoders are kept (videos of more than
+64 frames with `ULTRALYTICS_NVDEC_SESSIONS` > 1 and the simple reader); a shorter video, or one session,
+opens a fresh decoder as before. A decoder that raised is never kept, even near the end of a video where
+the error is taken as the end of its frames. A reconfigure that raises drops the decoder and a fresh one
+is opened (its error is the one reported).
+
+Memory: a kept decoder holds its last request's output surfaces (32 frames: ~88 MB at 720p, ~0.8 GB at
+4K), and PyNvVideoCodec keeps up to `decoder_cache_size` (4) hardware decoders inside each SimpleDecoder
+when the videos' formats change. It is held until the process exits or `release_all()` is called;
+`ULTRALYTICS_NVDEC_REUSE=0` keeps none. Callers hold the capture gate around `take`/`give_back` (they
+allocate and free device memory).
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ def idle_count() -> int:
 
 @atexit.register
 def release_all() -> None:
-    """Release every kept decoder (at exit, before the interpreter tears torch's CUDA state down)."""
+    """Release every kept decoder and the device memory it holds: call it when no more videos will be
+    decoded; it also runs at exit, before the interpreter tears torch's CUDA state down."""
     with _LOCK:
         kept = list(_IDLE.values())
         _IDLE.clear()

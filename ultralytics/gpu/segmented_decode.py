@@ -180,7 +180,8 @@ class SegmentedFrameReader:
     opened here (or passed as `first_decoder`), since its frame count sizes the segments.
     `segment`: frames per segment (default: `segment_frames` for K sessions of `frame_bytes` frames).
     `keep_decoder(worker, decoder)`: called (inside the gate) with a session's decoder when its worker ends
-    without an error, so that the next video may reuse it (`gpu/nvdec_pool.py`); default: released."""
+    and the decoder never raised, so that the next video may reuse it (`gpu/nvdec_pool.py`); default:
+    released."""
 
     def __init__(
         self,
@@ -200,7 +201,10 @@ class SegmentedFrameReader:
         self.device = torch.device(device)
         self.streams = streams or HostStreams()
         self._open = open_decoder
-        first = first_decoder if first_decoder is not None else open_decoder(self.streams.worker_stream(0))
+        if first_decoder is None:
+            with self.streams.guard():  # opening (or reconfiguring) a session allocates: never during a capture
+                first_decoder = open_decoder(self.streams.worker_stream(0))
+        first = first_decoder
         self.total = len(first)
         self.segment = int(segment or segment_frames(self.total, sessions, frame_bytes))
         self.segments = [(s, min(s + self.segment, self.total)) for s in range(0, self.total, self.segment)]
@@ -253,7 +257,9 @@ class SegmentedFrameReader:
                     except Exception as error:
                         # keep the frames before the one that fails; near the end the container's frame
                         # count overstates the file (the one-session reader ends there too), elsewhere it
-                        # is an error, raised when the consumer reaches it
+                        # is an error, raised when the consumer reaches it. Either way the decoder raised:
+                        # nothing showed it works for another video, so it is not kept
+                        healthy = False
                         with guard():
                             views, got, failed = self._salvage(decoder, indices, stream)
                         if failed < self.total - 2 * self.segment:

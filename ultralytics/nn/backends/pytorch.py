@@ -74,7 +74,7 @@ class PyTorchBackend(Backend):
 
     def use_channels_last(self) -> None:
         """Hold the network's weights channels-last from now on (the CUDA pipeline asks: cuDNN's NHWC
-        kernels without layout transposes, the same output; gpu/channels_last.py). A model borrowed from
+        kernels without layout transposes, the same values up to an FP16 step; gpu/channels_last.py). A model borrowed from
         the caller is copied first, so the caller's `YOLO.model` is left as it was: what it saves, exports
         and computes on the CPU (whose channels-last kernels may round differently) does not change."""
         if self.borrowed:
