@@ -28,24 +28,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import ab_timing  # noqa: E402
+from benchmarks.ab_timing import DTYPES, alternate_predict, alternate_replays, load_model, photo_frames  # noqa: E402
 from ultralytics.gpu import bias_act_triton  # noqa: E402
-from ultralytics.gpu.streams import parallel_branches  # noqa: E402
 from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
-
-DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
-
-
-def load_model(spec: str, shared: Path) -> torch.nn.Module:
-    """A fused, eval-mode DetectionModel from a checkpoint path (or a fixture's name) or a yaml name."""
-    if spec.endswith(".yaml"):
-        from ultralytics.nn.tasks import DetectionModel
-
-        torch.manual_seed(0)
-        return DetectionModel(spec).fuse().eval()
-    from ultralytics.nn.checkpoint import load_checkpoint
-
-    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
-    return load_checkpoint(path)[0].eval()
 
 
 def set_switch(on: bool) -> None:
@@ -53,35 +39,10 @@ def set_switch(on: bool) -> None:
     bias_act_triton.reload_switch()
 
 
-def capture(
-    model: torch.nn.Module, x: torch.Tensor, on: bool | None = None
-) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """Three warm-up passes then the capture, on a side stream (the Detect head's branches on side streams,
-    as the pipeline captures it); `on`: the bias+SiLU switch to set first (None: leave it)."""
-    if on is not None:
-        set_switch(on)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad(), parallel_branches(x.device):
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model(x)
-        stream.synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=stream):
-            out = model(x)
-    torch.cuda.synchronize()
-    return graph, out
-
-
-def replay_ms(graph: torch.cuda.CUDAGraph, iters: int) -> float:
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(iters):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / iters
+def capture(model: torch.nn.Module, x: torch.Tensor, on: bool) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """`ab_timing.capture` with the bias+SiLU switch set to `on` first."""
+    set_switch(on)
+    return ab_timing.capture(model, x)
 
 
 def kernels_per_forward(model: torch.nn.Module, x: torch.Tensor, on: bool) -> int | None:
@@ -107,15 +68,9 @@ def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls
     """`model.predict(frames)` per call (FP16, 720x1280 photos): one YOLO captured with the kernel off, one
     with it on (the graphs keep the path they were captured with), timed in alternating rounds. Only the
     bias+SiLU kernel is switched (not `ULTRALYTICS_GPU_TRITON`, which also picks the letterbox)."""
-    import cv2
-
     from ultralytics import YOLO
 
-    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
-    if not paths:
-        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
-    frames = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in paths]
-    frames = [frames[i % len(frames)].copy() for i in range(max(batches) * 4)]
+    frames = photo_frames(shared, max(batches) * 4)
     path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
     models = {}
     set_switch(True)  # the Triton letterbox stays on for both; only the bias+SiLU kernel is switched below
@@ -130,19 +85,7 @@ def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls
         finally:
             bias_act_triton._switch_on = original
     rows = []
-    for b in batches:
-        samples: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(rounds):
-            for on, model in models.items():
-                times = []
-                for i in range(calls):
-                    batch = frames[(i * b) % (len(frames) - b + 1) :][:b]
-                    torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    model.predict(batch[0] if b == 1 else batch, half=True, device=0, verbose=False)
-                    torch.cuda.synchronize()
-                    times.append((time.perf_counter() - t0) * 1e3 / b)
-                samples[on].append(statistics.median(times))
+    for b, samples in alternate_predict(models, frames, batches, rounds, calls).items():
         off, on = statistics.median(samples[False]), statistics.median(samples[True])
         rows.append({"model": path.name, "batch": b, "off_ms_per_img": round(off, 4), "on_ms_per_img": round(on, 4)})
         print(
@@ -190,13 +133,7 @@ def main() -> int:
                 if batch == args.batches[0]:
                     kernels = (kernels_per_forward(model, x, False), kernels_per_forward(model, x, True))
                 graphs = {on: capture(model, x, on) for on in (False, True)}
-                for graph, _ in graphs.values():
-                    replay_ms(graph, 3)  # also fills the static outputs (a capture runs nothing)
-                equal = torch.equal(graphs[False][1], graphs[True][1])
-                samples: dict[bool, list[float]] = {False: [], True: []}
-                for _ in range(args.rounds):
-                    for on, (graph, _) in graphs.items():
-                        samples[on].append(replay_ms(graph, args.iters))
+                equal, samples = alternate_replays(graphs, args.rounds, args.iters)
                 off, on = statistics.median(samples[False]), statistics.median(samples[True])
                 row = {
                     "model": Path(spec).name,

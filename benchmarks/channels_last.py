@@ -27,38 +27,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bias_act_kernels import capture, replay_ms  # noqa: E402
+from benchmarks.ab_timing import DTYPES, alternate_predict, alternate_replays, capture, load_model, photo_frames  # noqa: E402
 from ultralytics.gpu.channels_last import network_input, to_channels_last  # noqa: E402
 from ultralytics.utils.settings import CHANNELS_LAST_ENV  # noqa: E402
 
-DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
-
-
-def load_model(spec: str, shared: Path) -> torch.nn.Module:
-    """A fused, eval-mode DetectionModel from a checkpoint path (or a fixture's name) or a yaml name."""
-    if spec.endswith(".yaml"):
-        from ultralytics.nn.tasks import DetectionModel
-
-        torch.manual_seed(0)
-        return DetectionModel(spec).fuse().eval()
-    from ultralytics.nn.checkpoint import load_checkpoint
-
-    path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
-    return load_checkpoint(path)[0].eval()
 
 
 def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls: int) -> list[dict]:
     """Public API per call, FP16, switch 0 vs 1: one YOLO per variant, warmed up, alternating rounds."""
-    import cv2
-
     from ultralytics import YOLO
 
-    paths = sorted((shared / "fixtures" / "images").glob("*.png"))
-    if not paths:
-        raise SystemExit(f"no fixture images under {shared}/fixtures/images; pass --shared")
-    frames = [cv2.resize(cv2.imread(str(p)), (1280, 720)) for p in paths]
-    frames = [frames[i % len(frames)].copy() for i in range(max(batches) * 4)]
+    frames = photo_frames(shared, max(batches) * 4)
     path = Path(spec) if Path(spec).exists() else shared / "fixtures" / "models" / spec
     models = {}
     for switch in ("0", "1"):
@@ -68,19 +48,7 @@ def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls
             for _ in range(3):  # warm-up: Triton compile, graph capture, pinned buffers
                 models[switch].predict(frames[:b], half=True, device=0, verbose=False)
     rows = []
-    for b in batches:
-        samples: dict[str, list[float]] = {"0": [], "1": []}
-        for _ in range(rounds):
-            for switch, model in models.items():
-                times = []
-                for i in range(calls):
-                    batch = frames[(i * b) % (len(frames) - b + 1) :][:b]
-                    torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    model.predict(batch[0] if b == 1 else batch, half=True, device=0, verbose=False)
-                    torch.cuda.synchronize()
-                    times.append((time.perf_counter() - t0) * 1e3 / b)
-                samples[switch].append(statistics.median(times))
+    for b, samples in alternate_predict(models, frames, batches, rounds, calls).items():
         off, on = statistics.median(samples["0"]), statistics.median(samples["1"])
         rows.append({"model": path.name, "batch": b, "nchw_ms_per_img": round(off, 4), "cl_ms_per_img": round(on, 4)})
         print(
@@ -123,13 +91,7 @@ def main() -> int:
                 gen = torch.Generator().manual_seed(batch)
                 x = torch.rand(batch, 3, *args.imgsz, generator=gen).to(device, DTYPES[precision])
                 graphs = {k: capture(m, network_input(x, LAYOUTS[k])) for k, m in variants.items()}
-                for graph, _ in graphs.values():
-                    replay_ms(graph, 3)  # also fills the static outputs (a capture runs nothing)
-                equal = torch.equal(graphs["nchw"][1], graphs["channels_last"][1])
-                samples: dict[str, list[float]] = {k: [] for k in graphs}
-                for _ in range(args.rounds):
-                    for k, (graph, _) in graphs.items():
-                        samples[k].append(replay_ms(graph, args.iters))
+                equal, samples = alternate_replays(graphs, args.rounds, args.iters)
                 off, on = statistics.median(samples["nchw"]), statistics.median(samples["channels_last"])
                 row = {
                     "model": Path(spec).name,

@@ -28,6 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.letterbox_kernels import events_ms  # noqa: E402
 from ultralytics.gpu import nms_triton  # noqa: E402
 from ultralytics.gpu.nms import BatchedNMS, capped_top_k  # noqa: E402
 from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
@@ -120,13 +121,7 @@ def graph_ms(
         out = fn(static)
     graph.replay()
     torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(n):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) / n, out.clone()
+    return events_ms(graph.replay, n), out.clone()
 
 
 def main() -> None:
