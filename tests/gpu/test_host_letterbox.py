@@ -24,7 +24,7 @@ def test_pre_resized_frames_letterbox_identically(photos, auto):
 
 
 @requires_cuda
-@pytest.mark.parametrize("batch", [1, 8])
+@pytest.mark.parametrize("batch", [1, 8, 19])
 def test_host_letterbox_on_cuda_is_bit_identical(shapes_pt, photos, monkeypatch, batch):
     from tests.gpu.test_pipeline import predictor_for
     from ultralytics import YOLO

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -30,6 +33,49 @@ def test_rejects_non_uint8_or_gray():
         up.upload([])
 
 
+def _resized_by_cv2(images, sizes):
+    return [cv2.resize(im, size, interpolation=cv2.INTER_LINEAR) for im, size in zip(images, sizes)]
+
+
+def test_cpu_upload_with_resize_equals_cv2(photos):
+    """resize_to: the frames come back as OpenCV resizes them (their own size: unchanged), one BHWC
+    tensor when the resized frames share a size even though the originals do not."""
+    up = PinnedUploader(torch.device("cpu"))
+    own_size = np.random.default_rng(0).integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    images = [photos[0], photos[0][::2, ::3].copy(), photos[1], own_size]
+    sizes = [(320, 180)] * 4
+    with ThreadPoolExecutor(2) as pool:
+        got = up.upload(images, resize_to=sizes, parallel_map=pool.map)
+    assert isinstance(got.frames, torch.Tensor) and got.frames.shape == (4, 180, 320, 3)
+    for frame, want in zip(got.frames, _resized_by_cv2(images, sizes)):
+        assert np.array_equal(frame.numpy(), want)
+    assert np.array_equal(got.frames[3].numpy(), own_size)
+    assert got.host_shapes == [(180, 320)] * 4
+    with pytest.raises(ValueError, match="one \\(w, h\\) per frame"):
+        up.upload(images, resize_to=sizes[:2])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_host_resizer_writes_into_the_staging_bytes(photos, monkeypatch, threads):
+    """The resize lands in place in the staging buffer (no frame allocated and then copied), group by group
+    and thread by thread, each frame at its offset."""
+    monkeypatch.setattr(upload, "HOST_RESIZE_GROUP", 2)
+    monkeypatch.setattr(upload, "HOST_RESIZE_THREADS", threads)
+    images = [photos[k % len(photos)] for k in range(5)]
+    sizes = [(160 + 16 * k, 96 + 8 * k) for k in range(5)]
+    resizer = upload.HostResizer(images, sizes, ThreadPoolExecutor(threads).map)
+    offsets = np.cumsum([0] + [h * w * 3 for w, h in sizes]).tolist()
+    staging = torch.full((offsets[-1] + 7,), 7, dtype=torch.uint8)
+    pieces = resizer.pieces(offsets)
+    assert [p[2:] for p in pieces] == [(0, 2), (2, 4), (4, 5)]
+    for piece in pieces:
+        resizer.resize_into(staging, offsets, piece)
+    host = staging.numpy()
+    for k, want in enumerate(_resized_by_cv2(images, sizes)):
+        assert np.array_equal(host[offsets[k] : offsets[k + 1]].reshape(want.shape), want)
+    assert (host[offsets[-1] :] == 7).all()  # nothing written past the frames
+
+
 @requires_cuda
 def test_cuda_upload_roundtrip_with_buffer_reuse(photos, monkeypatch):
     """More uploads in flight than pinned buffers, none waited for until the end; small staging groups,
@@ -44,3 +90,21 @@ def test_cuda_upload_roundtrip_with_buffer_reuse(photos, monkeypatch):
         frames.wait()
         for f, im in zip(frames.frames, batch):
             assert np.array_equal(f.cpu().numpy(), im)
+
+
+@requires_cuda
+def test_cuda_upload_with_resize_roundtrip(photos, monkeypatch):
+    """Resized into pinned buffers that are reused while earlier copies may be in flight: every batch
+    arrives as OpenCV resized it."""
+    monkeypatch.setattr(upload, "HOST_RESIZE_GROUP", 3)
+    up = PinnedUploader(torch.device("cuda"), slots=2)
+    rng = np.random.default_rng(1)
+    batches = [[rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(7)] for _ in range(4)]
+    sizes = [(640, 360)] * 7
+    with ThreadPoolExecutor(4) as pool:
+        uploaded = [up.upload(b, resize_to=sizes, parallel_map=pool.map) for b in batches]
+    for frames, batch in zip(uploaded, batches):
+        frames.wait()
+        assert tuple(frames.frames.shape) == (7, 360, 640, 3)
+        for f, want in zip(frames.frames, _resized_by_cv2(batch, sizes)):
+            assert np.array_equal(f.cpu().numpy(), want)

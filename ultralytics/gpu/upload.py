@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -96,7 +98,15 @@ class PinnedUploader:
         # diagnostics: set to a list to collect host seconds (waiting for a free slot, host copies, whole call)
         self.host_times: list[tuple[float, float, float]] | None = None
 
-    def upload(self, images: list[np.ndarray]) -> DeviceFrames:
+    def upload(
+        self,
+        images: list[np.ndarray],
+        resize_to: list[tuple[int, int]] | None = None,
+        parallel_map: Callable[..., Iterable] | None = None,
+    ) -> DeviceFrames:
+        """The frames on the device; with `resize_to` ((w, h) per frame), resized by OpenCV on the host
+        first, straight into the pinned buffer (`HostResizer`), so only the small frames are copied at all.
+        `parallel_map` (an executor's `map`) spreads those resizes over threads."""
         if not images:
             raise ValueError("upload needs at least one image")
         for im in images:
@@ -105,13 +115,19 @@ class PinnedUploader:
                     "frames must be HWC uint8 BGR numpy arrays with 3 channels, got "
                     f"{type(im).__name__} {getattr(im, 'shape', '')} {getattr(im, 'dtype', '')}"
                 )
-        shapes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
-        same = len({im.shape for im in images}) == 1
+        if resize_to is not None and len(resize_to) != len(images):
+            raise ValueError(f"resize_to needs one (w, h) per frame: {len(resize_to)} for {len(images)} frames")
+        resizer = HostResizer(images, resize_to, parallel_map) if resize_to is not None else None
+        staged = resizer.shapes if resizer is not None else [im.shape for im in images]
+        shapes = [(int(s[0]), int(s[1])) for s in staged]
+        same = len(set(staged)) == 1
         if not self.cuda:
-            tensors = [torch.from_numpy(np.ascontiguousarray(im)) for im in images]
+            host = resizer.resize_all() if resizer is not None else [np.ascontiguousarray(im) for im in images]
+            tensors = [torch.from_numpy(im) for im in host]
             return DeviceFrames(torch.stack(tensors) if same else tensors, shapes)
-        sources = [torch.from_numpy(np.ascontiguousarray(im)).view(-1) for im in images]
-        offsets = np.cumsum([0] + [t.numel() for t in sources]).tolist()
+        sources = flat_sources(images) if resizer is None else []
+        sizes = [h * w * c for h, w, c in staged]
+        offsets = np.cumsum([0] + sizes).tolist()
         t_call = time.perf_counter()
         with self._lock, torch.cuda.stream(self._stream):
             timed = self.copy_events is not None
@@ -124,10 +140,14 @@ class PinnedUploader:
             staging = slot.reserve(offsets[-1])
             t_reserve, copying = time.perf_counter() - t_reserve, 0.0
             flat = torch.empty(offsets[-1], dtype=torch.uint8, device=self.device)
-            for piece in _pieces(offsets, GROUP_BYTES):
+            pieces = resizer.pieces(offsets) if resizer is not None else _pieces(offsets, GROUP_BYTES)
+            for piece in pieces:
                 begin, end = piece[:2]
                 t_copy = time.perf_counter()
-                _stage(sources, offsets, staging, piece)
+                if resizer is not None:
+                    resizer.resize_into(staging, offsets, piece)
+                else:
+                    _stage(sources, offsets, staging, piece)
                 copying += time.perf_counter() - t_copy
                 flat[begin:end].copy_(staging[begin:end], non_blocking=True)
             done = torch.cuda.Event(enable_timing=timed)
@@ -138,10 +158,20 @@ class PinnedUploader:
         if self.host_times is not None:
             self.host_times.append((t_reserve, copying, time.perf_counter() - t_call))
         if same:
-            frames: torch.Tensor | list[torch.Tensor] = flat.view(len(images), *images[0].shape)
+            frames: torch.Tensor | list[torch.Tensor] = flat.view(len(images), *staged[0])
         else:
-            frames = [flat[o : o + im.size].view(im.shape) for o, im in zip(offsets, images)]
+            frames = [flat[o : o + n].view(shape) for o, n, shape in zip(offsets, sizes, staged)]
         return DeviceFrames(frames, shapes, ready=done)
+
+
+def flat_sources(images: list[np.ndarray]) -> list[torch.Tensor]:
+    """The frames as flat uint8 tensors sharing their memory, for `torch.cat` into the staging buffer.
+
+    Flattened by numpy, not by `Tensor.view`: a torch call releases the GIL and has to take it back, and
+    in the prefetch thread, beside the main thread's Python, every such hand-back waited. With one
+    `view` per frame this part took 0.5-1.5 ms per 32 frames in the pipeline against 0.2 alone (H200 host,
+    benchmarks/NOTES.md, session 8)."""
+    return [torch.from_numpy(np.ascontiguousarray(im).reshape(-1)) for im in images]
 
 
 SPLIT_BYTES = 1 << 20  # a lone frame above this is staged in pieces: the DMA of one overlaps staging the next
@@ -183,3 +213,62 @@ def _groups(offsets: list[int], limit: int) -> list[tuple[int, int]]:
             first = k - 1
     groups.append((first, len(offsets) - 1))
     return groups
+
+
+HOST_RESIZE_GROUP = 8  # frames resized per group: the DMA of one group overlaps resizing the next
+HOST_RESIZE_THREADS = 4  # resizes run at once (OpenCV splits each one over its own threads as well)
+
+
+class HostResizer:
+    """Frames resized with OpenCV's INTER_LINEAR (what the CPU `LetterBox` does, so the numbers are the
+    same) into given buffers: the pinned staging buffer on CUDA, where this replaces the full frames'
+    staging copy and shrinks the DMA (a 720p frame letterboxed to 640: 2.76 MB → 0.69 MB)."""
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        sizes_wh: list[tuple[int, int]],
+        parallel_map: Callable[..., Iterable] | None = None,
+    ):
+        self.images, self.sizes_wh, self.parallel_map = images, [(int(w), int(h)) for w, h in sizes_wh], parallel_map
+        self.shapes = [(h, w, 3) for w, h in self.sizes_wh]
+
+    def resize_all(self) -> list[np.ndarray]:
+        """Every frame resized into a new array (the CPU device: nothing to stage)."""
+        out = [np.empty(shape, np.uint8) for shape in self.shapes]
+        self._run(list(range(len(self.images))), out)
+        return out
+
+    def pieces(self, offsets: list[int]) -> list[tuple[int, int, int, int]]:
+        """(begin, end, first, last) per group of HOST_RESIZE_GROUP frames (in `offsets`' staged bytes)."""
+        n = len(offsets) - 1
+        return [
+            (offsets[i], offsets[min(n, i + HOST_RESIZE_GROUP)], i, min(n, i + HOST_RESIZE_GROUP))
+            for i in range(0, n, HOST_RESIZE_GROUP)
+        ]
+
+    def resize_into(self, staging: torch.Tensor, offsets: list[int], piece: tuple) -> None:
+        """Resize frames [first, last) of `piece` into their places in the (pinned, CPU) `staging` bytes."""
+        _, _, first, last = piece
+        host = staging.numpy()
+        views = [host[offsets[k] : offsets[k + 1]].reshape(self.shapes[k]) for k in range(first, last)]
+        self._run(list(range(first, last)), views, first)
+
+    def _run(self, indices: list[int], outs: list[np.ndarray], base: int = 0) -> None:
+        threads = max(1, min(HOST_RESIZE_THREADS, len(indices)))
+        if self.parallel_map is None or threads == 1:
+            for k in indices:
+                self._resize(k, outs[k - base])
+            return
+        parts = [indices[t::threads] for t in range(threads)]
+        for _ in self.parallel_map(lambda part: [self._resize(k, outs[k - base]) for k in part], parts):
+            pass  # drains the map: every resize done (and an error raised) before the DMA is enqueued
+
+    def _resize(self, k: int, out: np.ndarray) -> None:
+        image, (w, h) = self.images[k], self.sizes_wh[k]
+        if image.shape[:2] == (h, w):
+            np.copyto(out, image)
+            return
+        got = cv2.resize(image, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+        if got is not out and not np.shares_memory(got, out):  # OpenCV allocated instead of writing in place
+            np.copyto(out, got)
