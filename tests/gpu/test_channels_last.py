@@ -228,7 +228,7 @@ def _cuda_boxes(shapes_pt, images, monkeypatch, switch: str, half: bool, graphed
 @pytest.mark.parametrize("batch", [1, 8])
 @pytest.mark.parametrize("graphed", [True, False], ids=["graphed", "eager"])
 def test_cuda_boxes_equal_with_channels_last_on_and_off(shapes_pt, shapes_images, monkeypatch, half, batch, graphed):
-    """yolov8n, FP32/FP16, batch 1 (the fused graph) and 8 (letterbox beside the network), graphed and
+    """yolov8n, FP32/FP16, batch 1 and 8 (the fused graph when graphed), graphed and
     eager: the same detections with the network channels-last and in NCHW — bit for bit at batch 1; at
     batch 8 (H200) cuDNN's NHWC kernels moved FP16 boxes by one FP16 step (43.7188 vs 43.75), which is why
     the switch is off by default."""

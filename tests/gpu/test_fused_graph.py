@@ -49,10 +49,11 @@ def _predict(model: YOLO, images: list[np.ndarray], monkeypatch, fused: str, **k
 
 
 @requires_cuda
-@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("batch", [1, 4, 8, 40])
 def test_fused_graph_gives_the_three_graph_detections(shapes_pt, shapes_images, monkeypatch, batch):
-    """Same-size frames at batch 1 and 4: bit-for-bit the detections of letterbox, network and NMS as
-    three graphs (the same kernels, in the same order, on the same inputs)."""
+    """Same-size frames at batch 1 to 40 (40: chunks of 32 and 8, the default for every batch size since
+    session 8): bit-for-bit the detections of letterbox, network and NMS as three graphs (the same
+    kernels, in the same order, on the same inputs)."""
     model = YOLO(shapes_pt)
     square = [im for _, im in shapes_images if im.shape[:2] == shapes_images[0][1].shape[:2]][:batch]
     images = (square * batch)[:batch]
@@ -64,8 +65,11 @@ def test_fused_graph_gives_the_three_graph_detections(shapes_pt, shapes_images, 
 
 
 @requires_cuda
-def test_fused_graph_is_used_for_one_frame_and_not_for_end2end_or_large_batches(shapes_pt, shapes_images, monkeypatch):
-    """The gate: one uploaded frame → fused; switched off, 8 frames (letterbox beside the network) → not."""
+def test_fused_graph_gate(shapes_pt, shapes_images, monkeypatch):
+    """The gate: same-size frames → fused at any batch size; FUSED_BELOW_BATCH=8 keeps 8 frames out (the
+    letterbox beside the network); switched off → never; mixed sizes → never."""
+    from ultralytics.engine import gpu_pipeline
+
     monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "1")
     model = YOLO(shapes_pt)
     predictor = predictor_for(model, "cuda:0", imgsz=320)
@@ -74,7 +78,13 @@ def test_fused_graph_is_used_for_one_frame_and_not_for_end2end_or_large_batches(
     one = stages.stage_batch((["a"], [image], ["i"]))[1]
     assert stages.fused_frames(one) is not None
     eight = stages.stage_batch((["a"] * 8, [image] * 8, ["i"] * 8))[1]
+    assert stages.fused_frames(eight) is not None
+    monkeypatch.setattr(gpu_pipeline, "FUSED_BELOW_BATCH", 8)
     assert stages.fused_frames(eight) is None
+    assert stages.fused_frames(one) is not None
+    other = image[: image.shape[0] // 2].copy()  # another size
+    mixed = stages.stage_batch((["a", "b"], [image, other], ["i", "j"]))[1]
+    assert stages.fused_frames(mixed) is None
     monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")
     assert stages.fused_frames(one) is None
 

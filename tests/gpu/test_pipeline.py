@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -252,3 +253,17 @@ def test_a_source_failing_mid_stream_still_delivers_the_batches_already_run(
             for r in predictor(str(tmp_path), stream=True):
                 results.append(r.path)
         assert len(results) == 3, (gpu, results)
+
+
+def test_files_are_gathered_in_a_thread_of_their_own_only_when_decoded_in_batches(tmp_path, photos):
+    """reads_files_ahead: a folder at batch >= 2 yes; in-memory frames, batch 1, or a source that does
+    not say (GPU-decoded batches) no."""
+    from ultralytics.data.loaders import load_inference_source
+    from ultralytics.engine.gpu_pipeline import reads_files_ahead
+
+    for i, im in enumerate(photos[:3]):
+        cv2.imwrite(str(tmp_path / f"{i}.jpg"), im)
+    assert reads_files_ahead(load_inference_source(str(tmp_path), batch=2))
+    assert not reads_files_ahead(load_inference_source(str(tmp_path), batch=1))
+    assert not reads_files_ahead(load_inference_source(photos[:3], batch=2))
+    assert not reads_files_ahead(iter([]))

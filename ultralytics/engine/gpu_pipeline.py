@@ -36,6 +36,11 @@ MAX_GRAPHS = 8  # captured input shapes kept per model
 # previous batch's network, instead of as a graph on the graph stream, after it. Eager launches cost
 # ~0.1 ms of host time, worth it only where the letterbox's GPU time is large; 0 turns it off.
 OVERLAP_LETTERBOX_FROM_BATCH = 8
+# Same-size batches of fewer frames than this run letterbox + network + NMS as ONE CUDA graph (`fused_frames`);
+# 0 = every size (the default: one replay instead of three launches left the host more time to stage, a
+# 256-frame call 6% faster on the H200 with the same boxes; benchmarks/NOTES.md, session 8). Batches that
+# cannot be fused (mixed sizes, graphs off, end-to-end models) keep the letterbox beside the network.
+FUSED_BELOW_BATCH = 0
 NO_TIME = ()  # a stage's timing when the stage ran inside another one (the fused graph): 0 ms
 
 
@@ -100,7 +105,7 @@ class _ModelState:
         self.letterbox_stream = letterbox_stream(model.device) if cuda else None
         self.nms_graphs = GraphFamily(model.device) if cuda else None
         # small batches: letterbox + network + NMS as one graph per frame size, geometry and NMS settings
-        self.fused_graphs = GraphFamily(model.device) if cuda else None
+        self.fused_graphs = GraphFamily(model.device, max_graphs=MAX_GRAPHS) if cuda else None
 
 
 _STATE_LOCK = threading.Lock()
@@ -165,12 +170,10 @@ class GpuStages:
         if self.host_letterbox(images):
             auto = self._rect(images)
             geos = self._geometries([im.shape[:2] for im in images], auto)
-            if len(images) > 1:
-                small = list(decode_pool().executor().map(resize_to_unpadded, images, geos))
-            else:
-                small = [resize_to_unpadded(images[0], geos[0])]
             wrapped.geometries = geos
-            wrapped.device_frames = self.upload(small)
+            parallel = decode_pool().executor().map if len(images) > 1 else None
+            sizes = [g.new_unpad for g in geos]
+            wrapped.device_frames = self.state.uploader.upload(images, resize_to=sizes, parallel_map=parallel)
         else:
             wrapped.device_frames = self.upload(images)
         return paths, wrapped, infos
@@ -312,6 +315,8 @@ class GpuStages:
         small = getattr(source, "batch", size + 1) <= size or size <= 0
         single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
         parts = chunked(source, size, self._rect)
+        if not single and reads_files_ahead(source):
+            parts = Prefetcher(parts, depth=2)
         batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
         from ultralytics.data.augment import originals
 
@@ -377,10 +382,10 @@ class GpuStages:
         graph, else None.
 
         At batch 1 the three graphs and what joins them (copy in, copy out, stream hand-overs, a
-        launch each) cost ~0.15 ms of a ~2 ms call on the H200 (benchmarks/NOTES.md, session 5). One
-        graph applies to a few same-size frames (fewer than OVERLAP_LETTERBOX_FROM_BATCH, where the
-        letterbox does not run beside the previous network), with graphs on, a backend that may replay
-        at that input shape, and NMS to do (an end-to-end model has none)."""
+        launch each) cost ~0.15 ms of a ~2 ms call on the H200 (benchmarks/NOTES.md, session 5); at
+        batch 32 the host time they took slowed the staging of the next chunk. One graph applies to
+        same-size frames (fewer than FUSED_BELOW_BATCH when that is set), with graphs on, a backend that
+        may replay at that input shape, and NMS to do (an end-to-end model has none)."""
         state = self.state
         if not self.use_graphs or self.end2end or state.fused_graphs is None or isinstance(images, torch.Tensor):
             return None
@@ -390,7 +395,7 @@ class GpuStages:
         if not isinstance(frames.frames, torch.Tensor) or not settings().gpu_fused:
             return None
         n = int(frames.frames.shape[0])
-        if 0 < OVERLAP_LETTERBOX_FROM_BATCH <= n:
+        if 0 < FUSED_BELOW_BATCH <= n:
             return None
         geo = self._geometries(frames.host_shapes[:1], self._rect(images))[0]
         if not self.model.graph_safe((n, 3, *geo.canvas_hw)):
@@ -441,6 +446,17 @@ class GpuStages:
 
 
 GpuPipeline = GpuStages  # the name before the stages had a common interface
+
+
+def reads_files_ahead(source: Any) -> bool:
+    """Whether a source's batches are gathered in a thread of their own, ahead of the one that stages them:
+    files decoded on the host (`in_memory` False) in batches of 2 or more.
+
+    Gathering a batch takes the decoded frames from the decode pool in order; staging it (the pinned
+    copy of 32 frames, 13-23 ms beside 14 busy decoders) used to stop that, and the pool then ran out of
+    work. With the two apart a folder at batch 32 measured 1.23 against 1.39 ms/img (H200 host,
+    benchmarks/NOTES.md, session 8). One-image batches stage in well under a decode and keep one thread."""
+    return getattr(source, "in_memory", True) is False and int(getattr(source, "batch", 1) or 1) >= 2
 
 
 def scale_to_originals(
