@@ -63,6 +63,24 @@ def test_numpy_sources():
     np.testing.assert_array_equal(single[0], bgr)
 
 
+def test_in_memory_frames_skip_the_decode_machinery(monkeypatch):
+    """A list of arrays is handed out as it is, in order with its infos, without a future per frame
+    (256 of them cost ~2 ms before the first batch of a long call); files still go through the pool."""
+    from ultralytics.data import loaders
+
+    def no_futures(entries, ahead=None):
+        raise AssertionError("in-memory frames went through the decode futures")
+
+    bgr = cv2.imread(str(IMAGES / "chelsea.png"))
+    frames = [bgr, bgr[:, ::-1].copy(), bgr[::2].copy()]
+    monkeypatch.setattr(loaders, "_decoded_in_order", no_futures)
+    ((paths, images, infos),) = collect(frames)
+    assert all(a is b for a, b in zip(images, frames))
+    assert infos == [f"image {i}/3 image{i - 1}.jpg: " for i in (1, 2, 3)]
+    with pytest.raises(AssertionError, match="decode futures"):
+        collect([IMAGES / "coffee.png", bgr])
+
+
 def test_pil_sources_are_converted_to_bgr():
     pil = Image.open(IMAGES / "coffee.png")
     ((paths, images, _),) = collect([pil, Image.open(IMAGES / "camera.png")], batch=2)
@@ -173,3 +191,26 @@ def test_errors(tmp_path):
         list(load_inference_source(bad_video))
     with pytest.raises(FileNotFoundError, match="image not found"):
         imread(tmp_path / "gone.png")
+
+
+def test_directory_listing_matches_the_pathlib_rule(tmp_path):
+    """The scandir listing keeps the rule it replaced: media files only (any case of suffix), no
+    sub-directories, sorted by path; the order is the one the old per-file Path listing gave."""
+    from ultralytics.data.loaders import _media_in, _media_in_directory
+
+    names = ["b.JPG", "a.png", "c.mp4", "notes.txt", "z.jpeg", "A.webp", ".jpg", "noext", "x.tar.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.jpg").mkdir()  # a directory with an image's name is not a file
+    got = [(e.kind, e.path) for e in _media_in_directory(tmp_path)]
+    assert got == [(e.kind, e.path) for e in _media_in(list(tmp_path.iterdir()))]
+    assert [p.rsplit("/", 1)[-1] for _, p in got] == ["A.webp", "a.png", "b.JPG", "c.mp4", "x.tar.png", "z.jpeg"]
+    assert dict(got)["video"].endswith("c.mp4")
+
+
+def test_decode_window_covers_a_batch_beyond_the_workers():
+    from ultralytics.data.decode import decode_pool
+    from ultralytics.data.loaders import decode_window
+
+    assert decode_window(32) == 2 * decode_pool().workers + 32
+    assert decode_window(0) == 2 * decode_pool().workers + 1

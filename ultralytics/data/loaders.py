@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob as globlib
 import math
+import os
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -139,6 +140,22 @@ def _media_in(paths: list[Path]) -> list[_Entry]:
     return [_file_entry(p) for p in sorted(paths) if p.is_file() and _suffix(p) in IMG_FORMATS | VID_FORMATS]
 
 
+def _media_in_directory(path: Path) -> list[_Entry]:
+    """The images and videos directly in a directory, sorted by path as `_media_in` sorts them.
+
+    With `os.scandir` and string suffixes: a Path object, a stat and two suffix parses per file took
+    ~2.7 ms for 128 files, part of every folder call before its first decode."""
+    kinds = {ext: "image" for ext in IMG_FORMATS} | {ext: "video" for ext in VID_FORMATS}
+    found = []
+    with os.scandir(path) as listing:
+        for item in listing:
+            kind = kinds.get(os.path.splitext(item.name)[1][1:].lower())
+            if kind is not None and item.is_file():
+                found.append((Path(item.path), kind))
+    found.sort(key=lambda pair: pair[0])
+    return [_Entry(kind, str(p)) for p, kind in found]
+
+
 def _path_entries(source: str | Path) -> list[_Entry]:
     text = str(source)
     if text.lower().startswith(("http://", "https://", "rtsp://", "rtmp://", "tcp://")):
@@ -150,7 +167,7 @@ def _path_entries(source: str | Path) -> list[_Entry]:
         return entries
     path = Path(text).expanduser()
     if path.is_dir():
-        entries = _media_in(list(path.iterdir()))
+        entries = _media_in_directory(path)
         if not entries:
             raise FileNotFoundError(
                 f"directory {path} contains no images or videos (looked for .{', .'.join(sorted(IMG_FORMATS | VID_FORMATS))})"
@@ -305,7 +322,13 @@ class InferenceSource:
             while run_end < len(numbered) and numbered[run_end][1].kind != "video":
                 run_end += 1
             run = [entry for _, entry in numbered[k:run_end]]
-            decoded = _decoded_in_order(run)
+            if all(e.kind == "array" for e in run):  # in memory already: no future per frame (256 cost ~2 ms)
+                for n, entry in numbered[k:run_end]:
+                    produced += 1
+                    yield entry.path, entry.array, f"image {n}/{total} {entry.path}: "
+                k = run_end
+                continue
+            decoded = _decoded_in_order(run, ahead=decode_window(self.batch))
             for n, entry in numbered[k:run_end]:
                 try:
                     image = next(decoded).result()
@@ -352,10 +375,19 @@ def _read_entry(entry: _Entry) -> np.ndarray:
     return entry.array if entry.kind == "array" else imread(entry.path)
 
 
-def _decoded_in_order(entries: list[_Entry]) -> Iterator[Future]:
+def decode_window(batch: int) -> int:
+    """Files decoded ahead of the consumer: a whole batch beyond the pool's 2 per worker.
+
+    The consumer stops taking frames while a full batch is staged and run (on the CUDA path the staging
+    copy of 32 frames took 13-23 ms beside the decoders); with only 2 per worker ahead the pool ran dry
+    meanwhile and sat idle ~40% of a folder call (H200 host, benchmarks/NOTES.md, session 8)."""
+    return 2 * decode_pool().workers + max(1, int(batch))
+
+
+def _decoded_in_order(entries: list[_Entry], ahead: int | None = None) -> Iterator[Future]:
     """Futures of the entries' images in order: files through the decode pool when there are several."""
     if sum(e.kind == "image" for e in entries) > 1:
-        return decode_pool().ordered_map(_read_entry, entries)
+        return decode_pool().ordered_map(_read_entry, entries, ahead=ahead)
     return (_resolved(_read_entry, e) for e in entries)
 
 
