@@ -256,8 +256,8 @@ def test_a_source_failing_mid_stream_still_delivers_the_batches_already_run(
 
 
 def test_files_are_gathered_in_a_thread_of_their_own_only_when_decoded_in_batches(tmp_path, photos):
-    """reads_files_ahead: a folder at batch >= 2 yes; in-memory frames, batch 1, or a source that does
-    not say (GPU-decoded batches) no."""
+    """reads_files_ahead: a folder of images at batch >= 2 yes; in-memory frames, batch 1, a video (read
+    in its own thread already), or a source that does not say (GPU-decoded batches) no."""
     from ultralytics.data.loaders import load_inference_source
     from ultralytics.engine.gpu_pipeline import reads_files_ahead
 
@@ -267,3 +267,8 @@ def test_files_are_gathered_in_a_thread_of_their_own_only_when_decoded_in_batche
     assert not reads_files_ahead(load_inference_source(str(tmp_path), batch=1))
     assert not reads_files_ahead(load_inference_source(photos[:3], batch=2))
     assert not reads_files_ahead(iter([]))
+    writer = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (64, 48))
+    writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    assert not reads_files_ahead(load_inference_source(str(tmp_path / "v.mp4"), batch=4))
+    assert not reads_files_ahead(load_inference_source(str(tmp_path), batch=2))  # images and a video

@@ -59,7 +59,7 @@ INERT_KEYS: dict[str, str] = {
     "compile": "torch.compile is not used here; for speed, export to TensorRT (format=engine)",
     "channels_last": (
         "the layout is the package's: torch's default, or channels-last for FP16 PyTorch models on CUDA with "
-        "ULTRALYTICS_GPU_CHANNELS_LAST=1 (opt-in: FP16 boxes may move by one FP16 step)"
+        "ULTRALYTICS_GPU_CHANNELS_LAST=1 (opt-in: FP16 boxes may move by an FP16 step or two)"
     ),
     "retina_masks": "it is a segmentation argument, and this package detects boxes only",
 }

@@ -450,13 +450,18 @@ GpuPipeline = GpuStages  # the name before the stages had a common interface
 
 def reads_files_ahead(source: Any) -> bool:
     """Whether a source's batches are gathered in a thread of their own, ahead of the one that stages them:
-    files decoded on the host (`in_memory` False) in batches of 2 or more.
+    image files decoded on the host by the decode pool, in batches of 2 or more (a video is read in a
+    thread of its own already).
 
     Gathering a batch takes the decoded frames from the decode pool in order; staging it (the pinned
     copy of 32 frames, 13-23 ms beside 14 busy decoders) used to stop that, and the pool then ran out of
     work. With the two apart a folder at batch 32 measured 1.23 against 1.39 ms/img (H200 host,
     benchmarks/NOTES.md, session 8). One-image batches stage in well under a decode and keep one thread."""
-    return getattr(source, "in_memory", True) is False and int(getattr(source, "batch", 1) or 1) >= 2
+    entries = getattr(source, "entries", None)
+    if not entries or int(getattr(source, "batch", 1) or 1) < 2:
+        return False
+    kinds = {getattr(e, "kind", None) for e in entries}
+    return "image" in kinds and "video" not in kinds
 
 
 def scale_to_originals(

@@ -6,8 +6,8 @@ network alone replayed in a CUDA graph) yolov8s takes 0.874 ms instead of 0.967 
 instead of 5.66 at batch 32 (docs/performance.md, session 7).
 
 Opt-in (`ULTRALYTICS_GPU_CHANNELS_LAST=1`): through the public API it saved 0.01-0.11 ms at batch 1, and
-with the trained shapes model at batch 8 cuDNN's NHWC kernels moved FP16 boxes by one FP16 step, where
-the default keeps results as they were. The GPU pipeline asks `network_memory_format` once, when it sets
+with the trained shapes model at batch 8 cuDNN's NHWC kernels moved FP16 boxes by one FP16 step (a
+confidence by two with the fused graph, session 8), where the default keeps results as they were. The GPU pipeline asks `network_memory_format` once, when it sets
 up a model's state: on a CUDA device, FP16, for a backend that can switch (PyTorch; ONNX and TensorRT
 models take the layout they were built with), with the switch on, the backend converts its network
 (`use_channels_last`, which copies a model it borrowed from the caller first) and every tensor the

@@ -57,7 +57,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_GPU_CHANNELS_LAST": (
         "`0` (default) / `1`",
         "FP16 PyTorch models on CUDA: `1` runs weights and network input channels-last (NHWC; the network 15% "
-        "faster at batch 32 on the H200, but FP16 boxes may move by one FP16 step), `0` torch's NCHW "
+        "faster at batch 32 on the H200, but FP16 boxes may move by an FP16 step or two), `0` torch's NCHW "
         "(read when a model's CUDA pipeline is first set up)",
     ),
     "ULTRALYTICS_DECODE_WORKERS": (
