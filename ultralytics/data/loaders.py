@@ -144,7 +144,7 @@ def _media_in_directory(path: Path) -> list[_Entry]:
     """The images and videos directly in a directory, sorted by path as `_media_in` sorts them.
 
     With `os.scandir` and string suffixes: a Path object, a stat and two suffix parses per file took
-    ~2.7 ms for 128 files, part of every folder call before its first decode."""
+    1.6 ms for 128 files on the 2-core dev machine (0.9 ms this way), before a folder call's first decode."""
     kinds = {ext: "image" for ext in IMG_FORMATS} | {ext: "video" for ext in VID_FORMATS}
     found = []
     with os.scandir(path) as listing:
@@ -322,7 +322,7 @@ class InferenceSource:
             while run_end < len(numbered) and numbered[run_end][1].kind != "video":
                 run_end += 1
             run = [entry for _, entry in numbered[k:run_end]]
-            if all(e.kind == "array" for e in run):  # in memory already: no future per frame (256 cost ~2 ms)
+            if all(e.kind == "array" for e in run):  # in memory: no future per frame (256 frames 0.74 -> 0.11 ms)
                 for n, entry in numbered[k:run_end]:
                     produced += 1
                     yield entry.path, entry.array, f"image {n}/{total} {entry.path}: "

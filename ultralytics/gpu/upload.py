@@ -168,9 +168,10 @@ def flat_sources(images: list[np.ndarray]) -> list[torch.Tensor]:
     """The frames as flat uint8 tensors sharing their memory, for `torch.cat` into the staging buffer.
 
     Flattened by numpy, not by `Tensor.view`: a torch call releases the GIL and has to take it back, and
-    in the prefetch thread, beside the main thread's Python, every such hand-back waited. With one
-    `view` per frame this part took 0.5-1.5 ms per 32 frames in the pipeline against 0.2 alone (H200 host,
-    benchmarks/NOTES.md, session 8)."""
+    in the prefetch thread, beside the main thread's Python, such hand-backs wait. With one `view` per
+    frame this part took 0.5-1.5 ms per 32 frames in the pipeline against 0.2 with the main thread idle
+    (H200 host, benchmarks/NOTES.md, session 8, probe 5); numpy's reshape keeps the GIL. Its own effect
+    was not separated from the session's other changes by a clean A/B."""
     return [torch.from_numpy(np.ascontiguousarray(im).reshape(-1)) for im in images]
 
 
