@@ -378,9 +378,10 @@ def _read_entry(entry: _Entry) -> np.ndarray:
 def decode_window(batch: int) -> int:
     """Files decoded ahead of the consumer: a whole batch beyond the pool's 2 per worker.
 
-    The consumer stops taking frames while a full batch is staged and run (on the CUDA path the staging
-    copy of 32 frames took 13-23 ms beside the decoders); with only 2 per worker ahead the pool ran dry
-    meanwhile and sat idle ~40% of a folder call (H200 host, benchmarks/NOTES.md, session 8)."""
+    The consumer stops taking frames while a full batch is staged (on the CUDA path the staging copy of
+    32 frames took 13-23 ms beside the decoders), and the pool sat idle ~40% of a folder call with 2 per
+    worker ahead; a batch more measured 1.39 against 1.47 ms/img at batch 32 (H200 host,
+    benchmarks/NOTES.md, session 8, probes 8 and 9)."""
     return 2 * decode_pool().workers + max(1, int(batch))
 
 
