@@ -9,8 +9,8 @@ import torch
 
 from tests.gpu.conftest import requires_cuda
 from ultralytics.data.augment import letterbox_params
-from ultralytics.engine.gpu_pipeline import resize_to_unpadded
 from ultralytics.gpu.letterbox import letterbox_batch
+from ultralytics.gpu.upload import HostResizer
 
 
 @pytest.mark.parametrize("auto", [False, True])
@@ -18,7 +18,7 @@ def test_pre_resized_frames_letterbox_identically(photos, auto):
     frames = [photos[0], photos[0][::2, ::3].copy(), photos[1]]
     geos = [letterbox_params(f.shape[:2], (320, 320), auto=auto and len(frames) == 1) for f in frames]
     full = letterbox_batch([torch.from_numpy(f) for f in frames], geos)
-    small = [torch.from_numpy(resize_to_unpadded(f, g)) for f, g in zip(frames, geos)]
+    small = [torch.from_numpy(f) for f in HostResizer(frames, [g.new_unpad for g in geos]).resize_all()]
     assert any(s.shape != torch.from_numpy(f).shape for s, f in zip(small, frames))
     assert torch.equal(letterbox_batch(small, geos), full)
 

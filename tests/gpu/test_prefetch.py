@@ -80,3 +80,37 @@ def test_overlaps_producer_and_consumer():
 def test_rejects_bad_depth():
     with pytest.raises(ValueError, match="depth"):
         Prefetcher([], depth=0)
+
+
+def test_nested_prefetchers_stop_both_threads_and_pass_errors_through():
+    """The CUDA path gathers file batches in one prefetcher and stages them in another
+    (`gpu_pipeline.reads_files_ahead`): leaving early stops both threads and closes the source, and a
+    source error reaches the consumer after the items before it."""
+    closed = threading.Event()
+
+    def source():
+        try:
+            yield from range(10_000)
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    for x in Prefetcher(Prefetcher(source(), depth=2), lambda v: v + 1, depth=2):
+        if x == 4:
+            break
+    assert closed.wait(5), "the source generator was not closed"
+    deadline = time.time() + 5
+    while threading.active_count() > before and time.time() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("could not decode image 3")
+
+    got = []
+    with pytest.raises(ValueError, match="image 3"):
+        for x in Prefetcher(Prefetcher(failing(), depth=2), lambda v: v * 10, depth=2):
+            got.append(x)
+    assert got == [10, 20]

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -77,14 +76,6 @@ def chunked(batches: Iterable[tuple], size: int, rect: Callable[[list], bool]) -
             part = ChunkImages(images[i : i + step])
             part.auto = auto
             yield paths[i : i + step], part, infos[i : i + step]
-
-
-def resize_to_unpadded(image: np.ndarray, geometry: Any) -> np.ndarray:
-    """The frame resized to its letterbox size with OpenCV, exactly as the CPU `LetterBox` resizes."""
-    w, h = geometry.new_unpad
-    if image.shape[:2] == (h, w):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class _ModelState:
