@@ -223,7 +223,11 @@ HOST_RESIZE_THREADS = 4  # resizes run at once (OpenCV splits each one over its 
 class HostResizer:
     """Frames resized with OpenCV's INTER_LINEAR (what the CPU `LetterBox` does, so the numbers are the
     same) into given buffers: the pinned staging buffer on CUDA, where this replaces the full frames'
-    staging copy and shrinks the DMA (a 720p frame letterboxed to 640: 2.76 MB → 0.69 MB)."""
+    staging copy and shrinks the DMA (a 720p frame letterboxed to 640: 2.76 MB → 0.69 MB).
+
+    Used only with `ULTRALYTICS_GPU_HOST_LETTERBOX=1`: on the H200 host the resize itself took 0.14-0.19
+    ms/frame at any thread count, more than staging the full frame (0.05), so full frames stay the default
+    (benchmarks/NOTES.md, session 8, probe 1)."""
 
     def __init__(
         self,
