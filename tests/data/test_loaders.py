@@ -198,19 +198,49 @@ def test_directory_listing_matches_the_pathlib_rule(tmp_path):
     sub-directories, sorted by path; the order is the one the old per-file Path listing gave."""
     from ultralytics.data.loaders import _media_in, _media_in_directory
 
-    names = ["b.JPG", "a.png", "c.mp4", "notes.txt", "z.jpeg", "A.webp", ".jpg", "noext", "x.tar.png"]
+    names = ["b.JPG", "a.png", "c.mp4", "notes.txt", "z.jpeg", "A.webp", ".jpg", "noext", "x.tar.png", "..jpg", "d."]
     for name in names:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.jpg").mkdir()  # a directory with an image's name is not a file
     got = [(e.kind, e.path) for e in _media_in_directory(tmp_path)]
     assert got == [(e.kind, e.path) for e in _media_in(list(tmp_path.iterdir()))]
-    assert [p.rsplit("/", 1)[-1] for _, p in got] == ["A.webp", "a.png", "b.JPG", "c.mp4", "x.tar.png", "z.jpeg"]
+    assert [p.rsplit("/", 1)[-1] for _, p in got] == [
+        "..jpg",
+        "A.webp",
+        "a.png",
+        "b.JPG",
+        "c.mp4",
+        "x.tar.png",
+        "z.jpeg",
+    ]
     assert dict(got)["video"].endswith("c.mp4")
 
 
-def test_decode_window_covers_a_batch_beyond_the_workers():
-    from ultralytics.data.decode import decode_pool
-    from ultralytics.data.loaders import decode_window
+def test_decoding_runs_a_bounded_batch_ahead(tmp_path, monkeypatch):
+    """Files are decoded at most 2 per worker plus min(batch, DECODE_AHEAD_EXTRA_MAX) ahead of the frames
+    taken: a batch of 64 waiting to be taken does not hold 64 more decoded frames."""
+    import threading
+    import time
 
-    assert decode_window(32) == 2 * decode_pool().workers + 32
-    assert decode_window(0) == 2 * decode_pool().workers + 1
+    from ultralytics.data import decode, loaders
+
+    for i in range(160):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((8, 8, 3), i, np.uint8))
+    monkeypatch.setenv("ULTRALYTICS_DECODE_WORKERS", "2")
+    monkeypatch.setattr(decode, "_POOL", decode.DecodePool())
+    started, lock = [0], threading.Lock()
+    read = loaders._read_entry
+
+    def counted(entry):
+        with lock:
+            started[0] += 1
+        return read(entry)
+
+    monkeypatch.setattr(loaders, "_read_entry", counted)
+    batches = iter(load_inference_source(str(tmp_path), batch=64))
+    paths, images, _ = next(batches)
+    time.sleep(0.3)  # every decode the window allows has started by now
+    assert len(images) == 64 and paths[0].endswith("000.png")
+    assert loaders.decode_window(64) == 2 * 2 + loaders.DECODE_AHEAD_EXTRA_MAX
+    assert 64 + 2 * 2 < started[0] <= 64 + loaders.decode_window(64)  # more than 2 per worker, within the cap
+    assert loaders.decode_window(1) == 2 * 2 + 1

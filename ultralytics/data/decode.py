@@ -24,7 +24,7 @@ R = TypeVar("R")
 
 def decode_workers() -> int:
     """Threads for decoding: the setting `ULTRALYTICS_DECODE_WORKERS`, else the machine's cores less two
-    (the main thread and the prefetch thread), between 1 and 16."""
+    (for the main thread and the pipeline's threads, which mostly wait or copy), between 1 and 16."""
     wanted = settings().decode_workers
     if wanted:
         return wanted

@@ -140,6 +140,13 @@ def _media_in(paths: list[Path]) -> list[_Entry]:
     return [_file_entry(p) for p in sorted(paths) if p.is_file() and _suffix(p) in IMG_FORMATS | VID_FORMATS]
 
 
+def _suffix_of_name(name: str) -> str:
+    """`Path(name).suffix` without its dot, lower-case, computed as pathlib does (`..jpg` has one; `.jpg`
+    and `a.` have none), without making a Path."""
+    i = name.rfind(".")
+    return name[i + 1 :].lower() if 0 < i < len(name) - 1 else ""
+
+
 def _media_in_directory(path: Path) -> list[_Entry]:
     """The images and videos directly in a directory, sorted by path as `_media_in` sorts them.
 
@@ -149,7 +156,7 @@ def _media_in_directory(path: Path) -> list[_Entry]:
     found = []
     with os.scandir(path) as listing:
         for item in listing:
-            kind = kinds.get(os.path.splitext(item.name)[1][1:].lower())
+            kind = kinds.get(_suffix_of_name(item.name))
             if kind is not None and item.is_file():
                 found.append((Path(item.path), kind))
     found.sort(key=lambda pair: pair[0])
@@ -375,14 +382,16 @@ def _read_entry(entry: _Entry) -> np.ndarray:
     return entry.array if entry.kind == "array" else imread(entry.path)
 
 
-def decode_window(batch: int) -> int:
-    """Files decoded ahead of the consumer: a whole batch beyond the pool's 2 per worker.
+DECODE_AHEAD_EXTRA_MAX = 32  # frames, on top of 2 per worker: ~88 MB of 720p frames, ~800 MB at 4K
 
-    The consumer stops taking frames while a full batch is staged (on the CUDA path the staging copy of
-    32 frames took 13-23 ms beside the decoders), and the pool sat idle ~40% of a folder call with 2 per
-    worker ahead; a batch more measured 1.39 against 1.47 ms/img at batch 32 (H200 host,
-    benchmarks/NOTES.md, session 8, probes 8 and 9)."""
-    return 2 * decode_pool().workers + max(1, int(batch))
+
+def decode_window(batch: int) -> int:
+    """Files decoded ahead of the consumer: 2 per worker, plus a batch of at most DECODE_AHEAD_EXTRA_MAX.
+
+    The pool sat idle ~40% of a CUDA folder call at batch 32 with only 2 per worker ahead, while a batch
+    was gathered and staged; a batch more measured 1.39 against 1.47 ms/img (H200 host, benchmarks/NOTES.md,
+    session 8, probes 8 and 9). The cap keeps a huge `batch` from holding that many more decoded frames."""
+    return 2 * decode_pool().workers + min(max(1, int(batch)), DECODE_AHEAD_EXTRA_MAX)
 
 
 def _decoded_in_order(entries: list[_Entry], ahead: int | None = None) -> Iterator[Future]:
