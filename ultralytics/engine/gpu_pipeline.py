@@ -35,11 +35,14 @@ MAX_GRAPHS = 8  # captured input shapes kept per model
 # previous batch's network, instead of as a graph on the graph stream, after it. Eager launches cost
 # ~0.1 ms of host time, worth it only where the letterbox's GPU time is large; 0 turns it off.
 OVERLAP_LETTERBOX_FROM_BATCH = 8
-# Same-size batches of fewer frames than this run letterbox + network + NMS as ONE CUDA graph (`fused_frames`);
-# 0 = every size (the default: one replay instead of three launches left the host more time to stage, a
-# 256-frame call 6% faster on the H200 with the same boxes; benchmarks/NOTES.md, session 8). Batches that
-# cannot be fused (mixed sizes, graphs off, end-to-end models) keep the letterbox beside the network.
+# Same-size batches run letterbox + network + NMS as ONE CUDA graph (`fused_frames`) when they have fewer
+# frames than FUSED_BELOW_BATCH (0 = any number) and at most FUSED_MAX_INPUT_BYTES of frames: the graph keeps
+# its own copy of its input, the full-size uint8 frames (32 at 720p: 88 MB; at 4K: 800 MB), per batch size.
+# Fusing every size measured a 256-frame call 6% faster on the H200 with the same boxes (benchmarks/NOTES.md,
+# session 8). Same-size batches of 8 or more that are not fused (over the budget, an end-to-end model,
+# `ULTRALYTICS_GPU_FUSED=0`) are letterboxed beside the previous network; mixed sizes frame by frame.
 FUSED_BELOW_BATCH = 0
+FUSED_MAX_INPUT_BYTES = 128 << 20
 NO_TIME = ()  # a stage's timing when the stage ran inside another one (the fused graph): 0 ms
 
 
@@ -95,7 +98,7 @@ class _ModelState:
         self.letterbox_graphs = GraphFamily(model.device) if cuda else None
         self.letterbox_stream = letterbox_stream(model.device) if cuda else None
         self.nms_graphs = GraphFamily(model.device) if cuda else None
-        # small batches: letterbox + network + NMS as one graph per frame size, geometry and NMS settings
+        # same-size batches: letterbox + network + NMS as one graph per frame size, geometry and NMS settings
         self.fused_graphs = GraphFamily(model.device, max_graphs=MAX_GRAPHS) if cuda else None
 
 
@@ -367,16 +370,16 @@ class GpuStages:
         if pending is not None:
             yield self._finish(profilers, *pending)
 
-    # ------------------------------------------------------------------ small batches: one graph
+    # ------------------------------------------------------------------ same-size batches: one graph
     def fused_frames(self, images: Any) -> tuple[DeviceFrames, Any] | None:
         """(uploaded frames, their geometry) when this batch runs letterbox + network + NMS as ONE CUDA
         graph, else None.
 
         At batch 1 the three graphs and what joins them (copy in, copy out, stream hand-overs, a
         launch each) cost ~0.15 ms of a ~2 ms call on the H200 (benchmarks/NOTES.md, session 5); at
-        batch 32 the host time they took slowed the staging of the next chunk. One graph applies to
-        same-size frames (fewer than FUSED_BELOW_BATCH when that is set), with graphs on, a backend that
-        may replay at that input shape, and NMS to do (an end-to-end model has none)."""
+        batch 32 fusing measured faster too (session 8). One graph applies to same-size frames (fewer than
+        FUSED_BELOW_BATCH when that is set, at most FUSED_MAX_INPUT_BYTES of them), with graphs on, a backend
+        that may replay at that input shape, and NMS to do (an end-to-end model has none)."""
         state = self.state
         if not self.use_graphs or self.end2end or state.fused_graphs is None or isinstance(images, torch.Tensor):
             return None
@@ -386,7 +389,7 @@ class GpuStages:
         if not isinstance(frames.frames, torch.Tensor) or not settings().gpu_fused:
             return None
         n = int(frames.frames.shape[0])
-        if 0 < FUSED_BELOW_BATCH <= n:
+        if 0 < FUSED_BELOW_BATCH <= n or frames.frames.numel() > FUSED_MAX_INPUT_BYTES:
             return None
         geo = self._geometries(frames.host_shapes[:1], self._rect(images))[0]
         if not self.model.graph_safe((n, 3, *geo.canvas_hw)):

@@ -52,7 +52,7 @@ SWITCHES: dict[str, tuple[str, str]] = {
     ),
     "ULTRALYTICS_GPU_FUSED": (
         "`1` (default) / `0`",
-        "batches of 1-7 same-size frames: letterbox, network and NMS as one CUDA graph, or three",
+        "same-size batches (up to 128 MB of frames): letterbox, network and NMS as one CUDA graph, or three",
     ),
     "ULTRALYTICS_GPU_CHANNELS_LAST": (
         "`0` (default) / `1`",
@@ -113,7 +113,7 @@ class Settings:
     decode_workers: int  # 0: sized to the machine
     gpu_host_letterbox: str  # "auto" | "1" | "0"
     gpu_chunk: int  # frames per chunk of a larger batch; 0: no chunks
-    gpu_fused: bool = True  # small batches: letterbox + network + NMS in one CUDA graph
+    gpu_fused: bool = True  # same-size batches: letterbox + network + NMS in one CUDA graph
     gpu_channels_last: bool = False  # FP16 PyTorch models on CUDA run channels-last (opt-in)
 
 
