@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 import pytest
@@ -37,15 +35,15 @@ def _resized_by_cv2(images, sizes):
     return [cv2.resize(im, size, interpolation=cv2.INTER_LINEAR) for im, size in zip(images, sizes)]
 
 
-def test_cpu_upload_with_resize_equals_cv2(photos):
+def test_cpu_upload_with_resize_equals_cv2(photos, monkeypatch):
     """resize_to: the frames come back as OpenCV resizes them (their own size: unchanged), one BHWC
     tensor when the resized frames share a size even though the originals do not."""
+    monkeypatch.setattr(upload, "HOST_RESIZE_THREADS", 2)
     up = PinnedUploader(torch.device("cpu"))
     own_size = np.random.default_rng(0).integers(0, 256, (180, 320, 3), dtype=np.uint8)
     images = [photos[0], photos[0][::2, ::3].copy(), photos[1], own_size]
     sizes = [(320, 180)] * 4
-    with ThreadPoolExecutor(2) as pool:
-        got = up.upload(images, resize_to=sizes, parallel_map=pool.map)
+    got = up.upload(images, resize_to=sizes)
     assert isinstance(got.frames, torch.Tensor) and got.frames.shape == (4, 180, 320, 3)
     for frame, want in zip(got.frames, _resized_by_cv2(images, sizes)):
         assert np.array_equal(frame.numpy(), want)
@@ -57,23 +55,56 @@ def test_cpu_upload_with_resize_equals_cv2(photos):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_host_resizer_writes_into_the_staging_bytes(photos, monkeypatch, threads):
-    """The resize lands in place in the staging buffer (no frame allocated and then copied), group by group
-    and thread by thread, each frame at its offset."""
+    """The resize lands in place in the staging buffer (OpenCV writes into the view it is given: nothing
+    allocated and then copied), group by group and thread by thread, each frame at its offset."""
     monkeypatch.setattr(upload, "HOST_RESIZE_GROUP", 2)
     monkeypatch.setattr(upload, "HOST_RESIZE_THREADS", threads)
+    in_place = []
+    resize = cv2.resize
+
+    def spy(src, size, dst=None, **kw):
+        got = resize(src, size, dst=dst, **kw)
+        in_place.append(got is dst)
+        return got
+
+    monkeypatch.setattr(upload.cv2, "resize", spy)
     images = [photos[k % len(photos)] for k in range(5)]
     sizes = [(160 + 16 * k, 96 + 8 * k) for k in range(5)]
-    resizer = upload.HostResizer(images, sizes, ThreadPoolExecutor(threads).map)
+    resizer = upload.HostResizer(images, sizes)
     offsets = np.cumsum([0] + [h * w * 3 for w, h in sizes]).tolist()
     staging = torch.full((offsets[-1] + 7,), 7, dtype=torch.uint8)
     pieces = resizer.pieces(offsets)
     assert [p[2:] for p in pieces] == [(0, 2), (2, 4), (4, 5)]
     for piece in pieces:
         resizer.resize_into(staging, offsets, piece)
+    assert in_place == [True] * 5
     host = staging.numpy()
     for k, want in enumerate(_resized_by_cv2(images, sizes)):
         assert np.array_equal(host[offsets[k] : offsets[k + 1]].reshape(want.shape), want)
     assert (host[offsets[-1] :] == 7).all()  # nothing written past the frames
+
+
+def test_host_resizer_raises_only_once_every_thread_stopped_writing(photos, monkeypatch):
+    """One frame fails while another thread is still resizing: the error comes after that thread is
+    done, so nothing writes into a staging buffer a later upload may take."""
+    import threading
+    import time
+
+    monkeypatch.setattr(upload, "HOST_RESIZE_THREADS", 2)
+    finished = threading.Event()
+    real = upload.HostResizer._resize
+
+    def resize(self, k, out):
+        if k == 0:  # the first part fails at once, the second is still running
+            raise cv2.error("bad frame")
+        time.sleep(0.2)
+        real(self, k, out)
+        finished.set()
+
+    monkeypatch.setattr(upload.HostResizer, "_resize", resize)
+    with pytest.raises(cv2.error, match="bad frame"):
+        upload.HostResizer([photos[0], photos[0]], [(64, 48), (64, 48)]).resize_all()
+    assert finished.is_set()
 
 
 @requires_cuda
@@ -101,8 +132,7 @@ def test_cuda_upload_with_resize_roundtrip(photos, monkeypatch):
     rng = np.random.default_rng(1)
     batches = [[rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(7)] for _ in range(4)]
     sizes = [(640, 360)] * 7
-    with ThreadPoolExecutor(4) as pool:
-        uploaded = [up.upload(b, resize_to=sizes, parallel_map=pool.map) for b in batches]
+    uploaded = [up.upload(b, resize_to=sizes) for b in batches]
     for frames, batch in zip(uploaded, batches):
         frames.wait()
         assert tuple(frames.frames.shape) == (7, 360, 640, 3)

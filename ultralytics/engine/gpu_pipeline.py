@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ultralytics.data.augment import letterbox_params
-from ultralytics.data.decode import decode_pool
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.engine.results import Results
 from ultralytics.gpu.channels_last import network_input, network_memory_format
@@ -155,7 +154,7 @@ class GpuStages:
 
     def stage_batch(self, batch: tuple) -> tuple:
         """Start a batch's upload: the full frames, or (host letterbox) the frames resized on the host
-        across the decode pool's threads, a quarter of the bytes at 720p; the GPU then only pads."""
+        over a few threads of the uploader's own, a quarter of the bytes at 720p; the GPU then only pads."""
         paths, images, infos = batch
         if not (isinstance(images, list) and images and all(isinstance(im, np.ndarray) for im in images)):
             return batch
@@ -165,9 +164,7 @@ class GpuStages:
             auto = self._rect(images)
             geos = self._geometries([im.shape[:2] for im in images], auto)
             wrapped.geometries = geos
-            parallel = decode_pool().executor().map if len(images) > 1 else None
-            sizes = [g.new_unpad for g in geos]
-            wrapped.device_frames = self.state.uploader.upload(images, resize_to=sizes, parallel_map=parallel)
+            wrapped.device_frames = self.state.uploader.upload(images, resize_to=[g.new_unpad for g in geos])
         else:
             wrapped.device_frames = self.upload(images)
         return paths, wrapped, infos

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import cv2
@@ -98,15 +98,9 @@ class PinnedUploader:
         # diagnostics: set to a list to collect host seconds (waiting for a free slot, host copies, whole call)
         self.host_times: list[tuple[float, float, float]] | None = None
 
-    def upload(
-        self,
-        images: list[np.ndarray],
-        resize_to: list[tuple[int, int]] | None = None,
-        parallel_map: Callable[..., Iterable] | None = None,
-    ) -> DeviceFrames:
+    def upload(self, images: list[np.ndarray], resize_to: list[tuple[int, int]] | None = None) -> DeviceFrames:
         """The frames on the device; with `resize_to` ((w, h) per frame), resized by OpenCV on the host
-        first, straight into the pinned buffer (`HostResizer`), so only the small frames are copied at all.
-        `parallel_map` (an executor's `map`) spreads those resizes over threads."""
+        first, straight into the pinned buffer (`HostResizer`), so only the small frames are copied at all."""
         if not images:
             raise ValueError("upload needs at least one image")
         for im in images:
@@ -117,7 +111,7 @@ class PinnedUploader:
                 )
         if resize_to is not None and len(resize_to) != len(images):
             raise ValueError(f"resize_to needs one (w, h) per frame: {len(resize_to)} for {len(images)} frames")
-        resizer = HostResizer(images, resize_to, parallel_map) if resize_to is not None else None
+        resizer = HostResizer(images, resize_to) if resize_to is not None else None
         staged = resizer.shapes if resizer is not None else [im.shape for im in images]
         shapes = [(int(s[0]), int(s[1])) for s in staged]
         same = len(set(staged)) == 1
@@ -218,6 +212,15 @@ def _groups(offsets: list[int], limit: int) -> list[tuple[int, int]]:
 
 HOST_RESIZE_GROUP = 8  # frames resized per group: the DMA of one group overlaps resizing the next
 HOST_RESIZE_THREADS = 4  # resizes run at once (OpenCV splits each one over its own threads as well)
+_RESIZE_POOL: list[ThreadPoolExecutor] = []  # made on first use; its own threads, not the decode pool's
+_RESIZE_POOL_LOCK = threading.Lock()
+
+
+def _resize_pool() -> ThreadPoolExecutor:
+    with _RESIZE_POOL_LOCK:
+        if not _RESIZE_POOL:
+            _RESIZE_POOL.append(ThreadPoolExecutor(HOST_RESIZE_THREADS, thread_name_prefix="ultralytics-resize"))
+        return _RESIZE_POOL[0]
 
 
 class HostResizer:
@@ -229,13 +232,8 @@ class HostResizer:
     ms/frame at any thread count, more than staging the full frame (0.05), so full frames stay the default
     (benchmarks/NOTES.md, session 8, probe 1)."""
 
-    def __init__(
-        self,
-        images: list[np.ndarray],
-        sizes_wh: list[tuple[int, int]],
-        parallel_map: Callable[..., Iterable] | None = None,
-    ):
-        self.images, self.sizes_wh, self.parallel_map = images, [(int(w), int(h)) for w, h in sizes_wh], parallel_map
+    def __init__(self, images: list[np.ndarray], sizes_wh: list[tuple[int, int]]):
+        self.images, self.sizes_wh = images, [(int(w), int(h)) for w, h in sizes_wh]
         self.shapes = [(h, w, 3) for w, h in self.sizes_wh]
 
     def resize_all(self) -> list[np.ndarray]:
@@ -260,14 +258,20 @@ class HostResizer:
         self._run(list(range(first, last)), views, first)
 
     def _run(self, indices: list[int], outs: list[np.ndarray], base: int = 0) -> None:
+        """Resize `indices` into `outs` over up to HOST_RESIZE_THREADS threads; returns (or raises the first
+        error) only once every part has stopped writing, so a failed upload leaves nothing writing into a
+        buffer that a later upload may take."""
         threads = max(1, min(HOST_RESIZE_THREADS, len(indices)))
-        if self.parallel_map is None or threads == 1:
+        if threads == 1:
             for k in indices:
                 self._resize(k, outs[k - base])
             return
+        pool = _resize_pool()
         parts = [indices[t::threads] for t in range(threads)]
-        for _ in self.parallel_map(lambda part: [self._resize(k, outs[k - base]) for k in part], parts):
-            pass  # drains the map: every resize done (and an error raised) before the DMA is enqueued
+        futures = [pool.submit(lambda part: [self._resize(k, outs[k - base]) for k in part], p) for p in parts]
+        wait(futures)
+        for future in futures:
+            future.result()  # the first error, now that none is still running
 
     def _resize(self, k: int, out: np.ndarray) -> None:
         image, (w, h) = self.images[k], self.sizes_wh[k]
