@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -133,31 +134,41 @@ def pipeline_events(predictor, frames: list[np.ndarray], batch: int) -> dict[str
     return out
 
 
-LETTERBOX_VARIANTS = {"beside": 8, "graphed": 0}  # gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH per variant
+# (gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH, ULTRALYTICS_GPU_FUSED) per variant: the fused graph (the default
+# since session 8) takes same-size batches before either letterbox placement would, so those two turn it off
+LETTERBOX_VARIANTS = {"beside": (8, "0"), "graphed": (0, "0"), "fused": (8, "1")}
 
 
 def compare_letterbox(
     predictor, frames: list[np.ndarray], batch: int, calls: int
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """e2e ms/img with the letterbox beside the previous network (eager, letterbox stream) and after it
-    (graphed, graph stream), 3 alternating rounds so drift on the machine hits both alike; then one
-    CUDA-event stage breakdown and one host breakdown per variant."""
+    """e2e ms/img with the letterbox beside the previous network (eager, letterbox stream), after it
+    (graphed, graph stream), and inside the fused graph, 3 alternating rounds so drift on the machine hits
+    all alike; then one CUDA-event stage breakdown and one host breakdown per variant."""
     from ultralytics.engine import gpu_pipeline
 
-    saved = gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH
+    saved = gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH, os.environ.get("ULTRALYTICS_GPU_FUSED")
     times: dict[str, list[float]] = {k: [] for k in LETTERBOX_VARIANTS}
     events, hosts = {}, {}
+
+    def use(variant: str) -> None:
+        gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH, os.environ["ULTRALYTICS_GPU_FUSED"] = LETTERBOX_VARIANTS[variant]
+
     try:
         for _ in range(3):
-            for name, from_batch in LETTERBOX_VARIANTS.items():
-                gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = from_batch
+            for name in LETTERBOX_VARIANTS:
+                use(name)
                 times[name].append(round(predict_ms_per_image(predictor, frames, batch, calls), 4))
-        for name, from_batch in LETTERBOX_VARIANTS.items():
-            gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = from_batch
+        for name in LETTERBOX_VARIANTS:
+            use(name)
             events[name] = {k: round(v, 4) for k, v in pipeline_events(predictor, frames, batch).items()}
             hosts[name] = {k: round(v, 4) for k, v in host_breakdown(predictor, frames).items()}
     finally:
-        gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = saved
+        gpu_pipeline.OVERLAP_LETTERBOX_FROM_BATCH = saved[0]
+        if saved[1] is None:
+            os.environ.pop("ULTRALYTICS_GPU_FUSED", None)
+        else:
+            os.environ["ULTRALYTICS_GPU_FUSED"] = saved[1]
     return times, events, hosts
 
 
@@ -351,7 +362,7 @@ def main() -> None:
     ap.add_argument(
         "--compare-letterbox",
         action="store_true",
-        help="at batch >= 8 also time e2e with the letterbox beside / after the previous network, alternating",
+        help="at batch >= 8 also time e2e with the letterbox beside / after the previous network / fused, alternating",
     )
     ap.add_argument("--host-breakdown", action="store_true", help="host time per piece of one pipelined call")
     ap.add_argument("--device", default="0")
@@ -486,7 +497,7 @@ def main() -> None:
                     + "".join(f"{h[k]:>11.3f}" for k in host_keys)
                 )
     if any(r["variants"] for r in rows):
-        print("\ne2e ms/img, letterbox beside the previous network (eager, own stream) or after it (graphed),")
+        print("\ne2e ms/img, letterbox beside the previous network (eager, own stream), after it (graphed) or fused,")
         print("3 alternating rounds, each the median of --calls predict calls; e2e/net_graph of the median round:")
         for r in rows:
             if r["variants"]:

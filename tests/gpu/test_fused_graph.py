@@ -66,8 +66,9 @@ def test_fused_graph_gives_the_three_graph_detections(shapes_pt, shapes_images, 
 
 @requires_cuda
 def test_fused_graph_gate(shapes_pt, shapes_images, monkeypatch):
-    """The gate: same-size frames → fused at any batch size; FUSED_BELOW_BATCH=8 keeps 8 frames out (the
-    letterbox beside the network); switched off → never; mixed sizes → never."""
+    """The gate: same-size frames → fused at any batch size up to FUSED_MAX_INPUT_BYTES of frames;
+    FUSED_BELOW_BATCH=8 keeps 8 frames out (the letterbox beside the network); switched off → never; mixed
+    sizes → never."""
     from ultralytics.engine import gpu_pipeline
 
     monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "1")
@@ -79,6 +80,11 @@ def test_fused_graph_gate(shapes_pt, shapes_images, monkeypatch):
     assert stages.fused_frames(one) is not None
     eight = stages.stage_batch((["a"] * 8, [image] * 8, ["i"] * 8))[1]
     assert stages.fused_frames(eight) is not None
+    monkeypatch.setattr(gpu_pipeline, "FUSED_MAX_INPUT_BYTES", 4 * image.size)  # the graph keeps a copy of its input
+    assert stages.fused_frames(eight) is None
+    assert stages.fused_frames(one) is not None
+    monkeypatch.undo()
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "1")
     monkeypatch.setattr(gpu_pipeline, "FUSED_BELOW_BATCH", 8)
     assert stages.fused_frames(eight) is None
     assert stages.fused_frames(one) is not None
@@ -90,16 +96,20 @@ def test_fused_graph_gate(shapes_pt, shapes_images, monkeypatch):
 
 
 @requires_cuda
-def test_fused_graph_redoes_nms_when_candidates_overflow(shapes_pt, shapes_images, monkeypatch):
+@pytest.mark.parametrize("batch", [1, 32])
+def test_fused_graph_redoes_nms_when_candidates_overflow(shapes_pt, shapes_images, monkeypatch, batch):
     """conf=0.001 gives more candidates than NMS keeps at first (top_k 256): the redo, which needs the
-    network output kept beside the fused graph's detections, must give the separate path's result."""
+    network output kept beside the fused graph's detections, must give the separate path's result (at batch
+    32 the larger top_k is a new fused key, captured at that size)."""
     model = YOLO(shapes_pt)
-    images = [shapes_images[0][1]]
-    separate = _predict(model, images, monkeypatch, "0", conf=0.001)
+    same = [im for _, im in shapes_images if im.shape == shapes_images[0][1].shape]
+    images = (same * batch)[:batch]
+    separate = _predict(model, images, monkeypatch, "0", conf=0.001, batch=batch)
     model2 = YOLO(shapes_pt)  # a fresh NMS state: top_k starts small again
-    fused = _predict(model2, images, monkeypatch, "1", conf=0.001)
+    fused = _predict(model2, images, monkeypatch, "1", conf=0.001, batch=batch)
     assert len(separate[0]) > 0
-    np.testing.assert_array_equal(fused[0], separate[0])
+    for a, b in zip(fused, separate):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_one_image_scaling_equals_the_batch_arithmetic():

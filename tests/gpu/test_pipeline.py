@@ -106,11 +106,12 @@ def test_cuda_pipeline_matches_cpu_path(shapes_pt, shapes_images, batch):
 
 @requires_cuda
 def test_cuda_letterbox_beside_the_network_matches(shapes_pt, shapes_images, monkeypatch):
-    """Batches of >= OVERLAP_LETTERBOX_FROM_BATCH equal frames are letterboxed eagerly on the letterbox
-    stream: the same tensor, bit for bit, as the graphed letterbox, and the same boxes as the CPU path
-    over several batches in flight (9 frames at batch 8: a full batch and a graphed one of 1)."""
+    """Batches of >= OVERLAP_LETTERBOX_FROM_BATCH equal frames that are not fused are letterboxed eagerly
+    on the letterbox stream: the same tensor, bit for bit, as the graphed letterbox, and the same boxes as
+    the CPU path, call after call (a list of 18 frames, one batch; the fused graph off)."""
     from ultralytics.engine import gpu_pipeline
 
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")
     model = YOLO(shapes_pt)
     square = [im for _, im in shapes_images if im.shape[:2] == (320, 320)]
     sources = [square[i % len(square)] for i in range(9)]
@@ -121,6 +122,7 @@ def test_cuda_letterbox_beside_the_network_matches(shapes_pt, shapes_images, mon
     torch.cuda.synchronize()
     assert torch.equal(beside, graphed)
     monkeypatch.undo()
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")  # undone with the rest: same-size frames would be fused
     cpu = boxes_of(model.predict(sources, device="cpu", imgsz=320, batch=8, verbose=False))
     for _ in range(3):
         assert_boxes_match(boxes_of(pred(sources + sources)), cpu + cpu)
@@ -272,3 +274,43 @@ def test_files_are_gathered_in_a_thread_of_their_own_only_when_decoded_in_batche
     writer.release()
     assert not reads_files_ahead(load_inference_source(str(tmp_path / "v.mp4"), batch=4))
     assert not reads_files_ahead(load_inference_source(str(tmp_path), batch=2))  # images and a video
+
+
+def test_folder_batches_are_gathered_and_staged_in_two_threads_that_stop(
+    tmp_path, shapes_pt, shapes_images, monkeypatch
+):
+    """The device stages (run on the CPU here) over a folder at batch 8: batches are gathered in one prefetch
+    thread and staged in another; a corrupt file is skipped with the others delivered in order; leaving the
+    loop early and closing it stops both threads."""
+    import time
+
+    from ultralytics.data.prefetch import Prefetcher
+    from ultralytics.engine import gpu_pipeline
+
+    made: list[Prefetcher] = []
+
+    class Recorded(Prefetcher):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(gpu_pipeline, "Prefetcher", Recorded)
+    paths = [p for p, _ in shapes_images][:5]
+    for i in range(24):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.jpg"), cv2.imread(paths[i % len(paths)]))
+    (tmp_path / "011.jpg").write_bytes(b"not a jpeg")
+    pred = predictor_for(YOLO(shapes_pt), "cpu", imgsz=320, batch=8)
+    pred.gpu = GpuPipeline(pred.model, pred.args)
+    seen = [r.path.rsplit("/", 1)[-1] for r in pred(str(tmp_path), stream=True)]
+    assert seen == [f"{i:03d}.jpg" for i in range(24) if i != 11]
+    assert len(made) == 2  # the gathering prefetcher inside the staging one
+    made.clear()
+    stream = pred(str(tmp_path), stream=True)
+    for k, _ in enumerate(stream):
+        if k == 2:
+            break
+    stream.close()
+    deadline = time.time() + 5
+    while any(p._thread.is_alive() for p in made) and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(made) == 2 and not any(p._thread.is_alive() for p in made)
