@@ -444,10 +444,11 @@ def reads_files_ahead(source: Any) -> bool:
     image files decoded on the host by the decode pool, in batches of 2 or more (a video is read in a
     thread of its own already).
 
-    Gathering a batch takes the decoded frames from the decode pool in order; staging it (the pinned
-    copy of 32 frames, 13-23 ms beside 14 busy decoders) used to stop that, and the pool then ran out of
-    work. With the two apart a folder at batch 32 measured 1.23 against 1.39 ms/img (H200 host,
-    benchmarks/NOTES.md, session 8). One-image batches stage in well under a decode and keep one thread."""
+    Gathering a batch takes the decoded frames from the decode pool in order; in one thread, nothing was
+    taken while a batch was staged (the pinned copy of 32 frames, 13-23 ms beside 14 busy decoders), and the
+    pool sat idle ~40% of a folder call. With the two apart a folder at batch 32 measured 1.23 against 1.39
+    ms/img, and 0.717 against 0.783 on another host (H200, benchmarks/NOTES.md, session 8, probes 8, 9, 11).
+    One-image batches stage in well under a decode and keep one thread."""
     entries = getattr(source, "entries", None)
     if not entries or int(getattr(source, "batch", 1) or 1) < 2:
         return False

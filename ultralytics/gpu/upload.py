@@ -230,7 +230,8 @@ class HostResizer:
 
     Used only with `ULTRALYTICS_GPU_HOST_LETTERBOX=1`: on the H200 host the resize itself took 0.14-0.19
     ms/frame at any thread count, more than staging the full frame (0.05), so full frames stay the default
-    (benchmarks/NOTES.md, session 8, probe 1)."""
+    (benchmarks/NOTES.md, session 8, probe 1). The resizes run under the uploader's lock, as the staging
+    copies do, so threads sharing one model take turns."""
 
     def __init__(self, images: list[np.ndarray], sizes_wh: list[tuple[int, int]]):
         self.images, self.sizes_wh = images, [(int(w), int(h)) for w, h in sizes_wh]
