@@ -42,7 +42,9 @@ def test_source_error_reaches_the_consumer_after_earlier_items():
     assert got == [1]
 
 
-def test_leaving_early_stops_the_thread_and_closes_the_source():
+def leave_early(wrap) -> None:
+    """Iterate `wrap(source)` over a long source, break after a few items, and check that the source was
+    closed and every thread the prefetchers started has ended."""
     closed = threading.Event()
 
     def source():
@@ -52,14 +54,18 @@ def test_leaving_early_stops_the_thread_and_closes_the_source():
             closed.set()
 
     before = threading.active_count()
-    for x in Prefetcher(source(), depth=2):
-        if x == 3:
+    for k, _ in enumerate(wrap(source())):
+        if k == 3:
             break
     assert closed.wait(5), "the source generator was not closed"
     deadline = time.time() + 5
     while threading.active_count() > before and time.time() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+def test_leaving_early_stops_the_thread_and_closes_the_source():
+    leave_early(lambda source: Prefetcher(source, depth=2))
 
 
 def test_overlaps_producer_and_consumer():
@@ -86,23 +92,7 @@ def test_nested_prefetchers_stop_both_threads_and_pass_errors_through():
     """The CUDA path gathers file batches in one prefetcher and stages them in another
     (`gpu_pipeline.reads_files_ahead`): leaving early stops both threads and closes the source, and a
     source error reaches the consumer after the items before it."""
-    closed = threading.Event()
-
-    def source():
-        try:
-            yield from range(10_000)
-        finally:
-            closed.set()
-
-    before = threading.active_count()
-    for x in Prefetcher(Prefetcher(source(), depth=2), lambda v: v + 1, depth=2):
-        if x == 4:
-            break
-    assert closed.wait(5), "the source generator was not closed"
-    deadline = time.time() + 5
-    while threading.active_count() > before and time.time() < deadline:
-        time.sleep(0.05)
-    assert threading.active_count() <= before
+    leave_early(lambda source: Prefetcher(Prefetcher(source, depth=2), lambda v: v + 1, depth=2))
 
     def failing():
         yield 1
