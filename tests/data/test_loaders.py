@@ -89,6 +89,36 @@ def test_pil_sources_are_converted_to_bgr():
     assert paths[0].endswith("coffee.png")
 
 
+def test_several_pil_images_convert_on_the_decode_pool_in_order(monkeypatch):
+    """A list with several PIL images converts them on the decode pool's threads, each to the BGR array
+    it gives alone, in the list's order among numpy items and paths, names kept."""
+    import threading
+
+    from ultralytics.data import decode, loaders
+
+    monkeypatch.setenv("ULTRALYTICS_DECODE_WORKERS", "3")
+    monkeypatch.setattr(decode, "_POOL", decode.DecodePool())
+    threads = []
+    convert = loaders._pil_to_bgr
+
+    def spy(image):
+        threads.append(threading.current_thread().name)
+        return convert(image)
+
+    monkeypatch.setattr(loaders, "_pil_to_bgr", spy)
+    coffee, camera = Image.open(IMAGES / "coffee.png"), Image.open(IMAGES / "camera.png")
+    bgr = cv2.imread(str(IMAGES / "chelsea.png"))
+    rgba = Image.fromarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA))
+    source = [coffee, bgr, str(IMAGES / "chelsea.png"), camera, rgba]
+    ((paths, images, _),) = collect(source, batch=5)
+    assert paths[0].endswith("coffee.png") and paths[1] == "image1.jpg" and paths[3].endswith("camera.png")
+    assert paths[4] == "image4.jpg"
+    want = [cv2.imread(str(IMAGES / n)) for n in ("coffee.png", "chelsea.png", "chelsea.png", "camera.png")] + [bgr]
+    for got, expected in zip(images, want):
+        np.testing.assert_array_equal(got, expected)
+    assert len(threads) == 3 and all(t.startswith("ultralytics-decode") for t in threads)
+
+
 def test_tensor_source_bypasses_decoding():
     t = torch.rand(3, 3, 64, 96)
     batches = collect(t, batch=2)
