@@ -335,6 +335,7 @@ def main() -> None:
     capture = cv2.VideoCapture(args.video_path)
     args.video_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     capture.release()
+    host = host_speeds(args, folder)  # before the workers start: the machine alone
     impls = ["ours"] + (["upstream"] if args.upstream_site else [])
     workers = {impl: start_worker(impl, args, folder) for impl in impls}
     todo = cases(args)
@@ -366,12 +367,66 @@ def main() -> None:
         med = {impl: (statistics.median(v) if v else None) for impl, v in results[i].items()}
         rows.append({**c, **{f"{k}_ms": v for k, v in med.items()}, **{f"{k}_all": v for k, v in results[i].items()}})
     print_table(rows, impls)
+    print("\nthis host alone (the same code ran 1.5-2x apart on different H200 hosts): " + describe_host(host))
     for (i, impl), e in errors.items():
         print(f"ERROR {impl} {todo[i]}: {e}")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"rows": rows, "errors": {str(k): v for k, v in errors.items()}}, indent=1)
+            json.dumps({"rows": rows, "host": host, "errors": {str(k): v for k, v in errors.items()}}, indent=1)
         )
+
+
+def host_speeds(args, folder: str) -> dict[str, float]:
+    """What paces the host side on this machine, measured without either package (medians of 3, ms):
+    copying the 720p frames into pinned memory (the upload's staging, CUDA only), decoding the folder's
+    JPEGs on cores - 2 threads, and OpenCV reading the video alone. Hosts lent as "an H200" differed
+    several-fold in these, which moved both packages' rows (docs/performance.md, session 8)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+    import torch
+
+    def median_of_3(fn) -> float:
+        return round(statistics.median(fn() for _ in range(3)), 4)
+
+    out: dict[str, float] = {}
+    if torch.cuda.is_available():
+        frames = _frames(args.shared, args.long, tuple(args.frame))
+        pinned = torch.empty(32 * frames[0].size, dtype=torch.uint8, pin_memory=True)
+
+        def stage() -> float:
+            t0 = time.perf_counter()
+            for i in range(0, len(frames), 32):
+                part = [torch.from_numpy(f.reshape(-1)) for f in frames[i : i + 32]]
+                torch.cat(part, out=pinned[: sum(t.numel() for t in part)])
+            return (time.perf_counter() - t0) * 1e3 / len(frames)
+
+        out["staging_ms_per_frame"] = median_of_3(stage)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    threads = max(1, min(16, (os.cpu_count() or 1) - 2))
+    with ThreadPoolExecutor(threads) as pool:
+
+        def decode() -> float:
+            t0 = time.perf_counter()
+            for _ in pool.map(cv2.imread, files):
+                pass
+            return (time.perf_counter() - t0) * 1e3 / len(files)
+
+        out[f"jpeg_decode_ms_per_image_{threads}_threads"] = median_of_3(decode)
+
+    def read_video() -> float:
+        cap, n, t0 = cv2.VideoCapture(args.video_path), 0, time.perf_counter()
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        return (time.perf_counter() - t0) * 1e3 / max(1, n)
+
+    out["video_read_ms_per_frame"] = median_of_3(read_video)
+    return out
+
+
+def describe_host(host: dict[str, float]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in host.items())
 
 
 def print_table(rows: list[dict], impls: list[str]) -> None:
@@ -384,10 +439,10 @@ def print_table(rows: list[dict], impls: list[str]) -> None:
     net = {(r["model"], r["prec"]): r.get("ours_ms") for r in rows if r["kind"] == "net"}
     for r in rows:
         up, ours = r.get("upstream_ms"), r.get("ours_ms")
-        ratio = f"{up / ours:.2f}x" if up and ours else "-"
+        ratio = f"{up / ours:.3f}x" if up and ours else "-"  # three decimals: 3.498 is not 3.5
         extra = ""
         if r["kind"] == "long" and net.get((r["model"], r["prec"])) and ours:
-            extra = f" (e2e/net {ours / net[(r['model'], r['prec'])]:.2f})"
+            extra = f" (e2e/net {ours / net[(r['model'], r['prec'])]:.3f})"
         fmt = lambda v: f"{v:.3f}" if v is not None else "-"  # noqa: E731
         print(
             f"| {Path(r['model']).stem} | {r['prec']} | {label(r)} | {r['batch']} | {fmt(up)} | {fmt(ours)}{extra} | {ratio} |"
