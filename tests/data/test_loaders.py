@@ -117,6 +117,13 @@ def test_several_pil_images_convert_on_the_decode_pool_in_order(monkeypatch):
     for got, expected in zip(images, want):
         np.testing.assert_array_equal(got, expected)
     assert len(threads) == 3 and all(t.startswith("ultralytics-decode") for t in threads)
+    threads.clear()
+    lazy = Image.open(IMAGES / "coffee.png")  # not loaded yet: one object listed twice is loaded once
+    ((_, twice, _),) = collect([lazy, camera, lazy], batch=3)
+    assert len(threads) == 2
+    np.testing.assert_array_equal(twice[0], twice[2])
+    assert twice[0] is not twice[2]  # each item its own array, as before
+    np.testing.assert_array_equal(twice[0], cv2.imread(str(IMAGES / "coffee.png")))
 
 
 def test_tensor_source_bypasses_decoding():

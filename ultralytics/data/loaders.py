@@ -119,7 +119,15 @@ def _pils_to_bgr(images: list[Any]) -> list[np.ndarray]:
     the GPU host, where the pool has up to 14)."""
     if len(images) < 2 or decode_pool().workers <= 1:
         return [_pil_to_bgr(image) for image in images]
-    return list(decode_pool().executor().map(_pil_to_bgr, images))
+    # each object converted once, by one thread: a lazily opened image listed twice would load in two at once
+    distinct = list({id(image): image for image in images}.values())
+    converted = dict(zip(map(id, distinct), decode_pool().executor().map(_pil_to_bgr, distinct)))
+    handed: set[int] = set()
+    out = []
+    for image in images:  # a repeat gets its own copy, as it got its own conversion before
+        out.append(converted[id(image)] if id(image) not in handed else converted[id(image)].copy())
+        handed.add(id(image))
+    return out
 
 
 def _is_pil(x: Any) -> bool:
