@@ -4,9 +4,11 @@ with one YOLO per variant, also in alternating rounds (so a drifting GPU clock o
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,51 @@ def alternate_predict(
                 samples[k].append(statistics.median(times))
         out[b] = samples
     return out
+
+
+def finish(
+    args: Any, device: torch.device, rows: list[dict], started: float, predict_rows: Callable[..., list[dict]]
+) -> int:
+    """The end both benchmarks share: the public-API rows when `--predict` asks (batches up to 8, the first
+    model), the time taken, the JSON report; exit status 1 when a variant's output differed."""
+    predict = []
+    if args.predict:
+        predict = predict_rows(
+            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
+        )
+    print(
+        f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
+    )
+    if args.json:
+        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0 if all(r["equal"] for r in rows) else 1
+
+
+def argument_parser(description: str, shared: Path, predict_help: str) -> argparse.ArgumentParser:
+    """The options both benchmarks take (models, precisions, batches, rounds, --predict ...)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
+    parser.add_argument("--shared", type=Path, default=shared, help="the shared/ folder (fixtures)")
+    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--imgsz", nargs=2, type=int, default=[384, 640], metavar=("H", "W"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=30, help="replays per round")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--predict", action="store_true", help=predict_help)
+    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
+    return parser
+
+
+def predict_summary(
+    name: str, samples_by_batch: dict[int, dict[Hashable, list[float]]], variants: tuple, keys: tuple[str, str]
+) -> list[dict]:
+    """`alternate_predict`'s samples as rows ({keys[0]: variant 0's median ms/img, keys[1]: variant 1's}),
+    each printed as it is made."""
+    rows = []
+    for b, samples in samples_by_batch.items():
+        off, on = (statistics.median(samples[v]) for v in variants)
+        rows.append({"model": name, "batch": b, keys[0]: round(off, 4), keys[1]: round(on, 4)})
+        print(f"predict per call {name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True)
+    return rows

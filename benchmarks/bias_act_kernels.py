@@ -13,9 +13,7 @@ and whether the two graphs' outputs are `torch.equal`. `--predict` adds the publ
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -84,31 +82,16 @@ def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls
                     models[on].predict(frames[:b], half=True, device=0, verbose=False)
         finally:
             bias_act_triton._switch_on = original
-    rows = []
-    for b, samples in alternate_predict(models, frames, batches, rounds, calls).items():
-        off, on = statistics.median(samples[False]), statistics.median(samples[True])
-        rows.append({"model": path.name, "batch": b, "off_ms_per_img": round(off, 4), "on_ms_per_img": round(on, 4)})
-        print(
-            f"predict per call {path.name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True
-        )
-    return rows
+    samples = alternate_predict(models, frames, batches, rounds, calls)
+    return ab_timing.predict_summary(path.name, samples, (False, True), ("off_ms_per_img", "on_ms_per_img"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder (fixtures)")
-    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
-    parser.add_argument("--imgsz", nargs=2, type=int, default=[384, 640], metavar=("H", "W"))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=30, help="replays per round")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument(
-        "--predict", action="store_true", help="also model.predict(frames) per call, FP16, first model, on vs off"
-    )
-    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
-    args = parser.parse_args()
+    args = ab_timing.argument_parser(
+        __doc__.splitlines()[0],
+        REPO.parent / "shared",
+        "also model.predict(frames) per call, FP16, first model, on vs off",
+    ).parse_args()
     if not torch.cuda.is_available():
         print("bias_act_kernels.py needs a CUDA GPU (none is visible)")
         return 2
@@ -156,18 +139,7 @@ def main() -> int:
                 )
                 del graphs
             torch.cuda.empty_cache()
-    predict = []
-    if args.predict:
-        predict = predict_rows(
-            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
-        )
-    print(
-        f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
-    )
-    if args.json:
-        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
-        args.json.write_text(json.dumps(report, indent=1))
-    return 0 if all(r["equal"] for r in rows) else 1
+    return ab_timing.finish(args, device, rows, started, predict_rows)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ the two graphs are replayed in alternating rounds: ms per forward is the median 
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import os
 import statistics
 import sys
@@ -27,6 +25,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import ab_timing  # noqa: E402
 from benchmarks.ab_timing import DTYPES, alternate_predict, alternate_replays, capture, load_model, photo_frames  # noqa: E402
 from ultralytics.gpu.channels_last import network_input, to_channels_last  # noqa: E402
 from ultralytics.utils.settings import CHANNELS_LAST_ENV  # noqa: E402
@@ -47,29 +46,14 @@ def predict_rows(spec: str, shared: Path, batches: list[int], rounds: int, calls
         for b in batches:
             for _ in range(3):  # warm-up: Triton compile, graph capture, pinned buffers
                 models[switch].predict(frames[:b], half=True, device=0, verbose=False)
-    rows = []
-    for b, samples in alternate_predict(models, frames, batches, rounds, calls).items():
-        off, on = statistics.median(samples["0"]), statistics.median(samples["1"])
-        rows.append({"model": path.name, "batch": b, "nchw_ms_per_img": round(off, 4), "cl_ms_per_img": round(on, 4)})
-        print(
-            f"predict per call {path.name:<28} fp16 {b:>5} {off:>8.3f} {on:>8.3f} {off - on:>7.3f} ms/img", flush=True
-        )
-    return rows
+    samples = alternate_predict(models, frames, batches, rounds, calls)
+    return ab_timing.predict_summary(path.name, samples, ("0", "1"), ("nchw_ms_per_img", "cl_ms_per_img"))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["yolov8n_random_upstream.pt", "yolov8s.yaml"])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared/ folder (fixtures)")
-    parser.add_argument("--precisions", nargs="+", default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
-    parser.add_argument("--imgsz", nargs=2, type=int, default=[384, 640], metavar=("H", "W"))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=30, help="replays per round")
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--predict", action="store_true", help="also the public API per call, FP16, first model")
-    parser.add_argument("--calls", type=int, default=40, help="predict calls per round (--predict)")
-    args = parser.parse_args()
+    args = ab_timing.argument_parser(
+        __doc__.splitlines()[0], REPO.parent / "shared", "also the public API per call, FP16, first model"
+    ).parse_args()
     if not torch.cuda.is_available():
         print("channels_last.py needs a CUDA GPU (none is visible)")
         return 2
@@ -111,18 +95,7 @@ def main() -> int:
                 del graphs
             del variants
             torch.cuda.empty_cache()
-    predict = []
-    if args.predict:
-        predict = predict_rows(
-            args.models[0], args.shared, [b for b in args.batches if b <= 8], args.rounds, args.calls
-        )
-    print(
-        f"({time.perf_counter() - started:.0f} s; median of {args.rounds} alternating rounds of {args.iters} replays)"
-    )
-    if args.json:
-        report = {"device": torch.cuda.get_device_name(device), "rows": rows, "predict": predict}
-        args.json.write_text(json.dumps(report, indent=1))
-    return 0 if all(r["equal"] for r in rows) else 1
+    return ab_timing.finish(args, device, rows, started, predict_rows)
 
 
 if __name__ == "__main__":
