@@ -32,6 +32,7 @@ import torch
 
 from ultralytics.data.decode import decode_pool
 from ultralytics.data.decode import resolved_future as _resolved
+from ultralytics.data.frame_pool import frame_pool
 from ultralytics.data.prefetch import Prefetcher
 from ultralytics.utils import LOGGER
 
@@ -381,11 +382,13 @@ class InferenceSource:
             count, self.fps[path] = video_properties(cap)
             n_frames = int(count / self.vid_stride)
             frame = 0
+            shape: tuple[int, ...] | None = None  # what the decoder produced last
             while True:
                 for _ in range(self.vid_stride - 1):  # skip without decoding
                     if not cap.grab():
                         return
-                ok, image = cap.read()
+                ok, image = read_frame(cap, shape)
+                shape = image.shape if ok else shape
                 if not ok:
                     if frame == 0:
                         raise ValueError(f"video {path} has no readable frames")
@@ -398,6 +401,18 @@ class InferenceSource:
     def __len__(self) -> int:
         """Number of files/images (videos count once), like upstream's dataset length."""
         return self.tensor.shape[0] if self.tensor is not None else len(self.entries)
+
+
+def read_frame(cap: cv2.VideoCapture, shape: tuple[int, ...] | None) -> tuple[bool, np.ndarray | None]:
+    """`cap.read()`, into an array of `shape` (the previous frame's) from the frame pool when that is known.
+
+    The pool's arrays are reused across calls, so a video's frames are not page-faulted in again at every
+    call (data/frame_pool.py). Given an array of the right size, OpenCV also takes the GIL once per frame
+    instead of twice (it allocates its output from inside the call otherwise), and this reader runs in a
+    thread beside others that hold the GIL. A frame of another size is allocated by OpenCV as before."""
+    if shape is None:
+        return cap.read()
+    return cap.read(frame_pool().take(shape))
 
 
 def _read_entry(entry: _Entry) -> np.ndarray:

@@ -29,6 +29,8 @@ READER_ENV = "ULTRALYTICS_NVDEC_READER"
 SESSIONS_ENV = "ULTRALYTICS_NVDEC_SESSIONS"
 REUSE_ENV = "ULTRALYTICS_NVDEC_REUSE"
 DEFAULT_NVDEC_SESSIONS = 4
+FRAME_POOL_ENV = "ULTRALYTICS_FRAME_POOL_MB"
+DEFAULT_FRAME_POOL_MB = 384
 HOST_MEMORY_ENV = "ULTRALYTICS_TRT_HOST_MEMORY"
 TRITON_INTERPRET_ENV = "TRITON_INTERPRET"
 
@@ -63,6 +65,11 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "ULTRALYTICS_DECODE_WORKERS": (
         "integer, `0` = auto (default)",
         "threads decoding image files (auto: cores − 2, 1..16)",
+    ),
+    "ULTRALYTICS_FRAME_POOL_MB": (
+        "integer, default 384; `0` = off",
+        "host memory kept for decoded video frames and reused across calls (a fresh frame's page faults made "
+        "a short clip's first batches read twice as slowly); it stays allocated after a video call",
     ),
     "ULTRALYTICS_GPU_JPEG_CHROMA": (
         "`fancy` (default) / `nvjpeg`",
@@ -115,6 +122,7 @@ class Settings:
     gpu_chunk: int  # frames per chunk of a larger batch; 0: no chunks
     gpu_fused: bool = True  # same-size batches: letterbox + network + NMS in one CUDA graph
     gpu_channels_last: bool = False  # FP16 PyTorch models on CUDA run channels-last (opt-in)
+    frame_pool_mb: int = DEFAULT_FRAME_POOL_MB  # host memory kept for decoded video frames; 0: none
 
 
 _SETTINGS_ENV = (
@@ -125,6 +133,7 @@ _SETTINGS_ENV = (
     CHUNK_ENV,
     FUSED_ENV,
     CHANNELS_LAST_ENV,
+    FRAME_POOL_ENV,
 )
 _PARSED: dict[tuple, Settings] = {}  # the environment's values of the switches → their parsed form
 
@@ -146,6 +155,7 @@ def _parse_settings() -> Settings:
     env = os.environ
     workers = _whole_number(DECODE_WORKERS_ENV, "0", "a whole number of threads (0 = auto)")
     chunk = _whole_number(CHUNK_ENV, str(DEFAULT_CHUNK), "a whole number of frames (0 = no chunks)")
+    pool = _whole_number(FRAME_POOL_ENV, str(DEFAULT_FRAME_POOL_MB), "a whole number of megabytes (0 = off)")
     return Settings(
         gpu_resize=env.get(RESIZE_ENV, "exact").strip().lower(),
         gpu_triton=env.get(TRITON_ENV, "1").strip() != "0",
@@ -154,6 +164,7 @@ def _parse_settings() -> Settings:
         gpu_host_letterbox=env.get(HOST_LETTERBOX_ENV, "auto").strip().lower() or "auto",
         gpu_fused=_choice(FUSED_ENV, "1", ("1", "0")) == "1",
         gpu_channels_last=_choice(CHANNELS_LAST_ENV, "0", ("0", "1")) == "1",
+        frame_pool_mb=pool,
     )
 
 
