@@ -42,6 +42,10 @@ OVERLAP_LETTERBOX_FROM_BATCH = 8
 # `ULTRALYTICS_GPU_FUSED=0`) are letterboxed beside the previous network; mixed sizes frame by frame.
 FUSED_BELOW_BATCH = 0
 FUSED_MAX_INPUT_BYTES = 128 << 20
+# Batches of decoded image files gathered ahead of the thread that stages them (`reads_files_ahead`). A depth of
+# 1 holds one 32-frame batch less but measured 0.726 against 0.701 ms/img (folder b32, 7 alternating rounds,
+# H200; benchmarks/NOTES.md, session 9), and the process's peak memory did not move.
+GATHER_DEPTH = 2
 NO_TIME = ()  # a stage's timing when the stage ran inside another one (the fused graph): 0 ms
 
 
@@ -307,7 +311,7 @@ class GpuStages:
         single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
         parts = chunked(source, size, self._rect)
         if not single and reads_files_ahead(source):
-            parts = Prefetcher(parts, depth=2)
+            parts = Prefetcher(parts, depth=GATHER_DEPTH)
         batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
         from ultralytics.data.augment import originals
 
