@@ -117,3 +117,24 @@ def test_frames_kept_by_the_caller_are_never_overwritten(clip, fresh_pool):
         np.testing.assert_array_equal(frame, want)
         np.testing.assert_array_equal(copy, want)
     assert not {f.ctypes.data for f in kept} & {f.ctypes.data for f in again}
+
+
+def test_pil_images_convert_into_the_pool_and_kept_ones_survive(fresh_pool):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgb = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(3)]
+    pils = [Image.fromarray(a) for a in rgb]
+    first = [im for _, images, _ in load_inference_source(pils) for im in images]
+    for got, want in zip(first, rgb):
+        np.testing.assert_array_equal(got, want[..., ::-1])
+    assert fresh_pool.held_bytes == 3 * 48 * 64 * 3
+    second = [im for _, images, _ in load_inference_source(pils[::-1]) for im in images]
+    for got, want in zip(first, rgb):  # the first call's arrays are still held here: not overwritten
+        np.testing.assert_array_equal(got, want[..., ::-1])
+    for got, want in zip(second, rgb[::-1]):
+        np.testing.assert_array_equal(got, want[..., ::-1])
+    assert fresh_pool.held_bytes == 6 * 48 * 64 * 3
+    del first, second
+    third = [im for _, images, _ in load_inference_source(pils) for im in images]
+    assert len(third) == 3 and fresh_pool.held_bytes == 6 * 48 * 64 * 3  # released arrays reused: none new
