@@ -1,4 +1,4 @@
-"""Host arrays that video frames are decoded into, kept and reused across predict calls.
+"""Host arrays that video frames are decoded into and PIL images converted into, kept and reused across calls.
 
 Why: a freshly allocated 720p frame (2.7 MB) costs ~675 page faults the first time it is written. In a CUDA
 predict over a video at batch 32, ~130 frames are in flight (read ahead, gathered, staged, waiting for
@@ -8,34 +8,39 @@ three batches read at 2.1-2.6 ms/frame against 1.0 once memory was being reused 
 session 9, probe T).
 
 An array is handed out again only when nothing else references it: the pool's list is its only owner
-(CPython's reference count), so a frame a caller keeps (a `Results.orig_img`, a view, a tensor made with
-`torch.from_numpy`) is never overwritten. Free-threaded Python does not keep exact reference counts, so
-there the pool is off. The pool holds at most `ULTRALYTICS_FRAME_POOL_MB` (default 384; 0 = off): that much
-host memory stays allocated after a video call, as torch keeps its pinned buffers.
+(CPython's reference count, compared with that of a sentinel array measured the same way at every search),
+so a frame a caller keeps (a `Results.orig_img`, a view, a tensor made with `torch.from_numpy`) is never
+overwritten. Free-threaded builds of Python do not keep exact reference counts; there the pool is off.
+
+Limits: at most `ULTRALYTICS_FRAME_POOL_MB` (default 384; 0 = off), which stays allocated after a call, as
+torch keeps its pinned buffers. That covers the ~130 frames in flight at 720p and batch 32; at 1080p or 4K the
+frames beyond it are allocated as before. At most MAX_SHAPES frame sizes are kept: a stream of photos of every
+size (PIL images) would otherwise keep one array per size, none ever reused.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import sysconfig
 import threading
 
 import numpy as np
 
 from ultralytics.utils.settings import settings
 
+MAX_SHAPES = 4  # frame sizes kept; the least recently used size's unused arrays go first
+
 
 def _references(arrays: list[np.ndarray], i: int) -> int:
+    """`arrays[i]`'s reference count, always read at this one place, so that the interpreter's own temporary
+    references (which differ between versions and specialisations) are the same for every array compared."""
     return sys.getrefcount(arrays[i])
 
 
-# what an array referenced only by the pool's list reads as, measured the way the pool measures (the
-# interpreter's own temporary references differ between Python versions)
-_UNUSED = _references([np.empty(0, np.uint8)], 0)
-
-
 def _exact_refcounts() -> bool:
-    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)  # Python 3.13+; absent means the GIL is on
-    return is_gil_enabled is None or bool(is_gil_enabled())
+    """False on a free-threaded build (3.13t/3.14t), whose counts are not exact even while the GIL is on."""
+    return not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 
 class FramePool:
@@ -43,11 +48,12 @@ class FramePool:
 
     def __init__(self, max_bytes: int | None = None):
         self._max_bytes = max_bytes  # None: the setting, read at every take
-        self._arrays: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self._arrays: dict[tuple[int, ...], list[np.ndarray]] = {}  # by shape, least recently used first
         self._next: dict[tuple[int, ...], int] = {}  # where the last search for a free array ended
         self._bytes = 0
         self._lock = threading.Lock()
         self._exact = _exact_refcounts()
+        self._sentinel = [np.empty(0, np.uint8)]  # referenced by this list only: what "unused" reads as
 
     @property
     def max_bytes(self) -> int:
@@ -65,15 +71,17 @@ class FramePool:
         if not self._exact or limit <= 0 or size > limit:
             return np.empty(shape, np.uint8)
         with self._lock:
-            arrays = self._arrays.setdefault(shape, [])
+            unused = _references(self._sentinel, 0)
+            arrays = self._arrays.pop(shape, [])
+            self._arrays[shape] = arrays  # now the most recently used size
             n, start = len(arrays), self._next.get(shape, 0)
             for k in range(n):
                 i = (start + k) % n
-                if _references(arrays, i) == _UNUSED:  # any other reference is a user of the array
+                if _references(arrays, i) == unused:  # any other reference is a user of the array
                     self._next[shape] = (i + 1) % n
                     return arrays[i]
-            if self._bytes + size > limit:
-                self._drop_unused(other_than=shape)
+            if len(self._arrays) > MAX_SHAPES or self._bytes + size > limit:
+                self._drop_unused(unused, shape, size, limit)
             if self._bytes + size > limit:
                 return np.empty(shape, np.uint8)  # full of frames in use: this one is not kept
             array = np.empty(shape, np.uint8)
@@ -81,12 +89,15 @@ class FramePool:
             self._bytes += size
             return array
 
-    def _drop_unused(self, other_than: tuple[int, ...]) -> None:
-        """Forget unused arrays of other shapes (a previous video's resolution) to make room."""
-        for shape, arrays in list(self._arrays.items()):
-            if shape == other_than:
-                continue
-            kept = [arrays[i] for i in range(len(arrays)) if _references(arrays, i) > _UNUSED]
+    def _drop_unused(self, unused: int, keep: tuple[int, ...], need: int, limit: int) -> None:
+        """Forget the unused arrays of other sizes, least recently used size first, until at most MAX_SHAPES
+        sizes are kept and `need` more bytes fit under `limit` (arrays in use stay: their users hold them)."""
+        excess = len(self._arrays) - MAX_SHAPES
+        for rank, shape in enumerate([s for s in self._arrays if s != keep]):
+            if rank >= excess and self._bytes + need <= limit:
+                break  # the more recently used sizes fit
+            arrays = self._arrays[shape]
+            kept = [arrays[i] for i in range(len(arrays)) if _references(arrays, i) > unused]
             self._bytes -= sum(a.nbytes for a in arrays) - sum(a.nbytes for a in kept)
             if kept:
                 self._arrays[shape] = kept
@@ -101,10 +112,15 @@ class FramePool:
             self._next.clear()
             self._bytes = 0
 
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a fork while another thread held the lock must not leave it held
+
 
 _POOL = FramePool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _POOL._after_fork())
 
 
 def frame_pool() -> FramePool:
-    """The process's pool for decoded video frames."""
+    """The process's pool for decoded video frames and converted PIL images."""
     return _POOL

@@ -109,8 +109,10 @@ def to_bgr(image: np.ndarray, name: str = "image") -> np.ndarray:
 def _pil_to_bgr(image: Any) -> np.ndarray:
     """PIL → BGR uint8 HWC. cvtColor swaps the channels in one fast pass; numpy's reversed-stride copy
     of a 720p frame (`rgb[..., ::-1]`) took several milliseconds. Same bytes either way. The result is
-    written into an array of the frame pool (data/frame_pool.py): memory already faulted in by an earlier
-    call, not a fresh 2.7 MB per 720p image."""
+    written into an array of the frame pool (data/frame_pool.py), memory already faulted in by an earlier
+    call: in a process that had run only PIL calls, `model(pil_image)` went 9.4 → 3.9 ms on the H200 host
+    (page faults 1863 → 0 per image, benchmarks/NOTES.md, session 9, probe Q); where earlier calls had left
+    the allocator's memory mapped, the api_speed rows did not move."""
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=frame_pool().take(rgb.shape))
 
@@ -409,9 +411,8 @@ def read_frame(cap: cv2.VideoCapture, shape: tuple[int, ...] | None) -> tuple[bo
     """`cap.read()`, into an array of `shape` (the previous frame's) from the frame pool when that is known.
 
     The pool's arrays are reused across calls, so a video's frames are not page-faulted in again at every
-    call (data/frame_pool.py). Given an array of the right size, OpenCV also takes the GIL once per frame
-    instead of twice (it allocates its output from inside the call otherwise), and this reader runs in a
-    thread beside others that hold the GIL. A frame of another size is allocated by OpenCV as before."""
+    call (data/frame_pool.py). A frame of another size is allocated by OpenCV as before (it does not write
+    into an array of the wrong size)."""
     if shape is None:
         return cap.read()
     return cap.read(frame_pool().take(shape))

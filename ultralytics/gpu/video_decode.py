@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ultralytics.data.loaders import read_frame
 from ultralytics.gpu import nvdec_pool
 from ultralytics.gpu.capture_gate import capture_gate
 from ultralytics.gpu.decode import cuda_device_problem
@@ -203,6 +204,7 @@ class OpenCVFrameReader:
         import cv2
 
         self.device = torch.device(device)
+        self._shape: tuple[int, ...] | None = None  # the last frame's, for the next read's array
         self._cap = cv2.VideoCapture(str(path))
         if not self._cap.isOpened():
             raise ValueError(
@@ -212,10 +214,11 @@ class OpenCVFrameReader:
     def read(self, n: int) -> torch.Tensor | None:
         frames: list[np.ndarray] = []
         while len(frames) < n and self._cap is not None:
-            ok, image = self._cap.read()
+            ok, image = read_frame(self._cap, self._shape)  # into frame-pool arrays (data/frame_pool.py)
             if not ok:
                 self.close()
                 break
+            self._shape = image.shape
             frames.append(image)
         if not frames:
             return None
