@@ -392,11 +392,11 @@ class InferenceSource:
                     if not cap.grab():
                         return
                 ok, image = read_frame(cap, shape)
-                shape = image.shape if ok else shape
                 if not ok:
                     if frame == 0:
                         raise ValueError(f"video {path} has no readable frames")
                     return
+                shape = image.shape
                 frame += 1
                 yield path, image, f"video {k}/{total} (frame {frame}/{max(n_frames, frame)}) {path}: "
         finally:
