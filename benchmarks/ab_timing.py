@@ -70,6 +70,19 @@ def alternate_replays(
     return equal, samples
 
 
+def print_table_head(device: torch.device, imgsz: list[int], header: str) -> None:
+    """The card, torch and input size, then a table's header line and its rule."""
+    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, input {imgsz[0]}x{imgsz[1]}")
+    print(header)
+    print("-" * len(header))
+
+
+def seeded_input(batch: int, imgsz: list[int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A random 0..1 network input, the same for a given batch size in every benchmark and variant."""
+    gen = torch.Generator().manual_seed(batch)
+    return torch.rand(batch, 3, *imgsz, generator=gen).to(device, dtype)
+
+
 def photo_frames(shared: Path, count: int) -> list[Any]:
     """`count` 720x1280 BGR frames made from the fixture photos."""
     import cv2

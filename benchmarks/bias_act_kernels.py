@@ -27,7 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import ab_timing  # noqa: E402
-from benchmarks.ab_timing import DTYPES, alternate_predict, alternate_replays, load_model, photo_frames  # noqa: E402
+from benchmarks.ab_timing import (  # noqa: E402
+    DTYPES,
+    alternate_predict,
+    alternate_replays,
+    load_model,
+    photo_frames,
+    print_table_head,
+    seeded_input,
+)
 from ultralytics.gpu import bias_act_triton  # noqa: E402
 from ultralytics.utils.settings import TRITON_ENV  # noqa: E402
 
@@ -100,18 +108,15 @@ def main() -> int:
         return 2
     device = torch.device("cuda")
     started = time.perf_counter()
-    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, input {args.imgsz[0]}x{args.imgsz[1]}")
     header = f"{'model':<28} {'prec':<5} {'batch':>5} {'off ms':>8} {'on ms':>8} {'saved':>7} {'on/off':>7} {'kernels off/on':>15} {'equal':>6}"
-    print(header)
-    print("-" * len(header))
+    print_table_head(device, args.imgsz, header)
     rows = []
     for spec in args.models:
         base = load_model(spec, args.shared)
         for precision in args.precisions:
             model = copy.deepcopy(base).to(device, DTYPES[precision])
             for batch in args.batches:
-                gen = torch.Generator().manual_seed(batch)
-                x = torch.rand(batch, 3, *args.imgsz, generator=gen).to(device, DTYPES[precision])
+                x = seeded_input(batch, args.imgsz, device, DTYPES[precision])
                 kernels = ("", "")
                 if batch == args.batches[0]:
                     kernels = (kernels_per_forward(model, x, False), kernels_per_forward(model, x, True))

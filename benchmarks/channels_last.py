@@ -26,7 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import ab_timing  # noqa: E402
-from benchmarks.ab_timing import DTYPES, alternate_predict, alternate_replays, capture, load_model, photo_frames  # noqa: E402
+from benchmarks.ab_timing import (  # noqa: E402
+    DTYPES,
+    alternate_predict,
+    alternate_replays,
+    capture,
+    load_model,
+    photo_frames,
+    print_table_head,
+    seeded_input,
+)
 from ultralytics.gpu.channels_last import network_input, to_channels_last  # noqa: E402
 from ultralytics.utils.settings import CHANNELS_LAST_ENV  # noqa: E402
 
@@ -59,12 +68,10 @@ def main() -> int:
         return 2
     device = torch.device("cuda")
     started = time.perf_counter()
-    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}, input {args.imgsz[0]}x{args.imgsz[1]}")
     header = (
         f"{'model':<28} {'prec':<5} {'batch':>5} {'NCHW ms':>8} {'CL ms':>8} {'saved':>7} {'CL/NCHW':>7} {'equal':>6}"
     )
-    print(header)
-    print("-" * len(header))
+    print_table_head(device, args.imgsz, header)
     rows = []
     for spec in args.models:
         base = load_model(spec, args.shared)
@@ -72,8 +79,7 @@ def main() -> int:
             variants = {"nchw": copy.deepcopy(base).to(device, DTYPES[precision])}
             variants["channels_last"] = to_channels_last(copy.deepcopy(variants["nchw"]))
             for batch in args.batches:
-                gen = torch.Generator().manual_seed(batch)
-                x = torch.rand(batch, 3, *args.imgsz, generator=gen).to(device, DTYPES[precision])
+                x = seeded_input(batch, args.imgsz, device, DTYPES[precision])
                 graphs = {k: capture(m, network_input(x, LAYOUTS[k])) for k, m in variants.items()}
                 equal, samples = alternate_replays(graphs, args.rounds, args.iters)
                 off, on = statistics.median(samples["nchw"]), statistics.median(samples["channels_last"])
