@@ -49,6 +49,7 @@ class _Entry:
     kind: str  # "image" | "video" | "array"
     path: str
     array: np.ndarray | None = None
+    converted: bool = False  # an array made here from the caller's PIL image
 
 
 def is_tensor_source(source: Any) -> bool:
@@ -214,7 +215,7 @@ def _entries(source: Any) -> list[_Entry]:
     if isinstance(source, np.ndarray):
         return [_Entry("array", "image0.jpg", to_bgr(source, "image0.jpg"))]
     if _is_pil(source):
-        return [_Entry("array", _pil_name(source, 0), _pil_to_bgr(source))]
+        return [_Entry("array", _pil_name(source, 0), _pil_to_bgr(source), converted=True)]
     if isinstance(source, list | tuple):
         if not source:
             raise ValueError("the source list is empty; pass at least one image, video or path")
@@ -231,7 +232,7 @@ def _entries(source: Any) -> list[_Entry]:
             else:
                 raise TypeError(f"source item {i} has unsupported type {type(item).__name__}; use paths, numpy or PIL")
         for (place, name, _), bgr in zip(pils, _pils_to_bgr([image for _, _, image in pils])):
-            entries[place] = _Entry("array", name, bgr)
+            entries[place] = _Entry("array", name, bgr, converted=True)
         return entries
     if source is None:
         raise ValueError("no source given; pass an image/video path, directory, glob, array, PIL image or tensor")
@@ -298,6 +299,11 @@ class InferenceSource:
     def in_memory(self) -> bool:
         """True when nothing is left to decode (arrays, PIL images, a tensor)."""
         return self.tensor is not None or all(e.kind == "array" for e in self.entries)
+
+    @property
+    def callers_own_arrays(self) -> bool:
+        """True when every frame is an array or tensor the caller passed in: nothing decoded or converted here."""
+        return self.tensor is not None or all(e.kind == "array" and not e.converted for e in self.entries)
 
     @property
     def n_batches(self) -> int | None:

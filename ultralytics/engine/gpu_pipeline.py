@@ -305,10 +305,18 @@ class GpuStages:
     def run(self, source: Iterable[tuple], profilers: tuple) -> Iterator[tuple]:
         """(paths, images, infos, im, results) per batch (or chunk of a large batch). A source with files
         to decode, several batches or chunks is decoded and uploaded one batch ahead in a thread; one
-        small in-memory batch is uploaded here (a thread would only add its start and hand-over)."""
+        small batch of the caller's own arrays is uploaded here (a thread would only add its start and
+        hand-over).
+
+        Several PIL images go through the thread too. Staged here, the copy's OpenMP workers (torch's, of
+        this thread) spin for milliseconds afterwards, when this thread's team is the process's only one,
+        and the next call's PIL conversions ran beside them: lists of 8 took 4.2-5.4 ms/img on the H200
+        host against 1.7-2.3 with the copy elsewhere (benchmarks/NOTES.md, session 10, probes X-GG)."""
         size = settings().gpu_chunk
         small = getattr(source, "batch", size + 1) <= size or size <= 0
-        single = getattr(source, "in_memory", False) and getattr(source, "n_batches", None) == 1 and small
+        converted = not getattr(source, "callers_own_arrays", True) and getattr(source, "batch", 1) > 1
+        in_memory = getattr(source, "in_memory", False) and not converted
+        single = in_memory and getattr(source, "n_batches", None) == 1 and small
         parts = chunked(source, size, self._rect)
         if not single and reads_files_ahead(source):
             parts = Prefetcher(parts, depth=GATHER_DEPTH)

@@ -1,0 +1,59 @@
+"""Which thread stages a batch on the device path: one batch of the caller's own arrays in the caller's
+thread, several PIL images (converted here) in the prefetch thread. Staged in the caller's thread, the copy's
+OpenMP workers spun beside the next call's PIL conversions: PIL lists of 8 ran 2.3x slower on the H200 host
+(benchmarks/NOTES.md, session 10, probe HH). Runs the device stages on the CPU."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.gpu.test_pipeline import assert_boxes_match, boxes_of, predictor_for
+from ultralytics import YOLO
+from ultralytics.data.loaders import InferenceSource
+from ultralytics.engine.gpu_pipeline import GpuStages
+
+
+@pytest.fixture
+def pil_images(shapes_images) -> list[Image.Image]:
+    return [Image.fromarray(np.ascontiguousarray(im[..., ::-1])) for _, im in shapes_images[:3]]
+
+
+def test_callers_own_arrays_tells_converted_frames_apart(shapes_images, pil_images, tmp_path):
+    arrays = [im for _, im in shapes_images[:3]]
+    assert InferenceSource(arrays).callers_own_arrays
+    assert InferenceSource(arrays[0]).callers_own_arrays
+    assert InferenceSource(torch.zeros(2, 3, 64, 64)).callers_own_arrays
+    assert not InferenceSource(pil_images).callers_own_arrays
+    assert not InferenceSource(pil_images[0]).callers_own_arrays
+    assert not InferenceSource([arrays[0], pil_images[1]]).callers_own_arrays
+    Image.fromarray(arrays[0]).save(tmp_path / "a.png")
+    assert not InferenceSource(str(tmp_path)).callers_own_arrays
+
+
+def test_pil_lists_stage_beside_the_caller(shapes_pt, shapes_images, pil_images, monkeypatch):
+    model = YOLO(shapes_pt)
+    predictor = predictor_for(model, "cpu", imgsz=320)
+    predictor.gpu = GpuStages(predictor.model, predictor.args)
+    threads: list[str] = []
+    stage = GpuStages.stage_batch
+    monkeypatch.setattr(
+        GpuStages, "stage_batch", lambda self, b: threads.append(threading.current_thread().name) or stage(self, b)
+    )
+    caller = threading.current_thread().name
+
+    arrays = [np.asarray(im)[..., ::-1].copy() for im in pil_images]  # the same pixels, BGR
+    expected = boxes_of(predictor(arrays))
+    assert threads == [caller]  # the caller's own arrays: staged here
+    threads.clear()
+    got = boxes_of(predictor(pil_images))
+    assert len(threads) == 1 and threads[0] != caller  # PIL images converted here: staged in another thread
+    assert sum(len(b) for b in expected) > 0
+    assert_boxes_match(got, expected, px=1e-4, conf=1e-6)  # same frames, same detections
+    threads.clear()
+    predictor(pil_images[0])
+    assert threads == [caller]  # one PIL image: a thread would only add its start
