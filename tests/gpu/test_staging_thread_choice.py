@@ -1,7 +1,7 @@
 """Which thread stages a batch on the device path: one batch of the caller's own arrays in the caller's
-thread, several PIL images (converted here) in the prefetch thread. Staged in the caller's thread, the copy's
-OpenMP workers spun beside the next call's PIL conversions: PIL lists of 8 ran 2.3x slower on the H200 host
-(benchmarks/NOTES.md, session 10, probe HH). Runs the device stages on the CPU."""
+thread, several PIL images (converted here) in the prefetch thread: staged in the caller's thread, PIL lists
+of 8 ran 2.3x slower on the H200 host (benchmarks/NOTES.md, session 10, probe HH). Runs the device stages on
+the CPU."""
 
 from __future__ import annotations
 

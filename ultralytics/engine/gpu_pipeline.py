@@ -308,10 +308,10 @@ class GpuStages:
         small batch of the caller's own arrays is uploaded here (a thread would only add its start and
         hand-over).
 
-        Several PIL images go through the thread too. Staged here, the copy's OpenMP workers (torch's, of
-        this thread) spin for milliseconds afterwards, when this thread's team is the process's only one,
-        and the next call's PIL conversions ran beside them: lists of 8 took 4.2-5.4 ms/img on the H200
-        host against 1.7-2.3 with the copy elsewhere (benchmarks/NOTES.md, session 10, probes X-GG)."""
+        Several PIL images go through the thread too: staged here, PIL lists of 8 took 5.0-5.4 ms/img on the
+        H200 host against 2.2 staged in the thread (lists of numpy frames unchanged). The likely cause: torch's
+        OpenMP workers spin after the staging copy, beside the next call's PIL conversions; with
+        OMP_WAIT_POLICY=PASSIVE the caller's thread did as well (benchmarks/NOTES.md, session 10, probes W, HH)."""
         size = settings().gpu_chunk
         small = getattr(source, "batch", size + 1) <= size or size <= 0
         converted = not getattr(source, "callers_own_arrays", True) and getattr(source, "batch", 1) > 1
