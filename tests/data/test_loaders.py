@@ -233,7 +233,7 @@ def test_errors(tmp_path):
 def test_directory_listing_matches_the_pathlib_rule(tmp_path):
     """The scandir listing keeps the rule it replaced: media files only (any case of suffix), no
     sub-directories, sorted by path; the order is the one the old per-file Path listing gave."""
-    from ultralytics.data.loaders import _media_in, _media_in_directory
+    from ultralytics.data.loaders import IMG_FORMATS, VID_FORMATS, _media_in, _media_in_directory
 
     names = ["b.JPG", "a.png", "c.mp4", "notes.txt", "z.jpeg", "A.webp", ".jpg", "noext", "x.tar.png", "..jpg", "d."]
     for name in names:
@@ -241,6 +241,10 @@ def test_directory_listing_matches_the_pathlib_rule(tmp_path):
     (tmp_path / "sub.jpg").mkdir()  # a directory with an image's name is not a file
     got = [(e.kind, e.path) for e in _media_in_directory(tmp_path)]
     assert got == [(e.kind, e.path) for e in _media_in(list(tmp_path.iterdir()))]
+    # both share one suffix rule now: pathlib's own reading of each name is the independent reference
+    media = IMG_FORMATS | VID_FORMATS
+    by_pathlib = sorted(p for p in tmp_path.iterdir() if p.is_file() and p.suffix[1:].lower() in media)
+    assert [p for _, p in got] == [str(p) for p in by_pathlib]
     assert [p.rsplit("/", 1)[-1] for _, p in got] == [
         "..jpg",
         "A.webp",
