@@ -1,7 +1,8 @@
-"""Which thread stages a batch on the device path: one batch of the caller's own arrays in the caller's
-thread, several PIL images (converted here) in the prefetch thread: staged in the caller's thread, PIL lists
-of 8 ran 2.3x slower on the H200 host (benchmarks/NOTES.md, session 10, probe HH). Runs the device stages on
-the CPU."""
+"""Which thread stages a batch on the device path: the caller's own arrays in the caller's thread, however
+many chunks (staged in another thread, one call over 256 frames ran 1.18x slower on the H200 host:
+benchmarks/NOTES.md, session 11, probe II); several PIL images (converted here) in the prefetch thread (staged
+in the caller's thread, PIL lists of 8 ran 2.3x slower: session 10, probe HH). Runs the device stages on the
+CPU."""
 
 from __future__ import annotations
 
@@ -57,3 +58,31 @@ def test_pil_lists_stage_beside_the_caller(shapes_pt, shapes_images, pil_images,
     threads.clear()
     predictor(pil_images[0])
     assert threads == [caller]  # one PIL image: a thread would only add its start
+
+
+def test_chunks_of_the_callers_arrays_stage_in_the_callers_thread(shapes_pt, shapes_images, monkeypatch):
+    """A batch larger than a chunk: each chunk is staged in the caller's thread, in order, lazily (chunk k+1
+    before chunk k's results), with the detections of the same batch run unchunked."""
+    model = YOLO(shapes_pt)
+    arrays = [im for _, im in shapes_images]
+    predictor = predictor_for(model, "cpu", imgsz=320)
+    predictor.gpu = GpuStages(predictor.model, predictor.args)
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "0")
+    expected = boxes_of(predictor(arrays))
+
+    staged: list[tuple[str, int]] = []
+    stage = GpuStages.stage_batch
+    monkeypatch.setattr(
+        GpuStages,
+        "stage_batch",
+        lambda self, b: staged.append((threading.current_thread().name, len(b[0]))) or stage(self, b),
+    )
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "2")
+    stream = predictor(arrays, stream=True)
+    first = next(stream)
+    assert len(staged) == 2  # chunk 2 staged (and launched) before chunk 1's results went out
+    got = boxes_of([first, *stream])
+    caller = threading.current_thread().name
+    assert staged == [(caller, 2)] * 3  # six frames, three chunks, all staged here
+    assert sum(len(b) for b in expected) > 0
+    assert_boxes_match(got, expected, px=1e-4, conf=1e-6)

@@ -303,24 +303,30 @@ class GpuStages:
 
     # ------------------------------------------------------------------ driver
     def run(self, source: Iterable[tuple], profilers: tuple) -> Iterator[tuple]:
-        """(paths, images, infos, im, results) per batch (or chunk of a large batch). A source with files
-        to decode, several batches or chunks is decoded and uploaded one batch ahead in a thread; one
-        small batch of the caller's own arrays is uploaded here (a thread would only add its start and
-        hand-over).
+        """(paths, images, infos, im, results) per batch (or chunk of a large batch).
 
-        Several PIL images go through the thread too: staged here, PIL lists of 8 took 5.0-5.4 ms/img on the
-        H200 host against 2.2 staged in the thread (lists of numpy frames unchanged). The likely cause: torch's
-        OpenMP workers spin after the staging copy, beside the next call's PIL conversions; with
-        OMP_WAIT_POLICY=PASSIVE the caller's thread did as well (benchmarks/NOTES.md, session 10, probes W, HH)."""
+        Which thread stages (copies into pinned memory and uploads) a batch:
+        - the caller's own arrays or tensors, however many batches or chunks: the caller's thread, lazily
+          (stage chunk k+1, launch it, then finish chunk k). The same `torch.cat` of 32 frames took 2.7 ms
+          there and 5.4-6.8 ms from any other thread on the H200 host; one call over 256 frames at batch 32
+          went 0.200 -> 0.169 ms/img (1.74x -> 1.47x the network), same boxes (benchmarks/NOTES.md,
+          session 11, probe II; session 10, probe EE);
+        - files to decode: a thread, one batch ahead of the GPU, fed by the decode workers;
+        - several PIL images (converted here): a thread too. Staged in the caller's thread, PIL lists of 8
+          took 5.0-5.4 ms/img on the H200 host against 2.2 in the thread, likely torch's OpenMP workers
+          spinning after the copy beside the next call's PIL conversions (session 10, probes W, HH);
+        - one PIL image: the caller's thread (a thread would only add its start and hand-over)."""
         size = settings().gpu_chunk
         small = getattr(source, "batch", size + 1) <= size or size <= 0
-        converted = not getattr(source, "callers_own_arrays", True) and getattr(source, "batch", 1) > 1
-        in_memory = getattr(source, "in_memory", False) and not converted
-        single = in_memory and getattr(source, "n_batches", None) == 1 and small
+        in_memory = getattr(source, "in_memory", False)
+        callers_own = in_memory and getattr(source, "callers_own_arrays", False)
+        one_small_batch = in_memory and getattr(source, "n_batches", None) == 1 and small
+        converted_several = not callers_own and getattr(source, "batch", 1) > 1
+        here = callers_own or (one_small_batch and not converted_several)
         parts = chunked(source, size, self._rect)
-        if not single and reads_files_ahead(source):
+        if not here and reads_files_ahead(source):
             parts = Prefetcher(parts, depth=GATHER_DEPTH)
-        batches = (self.stage_batch(b) for b in parts) if single else self.prefetch(parts)
+        batches = (self.stage_batch(b) for b in parts) if here else self.prefetch(parts)
         from ultralytics.data.augment import originals
 
         return self.pipelined(batches, profilers, self.preprocess, self.inference, originals)
