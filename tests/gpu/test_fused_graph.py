@@ -16,7 +16,8 @@ from ultralytics.gpu import upload
 @pytest.mark.parametrize(
     "shapes",
     [
-        [(720, 1280, 3)],  # one 720p frame: four pieces
+        [(720, 1280, 3)],  # one 720p frame: whole
+        [(2160, 3840, 3)],  # one 4K frame: four pieces
         [(600, 800, 3)],
         [(720, 1280, 3), (720, 1280, 3)],  # whole frames, one group
         [(720, 1280, 3), (480, 640, 3), (12, 20, 3)],
@@ -40,6 +41,18 @@ def test_staging_pieces_cover_the_frames_in_order(shapes):
     for piece in pieces:
         upload._stage(sources, offsets, staging, piece)
     assert torch.equal(staging, torch.from_numpy(np.concatenate([f.reshape(-1) for f in frames])))
+
+
+def test_only_frames_above_12_mb_are_cut():
+    """Cutting a lone 720p or 1080p frame in pieces made `model(frame)` slower on the H200 host, cutting a 4K
+    frame faster (benchmarks/NOTES.md, session 11, probe MM): each piece costs a copy call and a DMA launch."""
+
+    def pieces_of(h: int, w: int) -> int:
+        return len(upload._pieces([0, h * w * 3], upload.GROUP_BYTES))
+
+    assert pieces_of(720, 1280) == 1
+    assert pieces_of(1080, 1920) == 1
+    assert pieces_of(2160, 3840) == upload.SPLIT_PIECES
 
 
 def _predict(model: YOLO, images: list[np.ndarray], monkeypatch, fused: str, **kw) -> list[np.ndarray]:

@@ -7,8 +7,8 @@ that read it has finished (an event per buffer), otherwise a fast producer would
 still in flight.
 
 Frames are staged a group at a time (`torch.cat` into the pinned buffer, then one DMA per group, so
-the DMA of one group overlaps staging the next; a lone large frame is staged in four pieces for the
-same reason); one torch call copies a whole group with the GIL released. In the pipeline this host copy runs at the host's memory bandwidth for frames that come
+the DMA of one group overlaps staging the next; a lone frame above 12 MB, 4K, is staged in four pieces for
+the same reason); one torch call copies a whole group with the GIL released. In the pipeline this host copy runs at the host's memory bandwidth for frames that come
 from DRAM (0.13-0.19 ms per 720p frame on the H100/H200 hosts, against 0.04 when the same 32 frames
 are copied again and again from cache): it, not the GPU, paces yolov8n at batch 32. Memmoves over
 2/4/8 threads of our own were measured against it in the pipeline and were slower (benchmarks/NOTES.md).
@@ -169,15 +169,17 @@ def flat_sources(images: list[np.ndarray]) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(im).reshape(-1)) for im in images]
 
 
-SPLIT_BYTES = 1 << 20  # a lone frame above this is staged in pieces: the DMA of one overlaps staging the next
+SPLIT_BYTES = 12 << 20  # a lone frame above this is staged in pieces: the DMA of one overlaps staging the next
 SPLIT_PIECES = 4
 
 
 def _pieces(offsets: list[int], limit: int) -> list[tuple[int, int, int, int]]:
     """(begin, end, first, last): byte ranges [begin, end) staged and copied one after another, lying in
     frames [first, last). Groups of whole frames of at most `limit` bytes, except that a group of one
-    large frame is cut in SPLIT_PIECES. At batch 1 the frame's staging (0.06 ms for 720p on the H200
-    host) and its DMA (0.06 ms) then overlap instead of adding up."""
+    frame above SPLIT_BYTES is cut in SPLIT_PIECES, so that its staging and its DMA overlap. Each piece
+    costs a copy call and a DMA launch of its own: `model(frame)` on the H200 host (FP16 yolov8n, 8
+    alternating rounds) took 1.81 -> 1.75 ms at 720p and 2.16 -> 1.93 at 1080p whole instead of in four
+    pieces, but 2.59 against 2.79 at 4K (25 MB) in four (benchmarks/NOTES.md, session 11, probe MM)."""
     ranges = []
     for first, last in _groups(offsets, limit):
         begin, end = offsets[first], offsets[last]
