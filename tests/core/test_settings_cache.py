@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ultralytics.utils.settings import settings
@@ -40,3 +42,16 @@ def test_a_bad_switch_stops_predict_in_one_line_before_any_image(monkeypatch, sh
     monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "2")
     with pytest.raises(ValueError, match=r"^ULTRALYTICS_GPU_FUSED='2' is not valid: use '1' \(the default\) or '0'$"):
         YOLO(shapes_pt).predict(str(IMAGES), imgsz=64, device="cpu", verbose=False)
+
+
+def test_the_portable_read_gives_the_same_switches(monkeypatch):
+    """Where `os.environ` keeps no encoded `_data` dict (another Python), the switches are read through
+    `os.environ.get`, with the same result."""
+    from ultralytics.utils import settings as settings_module
+
+    monkeypatch.setenv("ULTRALYTICS_GPU_CHUNK", "4")
+    monkeypatch.setenv("ULTRALYTICS_GPU_FUSED", "0")
+    fast = [v if v is None else os.fsdecode(v) for v in settings_module._switch_values()]  # bytes on POSIX
+    monkeypatch.setattr(settings_module, "_ENCODED_ENV", ())
+    assert list(settings_module._switch_values()) == fast
+    assert settings().gpu_chunk == 4 and settings().gpu_fused is False

@@ -137,12 +137,23 @@ _SETTINGS_ENV = (
     FRAME_POOL_ENV,
 )
 _PARSED: dict[tuple, Settings] = {}  # the environment's values of the switches → their parsed form
+_ENCODED_ENV = tuple(os.environ.encodekey(name) for name in _SETTINGS_ENV) if hasattr(os.environ, "encodekey") else ()
+
+
+def _switch_values() -> tuple:
+    """The switches' raw values (str, or bytes on POSIX: a cache key, parsed from `os.environ`). `os.environ.get` encodes each name and decodes each value in Python, ~1 us a
+    switch, and the CUDA path asks ~5 times per `model(frame)`; `os.environ` keeps the encoded strings in its
+    `_data` dict (CPython, every version since 3.2; it is what `os.environ[...]` reads), read here in one go."""
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict) and _ENCODED_ENV:
+        return tuple(map(data.get, _ENCODED_ENV))
+    return tuple(map(os.environ.get, _SETTINGS_ENV))
 
 
 def settings() -> Settings:
     """The switches as the environment sets them now (read every call, parsed once per set of values:
     the CUDA path asks several times per predict call)."""
-    key = tuple(os.environ.get(name) for name in _SETTINGS_ENV)
+    key = _switch_values()
     parsed = _PARSED.get(key)
     if parsed is None:
         parsed = _parse_settings()
