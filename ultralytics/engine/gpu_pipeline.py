@@ -316,14 +316,11 @@ class GpuStages:
           took 5.0-5.4 ms/img on the H200 host against 2.2 in the thread, likely torch's OpenMP workers
           spinning after the copy beside the next call's PIL conversions (session 10, probes W, HH);
         - one PIL image: the caller's thread (a thread would only add its start and hand-over)."""
-        size = settings().gpu_chunk
-        small = getattr(source, "batch", size + 1) <= size or size <= 0
         in_memory = getattr(source, "in_memory", False)
         callers_own = in_memory and getattr(source, "callers_own_arrays", False)
-        one_small_batch = in_memory and getattr(source, "n_batches", None) == 1 and small
-        converted_several = not callers_own and getattr(source, "batch", 1) > 1
-        here = callers_own or (one_small_batch and not converted_several)
-        parts = chunked(source, size, self._rect)
+        one_image = in_memory and getattr(source, "batch", 0) == 1 and getattr(source, "n_batches", None) == 1
+        here = callers_own or one_image
+        parts = chunked(source, settings().gpu_chunk, self._rect)
         if not here and reads_files_ahead(source):
             parts = Prefetcher(parts, depth=GATHER_DEPTH)
         batches = (self.stage_batch(b) for b in parts) if here else self.prefetch(parts)
