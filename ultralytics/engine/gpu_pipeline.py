@@ -321,7 +321,7 @@ class GpuStages:
         one_image = in_memory and getattr(source, "batch", 0) == 1 and getattr(source, "n_batches", None) == 1
         here = callers_own or one_image
         parts = chunked(source, settings().gpu_chunk, self._rect)
-        if not here and reads_files_ahead(source):
+        if reads_files_ahead(source):  # image files: never a source staged here (those are in memory)
             parts = Prefetcher(parts, depth=GATHER_DEPTH)
         batches = (self.stage_batch(b) for b in parts) if here else self.prefetch(parts)
         from ultralytics.data.augment import originals

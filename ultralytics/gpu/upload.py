@@ -38,7 +38,8 @@ class DeviceFrames:
     """uint8 BGR frames on the device: one BHWC tensor when all share a shape, else HWC tensors.
 
     `ready` is the event after which the frames may be read (the copy ran on another stream);
-    `host_shapes` are the original (h, w) of every frame.
+    `host_shapes` are the (h, w) of every frame as uploaded: the original's, or with a host resize the resized
+    one's (that batch carries its letterbox geometries, so nothing derives them from these).
     """
 
     frames: torch.Tensor | list[torch.Tensor]

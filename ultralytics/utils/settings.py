@@ -141,9 +141,11 @@ _ENCODED_ENV = tuple(os.environ.encodekey(name) for name in _SETTINGS_ENV) if ha
 
 
 def _switch_values() -> tuple:
-    """The switches' raw values (str, or bytes on POSIX: a cache key, parsed from `os.environ`). `os.environ.get` encodes each name and decodes each value in Python, ~1 us a
-    switch, and the CUDA path asks ~5 times per `model(frame)`; `os.environ` keeps the encoded strings in its
-    `_data` dict (CPython, every version since 3.2; it is what `os.environ[...]` reads), read here in one go."""
+    """The switches' raw values: str, or bytes on POSIX (only a cache key; `_parse_settings` reads `os.environ`).
+
+    `os.environ.get` encodes each name and decodes each value in Python, ~1 us a switch, and the CUDA path asks
+    ~5 times per `model(frame)`; `os.environ` keeps the encoded strings in its `_data` dict (CPython, every
+    version since 3.2; it is what `os.environ[...]` reads), read here in one go."""
     data = getattr(os.environ, "_data", None)
     if isinstance(data, dict) and _ENCODED_ENV:
         return tuple(map(data.get, _ENCODED_ENV))
